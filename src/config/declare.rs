@@ -1,0 +1,81 @@
+/// Declares a compile-time BERT configuration: a unit struct implementing
+/// [`BertConfig`](crate::config::BertConfig).
+///
+/// ```
+/// dropbert::bert_config! {
+///     /// A tiny model for examples.
+///     pub Tiny {
+///         vocab: 1000, hidden: 64, layers: 2, heads: 2, intermediate: 256,
+///         max_positions: 128, type_vocab: 2, seq: 32, batch: 4,
+///         layout: PostLn, token_drop: off, layer_drop: off,
+///     }
+/// }
+/// use dropbert::config::BertConfig;
+/// assert_eq!(Tiny::DIMS.head_dim(), 32);
+/// ```
+///
+/// `token_drop: { layer: D, kept: K }` turns token dropping on (split layer `D`, `K` kept tokens);
+/// `layer_drop: on` turns progressive layer dropping on (needs `layout: PreLn`). A configuration
+/// that cannot work (heads not dividing hidden, a drop layer outside the encoder, more kept tokens
+/// than the sequence, ...) fails to compile with a message saying which rule it breaks.
+#[macro_export]
+macro_rules! bert_config {
+    (
+        $(#[$attr:meta])*
+        $vis:vis $name:ident {
+            vocab: $vocab:expr,
+            hidden: $hidden:expr,
+            layers: $layers:expr,
+            heads: $heads:expr,
+            intermediate: $intermediate:expr,
+            max_positions: $max_positions:expr,
+            type_vocab: $type_vocab:expr,
+            seq: $seq:expr,
+            batch: $batch:expr,
+            layout: $layout:ident,
+            token_drop: $token_drop:tt,
+            layer_drop: $layer_drop:ident $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        $vis struct $name;
+
+        const _: () = $crate::config::validate(&<$name as $crate::config::BertConfig>::DIMS);
+
+        impl $crate::config::BertConfig for $name {
+            const NAME: &'static str = stringify!($name);
+            const DIMS: $crate::config::BertDims = $crate::config::BertDims {
+                vocab_size: $vocab,
+                hidden_size: $hidden,
+                num_layers: $layers,
+                num_heads: $heads,
+                intermediate_size: $intermediate,
+                max_positions: $max_positions,
+                type_vocab_size: $type_vocab,
+                seq_len: $seq,
+                batch_size: $batch,
+                layout: $crate::config::BlockLayout::$layout,
+                token_drop: $crate::bert_config!(@token_drop $token_drop),
+                layer_drop: $crate::bert_config!(@switch $layer_drop),
+            };
+            type Vocab = ::luminal::prelude::Const<{ $vocab }>;
+            type Hidden = ::luminal::prelude::Const<{ $hidden }>;
+            type Heads = ::luminal::prelude::Const<{ $heads }>;
+            type HeadDim = ::luminal::prelude::Const<{ $crate::config::BertDims::head_dim(&Self::DIMS) }>;
+            type Intermediate = ::luminal::prelude::Const<{ $intermediate }>;
+            type MaxPositions = ::luminal::prelude::Const<{ $max_positions }>;
+            type TypeVocab = ::luminal::prelude::Const<{ $type_vocab }>;
+            type Seq = ::luminal::prelude::Const<{ $seq }>;
+            type Batch = ::luminal::prelude::Const<{ $batch }>;
+            type Kept = ::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
+            type Dropped = ::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
+        }
+    };
+    (@token_drop off) => { None };
+    (@token_drop { layer: $layer:expr, kept: $kept:expr $(,)? }) => {
+        Some($crate::config::TokenDropDims { drop_layer: $layer, kept_tokens: $kept })
+    };
+    (@switch off) => { false };
+    (@switch on) => { true };
+}

@@ -1,0 +1,50 @@
+use super::BlockLayout;
+
+/// Token-dropping settings of a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenDropDims {
+    /// 0-based index of the split layer: its queries are the kept tokens, its keys and values all
+    /// tokens. Layers after it up to the last one see only the kept tokens.
+    pub drop_layer: usize,
+    /// Tokens kept per sequence in the middle layers.
+    pub kept_tokens: usize,
+}
+
+/// The numbers of a [`BertConfig`](super::BertConfig), readable at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BertDims {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub max_positions: usize,
+    pub type_vocab_size: usize,
+    pub seq_len: usize,
+    pub batch_size: usize,
+    pub layout: BlockLayout,
+    pub token_drop: Option<TokenDropDims>,
+    pub layer_drop: bool,
+}
+
+impl BertDims {
+    /// `hidden / heads`; 0 where heads is 0, so that the readable check of
+    /// [`validate`](super::validate) reports the error rather than a division by zero.
+    pub const fn head_dim(&self) -> usize {
+        match self.hidden_size.checked_div(self.num_heads) {
+            Some(head_dim) => head_dim,
+            None => 0,
+        }
+    }
+
+    pub const fn kept_tokens(&self) -> usize {
+        match self.token_drop {
+            Some(drop) => drop.kept_tokens,
+            None => self.seq_len,
+        }
+    }
+
+    pub const fn dropped_tokens(&self) -> usize {
+        self.seq_len.saturating_sub(self.kept_tokens())
+    }
+}

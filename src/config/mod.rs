@@ -1,0 +1,42 @@
+//! Compile-time model configuration.
+//!
+//! A BERT configuration is a type implementing [`BertConfig`]: every dimension is a luminal
+//! `Const<N>` so that the graph of each configuration is specialized to its sizes. Configurations
+//! are declared with [`bert_config!`](crate::bert_config), which derives the head size and the
+//! kept/dropped token counts by const arithmetic and rejects invalid configurations at compile time.
+
+mod block_layout;
+mod checks;
+mod declare;
+mod dims;
+
+pub use block_layout::BlockLayout;
+pub use checks::validate;
+pub use dims::{BertDims, TokenDropDims};
+
+use luminal::prelude::Dimension;
+
+/// A BERT model configuration fixed at compile time.
+pub trait BertConfig: 'static {
+    /// The configuration's name, as the model binary reports it.
+    const NAME: &'static str;
+    /// The numbers behind the dimension types, for run-time checks and reports.
+    const DIMS: BertDims;
+
+    type Vocab: Dimension;
+    type Hidden: Dimension;
+    type Heads: Dimension;
+    /// `Hidden / Heads`.
+    type HeadDim: Dimension;
+    type Intermediate: Dimension;
+    type MaxPositions: Dimension;
+    type TypeVocab: Dimension;
+    /// Tokens per sequence, as compiled.
+    type Seq: Dimension;
+    /// Sequences per batch, as compiled.
+    type Batch: Dimension;
+    /// Tokens the middle layers keep under token dropping (`Seq` when token dropping is off).
+    type Kept: Dimension;
+    /// `Seq - Kept`.
+    type Dropped: Dimension;
+}

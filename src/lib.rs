@@ -1,0 +1,2 @@
+//! dropbert: pretrain BERT-style encoders faster by dropping work, on the luminal graph compiler.
+pub mod config;
