@@ -1,0 +1,1 @@
+//! WordPiece tokenization identical to Hugging Face `BertTokenizer`.
