@@ -68,6 +68,7 @@ macro_rules! bert_config {
             type TypeVocab = ::luminal::prelude::Const<{ $type_vocab }>;
             type Seq = ::luminal::prelude::Const<{ $seq }>;
             type Batch = ::luminal::prelude::Const<{ $batch }>;
+            type Tokens = ::luminal::prelude::Const<{ ($batch) * ($seq) }>;
             type Kept = ::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
             type Dropped = ::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
         }

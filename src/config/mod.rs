@@ -9,10 +9,12 @@ mod block_layout;
 mod checks;
 mod declare;
 mod dims;
+mod settings;
 
 pub use block_layout::BlockLayout;
 pub use checks::validate;
 pub use dims::{BertDims, TokenDropDims};
+pub use settings::BertSettings;
 
 use luminal::prelude::Dimension;
 
@@ -35,6 +37,8 @@ pub trait BertConfig: 'static {
     type Seq: Dimension;
     /// Sequences per batch, as compiled.
     type Batch: Dimension;
+    /// `Batch * Seq`: the tokens of one batch, flattened.
+    type Tokens: Dimension;
     /// Tokens the middle layers keep under token dropping (`Seq` when token dropping is off).
     type Kept: Dimension;
     /// `Seq - Kept`.

@@ -1,2 +1,3 @@
-//! Text to model inputs: WordPiece tokenization (and, later, corpora, masking and batching).
+//! Text to model inputs: WordPiece tokenization and batching (corpora and masking come later).
+pub mod batch;
 pub mod tokenizer;

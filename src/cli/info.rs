@@ -1,0 +1,54 @@
+use clap::Args;
+
+use crate::{config::BertConfig, Result};
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {}
+
+pub fn run<C: BertConfig>(_args: &InfoArgs) -> Result<()> {
+    let dims = C::DIMS;
+    println!("configuration: {}", C::NAME);
+    println!(
+        "layers {} hidden {} heads {} (head size {}) intermediate {}",
+        dims.num_layers,
+        dims.hidden_size,
+        dims.num_heads,
+        dims.head_dim(),
+        dims.intermediate_size
+    );
+    println!(
+        "vocab {} max positions {} token types {}",
+        dims.vocab_size, dims.max_positions, dims.type_vocab_size
+    );
+    println!(
+        "batch {} x seq {} | block layout {}",
+        dims.batch_size, dims.seq_len, dims.layout
+    );
+    match dims.token_drop {
+        Some(drop) => println!(
+            "token dropping: split layer {}, {} of {} tokens kept",
+            drop.drop_layer, drop.kept_tokens, dims.seq_len
+        ),
+        None => println!("token dropping: off"),
+    }
+    println!(
+        "progressive layer dropping: {}",
+        if dims.layer_drop { "on" } else { "off" }
+    );
+    println!("parameters: {}", parameter_count(&dims));
+    Ok(())
+}
+
+/// Trainable parameters of `BertForMaskedLM` with these dimensions (tied decoder counted once).
+pub fn parameter_count(dims: &crate::config::BertDims) -> usize {
+    let h = dims.hidden_size;
+    let embeddings = (dims.vocab_size + dims.max_positions + dims.type_vocab_size) * h + 2 * h;
+    let block =
+        4 * (h * h + h) + 2 * (h * dims.intermediate_size) + dims.intermediate_size + h + 4 * h;
+    let final_norm = match dims.layout {
+        crate::config::BlockLayout::PostLn => 0,
+        crate::config::BlockLayout::PreLn => 2 * h,
+    };
+    let mlm_head = h * h + h + 2 * h + dims.vocab_size;
+    embeddings + dims.num_layers * block + final_norm + mlm_head
+}

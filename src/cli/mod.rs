@@ -1,0 +1,43 @@
+//! The command line every model binary shares: `<binary> <subcommand> ...`, each binary compiled
+//! for one configuration.
+mod hidden;
+mod info;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::BertConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "A dropbert model binary, specialized at compile time to one BERT configuration."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Encode text with a checkpoint and write the last hidden states (no dropping).
+    Hidden(hidden::HiddenArgs),
+    /// Print the compiled configuration.
+    Info(info::InfoArgs),
+}
+
+/// Runs the command line for configuration `C`; errors are printed on one line.
+pub fn main<C: BertConfig>() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hidden(args) => hidden::run::<C>(&args),
+        Command::Info(args) => info::run::<C>(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

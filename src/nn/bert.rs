@@ -1,0 +1,98 @@
+use luminal::prelude::*;
+
+use super::{
+    attention::attention_mask_bias,
+    embeddings::BertEmbeddings,
+    encoder::BertEncoder,
+    mlm_head::BertMlmHead,
+    parameters::{ParameterRef, Parameters},
+    pooler::BertPooler,
+};
+use crate::config::{BertConfig, BertSettings};
+
+/// The graph inputs of one batch: token ids, token type ids and the 0/1 padding mask, all
+/// `[batch, seq]` (luminal tensors are float; ids are exact in f32 below 2^24).
+pub struct BertInputs<C: BertConfig> {
+    pub input_ids: GraphTensor<(C::Batch, C::Seq)>,
+    pub token_type_ids: GraphTensor<(C::Batch, C::Seq)>,
+    pub attention_mask: GraphTensor<(C::Batch, C::Seq)>,
+}
+
+impl<C: BertConfig> BertInputs<C> {
+    pub fn new(cx: &mut Graph) -> Self {
+        Self {
+            input_ids: cx.named_tensor("input_ids"),
+            token_type_ids: cx.named_tensor("token_type_ids"),
+            attention_mask: cx.named_tensor("attention_mask"),
+        }
+    }
+}
+
+/// `BertModel`: embeddings, encoder and (optionally) the pooler.
+pub struct BertModel<C: BertConfig> {
+    pub embeddings: BertEmbeddings<C>,
+    pub encoder: BertEncoder<C>,
+    pub pooler: Option<BertPooler<C>>,
+}
+
+impl<C: BertConfig> BertModel<C> {
+    pub fn new(cx: &mut Graph, settings: &BertSettings, with_pooler: bool) -> Self {
+        Self {
+            embeddings: BertEmbeddings::new(cx, settings),
+            encoder: BertEncoder::new(cx, settings),
+            pooler: with_pooler.then(|| BertPooler::new(cx)),
+        }
+    }
+
+    /// The last hidden state, `[batch, seq, hidden]`.
+    pub fn forward(&self, inputs: &BertInputs<C>) -> GraphTensor<(C::Batch, C::Seq, C::Hidden)> {
+        let hidden = self
+            .embeddings
+            .forward(inputs.input_ids, inputs.token_type_ids);
+        self.encoder
+            .forward(hidden, attention_mask_bias(inputs.attention_mask))
+    }
+}
+
+impl<C: BertConfig> Parameters for BertModel<C> {
+    fn collect_parameters(&self, prefix: &str, out: &mut Vec<ParameterRef>) {
+        self.embeddings
+            .collect_parameters(&format!("{prefix}embeddings."), out);
+        self.encoder
+            .collect_parameters(&format!("{prefix}encoder."), out);
+        if let Some(pooler) = &self.pooler {
+            pooler.collect_parameters(&format!("{prefix}pooler."), out);
+        }
+    }
+}
+
+/// `BertForMaskedLM`: the encoder under `bert.` and the MLM head under `cls.predictions.`.
+pub struct BertForMaskedLM<C: BertConfig> {
+    pub bert: BertModel<C>,
+    pub mlm_head: BertMlmHead<C>,
+}
+
+impl<C: BertConfig> BertForMaskedLM<C> {
+    pub fn new(cx: &mut Graph, settings: &BertSettings) -> Self {
+        Self {
+            bert: BertModel::new(cx, settings, false),
+            mlm_head: BertMlmHead::new(cx, settings),
+        }
+    }
+
+    /// Vocabulary logits of every position, `[batch, seq, vocab]`.
+    pub fn forward(&self, inputs: &BertInputs<C>) -> GraphTensor<(C::Batch, C::Seq, C::Vocab)> {
+        self.mlm_head.forward(
+            self.bert.forward(inputs),
+            self.bert.embeddings.word_embeddings,
+        )
+    }
+}
+
+impl<C: BertConfig> Parameters for BertForMaskedLM<C> {
+    fn collect_parameters(&self, prefix: &str, out: &mut Vec<ParameterRef>) {
+        self.bert.collect_parameters(&format!("{prefix}bert."), out);
+        self.mlm_head
+            .collect_parameters(&format!("{prefix}cls.predictions."), out);
+    }
+}

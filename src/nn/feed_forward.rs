@@ -1,0 +1,40 @@
+use luminal::prelude::*;
+
+use super::{
+    gelu::gelu,
+    linear::Linear,
+    parameters::{ParameterRef, Parameters},
+};
+use crate::config::BertConfig;
+
+/// `intermediate.dense`, GELU, `output.dense` (the block's LayerNorm is placed by
+/// [`BertLayer`](super::BertLayer)). Its parameters sit at the block's top level, as in Hugging Face.
+pub struct BertFeedForward<C: BertConfig> {
+    pub intermediate: Linear<C::Hidden, C::Intermediate>,
+    pub output: Linear<C::Intermediate, C::Hidden>,
+}
+
+impl<C: BertConfig> BertFeedForward<C> {
+    pub fn new(cx: &mut Graph) -> Self {
+        Self {
+            intermediate: Linear::new(cx),
+            output: Linear::new(cx),
+        }
+    }
+
+    pub fn forward<S: Dimension>(
+        &self,
+        input: GraphTensor<(C::Batch, S, C::Hidden)>,
+    ) -> GraphTensor<(C::Batch, S, C::Hidden)> {
+        self.output.forward(gelu(self.intermediate.forward(input)))
+    }
+}
+
+impl<C: BertConfig> Parameters for BertFeedForward<C> {
+    fn collect_parameters(&self, prefix: &str, out: &mut Vec<ParameterRef>) {
+        self.intermediate
+            .collect_parameters(&format!("{prefix}intermediate.dense."), out);
+        self.output
+            .collect_parameters(&format!("{prefix}output.dense."), out);
+    }
+}

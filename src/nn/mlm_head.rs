@@ -1,0 +1,55 @@
+use luminal::prelude::*;
+
+use super::{
+    gelu::gelu,
+    layer_norm::LayerNorm,
+    linear::Linear,
+    parameters::{new_parameter, parameter_ref, ParameterInit, ParameterRef, Parameters},
+};
+use crate::config::{BertConfig, BertSettings};
+
+/// `cls.predictions.*`: transform (dense, GELU, LayerNorm), then the decoder, whose weight is the
+/// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias.
+pub struct BertMlmHead<C: BertConfig> {
+    pub transform_dense: Linear<C::Hidden, C::Hidden>,
+    pub transform_norm: LayerNorm<C::Hidden>,
+    pub bias: GraphTensor<(C::Vocab,)>,
+}
+
+impl<C: BertConfig> BertMlmHead<C> {
+    pub fn new(cx: &mut Graph, settings: &BertSettings) -> Self {
+        Self {
+            transform_dense: Linear::new(cx),
+            transform_norm: LayerNorm::new(cx, settings.layer_norm_eps),
+            bias: new_parameter(cx, "cls.predictions.bias"),
+        }
+    }
+
+    /// Vocabulary logits of every position of `hidden`.
+    pub fn forward<S: Dimension>(
+        &self,
+        hidden: GraphTensor<(C::Batch, S, C::Hidden)>,
+        word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
+    ) -> GraphTensor<(C::Batch, S, C::Vocab)> {
+        let transformed = self
+            .transform_norm
+            .forward(gelu(self.transform_dense.forward(hidden)));
+        transformed.matmul(word_embeddings.permute::<(C::Hidden, C::Vocab), Axes2<1, 0>>())
+            + self.bias.expand::<(C::Batch, S, C::Vocab), Axes2<0, 1>>()
+    }
+}
+
+impl<C: BertConfig> Parameters for BertMlmHead<C> {
+    fn collect_parameters(&self, prefix: &str, out: &mut Vec<ParameterRef>) {
+        self.transform_dense
+            .collect_parameters(&format!("{prefix}transform.dense."), out);
+        self.transform_norm
+            .collect_parameters(&format!("{prefix}transform.LayerNorm."), out);
+        out.push(parameter_ref(
+            prefix,
+            "bias",
+            self.bias,
+            ParameterInit::Zeros,
+        ));
+    }
+}

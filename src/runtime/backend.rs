@@ -1,0 +1,70 @@
+use std::{fmt, str::FromStr};
+
+use luminal::prelude::*;
+
+/// Where a compiled graph runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    /// An NVIDIA GPU through `luminal_cuda` (builds with `--features cuda`).
+    Cuda,
+}
+
+impl Backend {
+    /// CUDA where this binary was built with it, else the CPU.
+    pub fn best_available() -> Self {
+        if cfg!(feature = "cuda") {
+            Backend::Cuda
+        } else {
+            Backend::Cpu
+        }
+    }
+
+    /// Compiles `graph` for this backend; `remap` holds every node id the caller keeps using.
+    pub fn compile<T: ToIdsMut>(self, graph: &mut Graph, remap: T) -> crate::Result<()> {
+        match self {
+            Backend::Cpu => {
+                graph.compile((GenericCompiler::default(), CPUCompiler::default()), remap);
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => {
+                graph.compile(
+                    (
+                        GenericCompiler::default(),
+                        luminal_cuda::CudaCompiler::<f32>::default(),
+                    ),
+                    remap,
+                );
+                Ok(())
+            }
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => Err(crate::DropbertError::InvalidInput(
+                "this binary was built without CUDA: rebuild it with `--features cuda`".into(),
+            )),
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "cpu" => Ok(Backend::Cpu),
+            "cuda" => Ok(Backend::Cuda),
+            other => Err(format!(
+                "unknown backend {other:?}: expected \"cpu\" or \"cuda\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! Turning a model graph into a program for one backend, feeding it and reading it back. This is
+//! the only place that names a backend.
+mod backend;
+mod forward_program;
+mod hidden_states;
+
+pub use backend::Backend;
+pub use forward_program::ForwardProgram;
+pub use hidden_states::{hidden_state_program, HiddenStateProgram};

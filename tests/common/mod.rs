@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use dropbert::{
+    config::BertConfig,
+    data::batch::TokenBatch,
+    hf::{read_tensor_file, TensorData},
+};
+
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+pub fn read_fixture(path: &str) -> BTreeMap<String, TensorData> {
+    read_tensor_file(&fixture(path)).unwrap()
+}
+
+pub fn ids(tensor: &TensorData) -> Vec<u32> {
+    tensor.to_f32().iter().map(|&v| v as u32).collect()
+}
+
+/// The rows `[start, start + batch)` of `[rows, seq]` reference inputs as a full batch.
+pub fn reference_batch<C: BertConfig>(
+    expected: &BTreeMap<String, TensorData>,
+    start: usize,
+) -> TokenBatch {
+    let dims = C::DIMS;
+    let rows = expected["input_ids"].shape[0];
+    let end = (start + dims.batch_size).min(rows);
+    let slice = |name: &str| {
+        let mut values = ids(&expected[name])[start * dims.seq_len..end * dims.seq_len].to_vec();
+        values.resize(dims.batch_size * dims.seq_len, 0);
+        values
+    };
+    TokenBatch {
+        input_ids: slice("input_ids"),
+        token_type_ids: slice("token_type_ids"),
+        attention_mask: slice("attention_mask"),
+        rows: end - start,
+    }
+}
+
+/// Largest absolute difference, asserting equal lengths.
+pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "lengths differ");
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}

@@ -1,0 +1,10 @@
+// A 256-token sequence with only 128 position embeddings.
+dropbert::bert_config! {
+    pub Broken {
+        vocab: 1000, hidden: 96, layers: 4, heads: 3, intermediate: 384,
+        max_positions: 128, type_vocab: 2, seq: 256, batch: 4,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+fn main() {}
