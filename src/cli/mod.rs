@@ -29,15 +29,27 @@ enum Command {
 /// Runs the command line for configuration `C`; errors are printed on one line.
 pub fn main<C: BertConfig>() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Hidden(args) => hidden::run::<C>(&args),
-        Command::Info(args) => info::run::<C>(&args),
-    };
-    match result {
+    match execute::<C>(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs one command line (`args[0]` is the program name) for configuration `C`, in process.
+pub fn run<C: BertConfig>(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> crate::Result<()> {
+    let cli =
+        Cli::try_parse_from(args).map_err(|e| crate::DropbertError::InvalidInput(e.to_string()))?;
+    execute::<C>(cli.command)
+}
+
+fn execute<C: BertConfig>(command: Command) -> crate::Result<()> {
+    match command {
+        Command::Hidden(args) => hidden::run::<C>(&args),
+        Command::Info(args) => info::run::<C>(&args),
     }
 }
