@@ -21,7 +21,7 @@ Python that runs it, so the Rust tokenizer pins tables of the same Unicode
 version and the parity test checks that the fixture agrees.
 
 With ``--exhaustive PATH`` it instead writes a large JSON file (not committed,
-about 200 MB) with the ids of ``"a" + c + "b"`` and ``"A" + c`` for every Unicode
+about 150 MB) with the ids of ``"a" + c + "b"`` and ``"A" + c`` for every Unicode
 scalar value ``c``, both lower-casing settings, plus every canonical
 composition pair. ``cargo test --test tokenizer_parity -- --ignored`` with
 ``DROPBERT_TOKENIZER_EXHAUSTIVE=PATH`` compares all of them.

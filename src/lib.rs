@@ -1,10 +1,13 @@
 //! dropbert: pretrain BERT-style encoders faster by dropping work, on the luminal graph compiler.
+pub mod autograd;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod hf;
 pub mod nn;
+pub mod optim;
+pub mod ops;
 pub mod runtime;
 
 pub use error::{DropbertError, Result};

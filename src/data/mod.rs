@@ -1,3 +1,9 @@
-//! Text to model inputs: WordPiece tokenization and batching (corpora and masking come later).
+//! Text to model inputs: corpora, WordPiece tokenization (and vocabulary training), packing,
+//! MLM masking and batching.
 pub mod batch;
+pub mod corpus;
+pub mod masking;
+pub mod mlm_batches;
+pub mod packing;
 pub mod tokenizer;
+pub mod vocab_training;

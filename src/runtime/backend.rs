@@ -24,7 +24,17 @@ impl Backend {
     pub fn compile<T: ToIdsMut>(self, graph: &mut Graph, remap: T) -> crate::Result<()> {
         match self {
             Backend::Cpu => {
-                graph.compile((GenericCompiler::default(), CPUCompiler::default()), remap);
+                // Not luminal's whole CPUCompiler: its gather pass takes any
+                // arange-compare-multiply-sum chain for an embedding lookup, and autograd emits
+                // such chains; dropbert gathers with its own indexed op instead.
+                graph.compile(
+                    (
+                        GenericCompiler::default(),
+                        MatMulCompiler::default(),
+                        UnaryFusionCompiler::default(),
+                    ),
+                    remap,
+                );
                 Ok(())
             }
             #[cfg(feature = "cuda")]

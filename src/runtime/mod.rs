@@ -2,8 +2,10 @@
 //! the only place that names a backend.
 mod backend;
 mod forward_program;
+mod gradient_program;
 mod hidden_states;
 
 pub use backend::Backend;
 pub use forward_program::ForwardProgram;
+pub use gradient_program::{GradientProgram, StepOutputs};
 pub use hidden_states::{hidden_state_program, HiddenStateProgram};

@@ -1,0 +1,134 @@
+//! Gradient checks of the backward rules against central finite differences, op by op and on
+//! compositions, on random inputs.
+use luminal::prelude::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::{add_backward, TensorRef};
+use crate::{
+    nn::{ParameterInit, ParameterRef},
+    runtime::Backend,
+};
+
+/// A differentiable function of one parameter tensor of shape `S`, reduced to a scalar.
+type Objective<S> = fn(GraphTensor<S>) -> GraphTensor<()>;
+
+/// Compares autograd's gradient of `objective` at random `values` with central differences.
+fn check<S: Shape>(objective: Objective<S>, values: Vec<f32>, tolerance: f32) {
+    let mut graph = Box::new(Graph::new());
+    let input = graph.named_tensor::<S>("x");
+    let mut loss = objective(input).retrieve();
+    let shape: Vec<usize> = S::realized_shape()
+        .iter()
+        .map(|d| d.to_usize().unwrap())
+        .collect();
+    let mut parameter = ParameterRef {
+        name: "x".into(),
+        id: input.id,
+        shape,
+        init: ParameterInit::Zeros,
+    };
+    graph.keep_tensors(input.id);
+    let gradients = add_backward(&mut graph, TensorRef::of(loss), &[parameter.clone()]).unwrap();
+    let mut gradient = gradients[0].tensor;
+    Backend::Cpu
+        .compile(
+            &mut graph,
+            vec![&mut loss.id, &mut parameter.id, &mut gradient.id],
+        )
+        .unwrap();
+    let evaluate = |graph: &mut Graph, values: &[f32]| {
+        graph.set_tensor(parameter.id, 0, Tensor::new(values.to_vec()));
+        graph.execute();
+        let value = loss.data()[0];
+        let gradient_values = gradient.typed::<()>(graph);
+        let gradient_values = graph
+            .get_tensor_ref(gradient_values.id, 0)
+            .unwrap()
+            .data
+            .as_any()
+            .downcast_ref::<Vec<f32>>()
+            .unwrap()
+            .clone();
+        graph.drop_tensors(vec![loss.id, gradient.id]);
+        (value, gradient_values)
+    };
+    let (_, analytic) = evaluate(&mut graph, &values);
+    let step = 1e-2;
+    for (i, &analytic_i) in analytic.iter().enumerate() {
+        let mut plus = values.clone();
+        plus[i] += step;
+        let mut minus = values.clone();
+        minus[i] -= step;
+        let numeric = (evaluate(&mut graph, &plus).0 - evaluate(&mut graph, &minus).0) / (2.0 * step);
+        let scale = numeric.abs().max(analytic_i.abs()).max(1.0);
+        assert!(
+            (numeric - analytic_i).abs() / scale < tolerance,
+            "element {i}: autograd {analytic_i}, finite differences {numeric}"
+        );
+    }
+}
+
+fn random(len: usize, low: f32, high: f32, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen_range(low..high)).collect()
+}
+
+#[test]
+fn sum_of_products() {
+    check::<R2<3, 4>>(|x| (x * x).sum_reduce::<_, Axes2<0, 1>>(), random(12, -1.0, 1.0, 1), 1e-2);
+}
+
+#[test]
+fn division_by_a_reduction() {
+    check::<R2<3, 4>>(
+        |x| {
+            let total = x.sum_reduce::<R1<3>, Axis<1>>();
+            (x / total.expand::<R2<3, 4>, Axis<1>>()).sum_reduce::<_, Axes2<0, 1>>() * 0.5
+                + (x * x).sum_reduce::<_, Axes2<0, 1>>()
+        },
+        random(12, 0.5, 1.5, 2),
+        1e-2,
+    );
+}
+
+#[test]
+fn unary_ops() {
+    check::<R1<5>>(|x| x.exp().sum_reduce::<_, Axis<0>>(), random(5, -1.0, 1.0, 3), 1e-2);
+    check::<R1<5>>(|x| x.ln().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 4), 1e-2);
+    check::<R1<5>>(|x| x.sin().sum_reduce::<_, Axis<0>>(), random(5, -2.0, 2.0, 5), 1e-2);
+    check::<R1<5>>(|x| x.sqrt().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 6), 1e-2);
+    check::<R1<5>>(|x| x.recip().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 7), 1e-2);
+}
+
+#[test]
+fn softmax_with_weights() {
+    check::<R2<2, 5>>(
+        |x| {
+            let weights = x.graph().arange::<Const<5>>().expand::<R2<2, 5>, Axis<0>>();
+            (x.softmax::<1>() * weights).sum_reduce::<_, Axes2<0, 1>>()
+        },
+        random(10, -1.0, 1.0, 8),
+        1e-2,
+    );
+}
+
+#[test]
+fn max_reduce_alone() {
+    check::<R2<2, 5>>(
+        |x| x.max_reduce::<R1<2>, Axis<1>>().sum_reduce::<_, Axis<0>>(),
+        random(10, -1.0, 1.0, 9),
+        1e-2,
+    );
+}
+
+#[test]
+fn shifted_exponentials() {
+    check::<R2<2, 5>>(
+        |x| {
+            let shifted = x - x.max_reduce::<R1<2>, Axis<1>>().expand::<R2<2, 5>, Axis<1>>();
+            (shifted.exp() * x).sum_reduce::<_, Axes2<0, 1>>()
+        },
+        random(10, -1.0, 1.0, 10),
+        1e-2,
+    );
+}

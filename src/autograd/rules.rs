@@ -1,0 +1,194 @@
+//! The backward rule of every op autograd differentiates: given the gradient of an op's output
+//! (in its logical output shape), the gradients of its inputs as the op saw them (each input's
+//! logical view shape). Inputs that are not differentiable get `None`.
+use std::f32::consts::{FRAC_PI_2, LN_2};
+
+use luminal::{
+    op::{self, Operator},
+    prelude::*,
+};
+
+use super::tensor_ref::{Builder, TensorRef};
+use crate::{
+    ops::{GatherRows, PickColumns, PlaceColumns, ScatterAddRows},
+    DropbertError, Result,
+};
+
+/// The differentiable ops, read off a graph node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum OpKind {
+    Add,
+    Mul,
+    Mod,
+    LessThan,
+    Recip,
+    Sqrt,
+    Exp2,
+    Log2,
+    Sin,
+    SumReduce(usize),
+    MaxReduce(usize),
+    Contiguous,
+    GatherRows { rows: usize, width: usize },
+    PickColumns { width: usize },
+}
+
+impl OpKind {
+    pub fn of(node: &dyn Operator) -> Result<Self> {
+        let any = node.as_any();
+        let kind = if any.is::<op::Add>() {
+            OpKind::Add
+        } else if any.is::<op::Mul>() {
+            OpKind::Mul
+        } else if any.is::<op::Mod>() {
+            OpKind::Mod
+        } else if any.is::<op::LessThan>() {
+            OpKind::LessThan
+        } else if any.is::<op::Recip>() {
+            OpKind::Recip
+        } else if any.is::<op::Sqrt>() {
+            OpKind::Sqrt
+        } else if any.is::<op::Exp2>() {
+            OpKind::Exp2
+        } else if any.is::<op::Log2>() {
+            OpKind::Log2
+        } else if any.is::<op::Sin>() {
+            OpKind::Sin
+        } else if let Some(reduce) = any.downcast_ref::<op::SumReduce>() {
+            OpKind::SumReduce(reduce.0)
+        } else if let Some(reduce) = any.downcast_ref::<op::MaxReduce>() {
+            OpKind::MaxReduce(reduce.0)
+        } else if any.is::<op::Contiguous>() {
+            OpKind::Contiguous
+        } else if let Some(gather) = any.downcast_ref::<GatherRows>() {
+            OpKind::GatherRows {
+                rows: gather.rows,
+                width: gather.width,
+            }
+        } else if let Some(pick) = any.downcast_ref::<PickColumns>() {
+            OpKind::PickColumns { width: pick.width }
+        } else {
+            return Err(DropbertError::InvalidInput(format!(
+                "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
+            )));
+        };
+        Ok(kind)
+    }
+
+    /// Ops that map their input buffer element by element (luminal's unary primitives).
+    pub fn is_unary(self) -> bool {
+        matches!(
+            self,
+            OpKind::Recip | OpKind::Sqrt | OpKind::Exp2 | OpKind::Log2 | OpKind::Sin
+        )
+    }
+
+    /// The logical shape of the op's output, given its input views.
+    pub fn output_shape(self, inputs: &[TensorRef]) -> Vec<usize> {
+        match self {
+            OpKind::SumReduce(axis) | OpKind::MaxReduce(axis) => {
+                let mut shape = inputs[0].shape();
+                shape.remove(axis);
+                shape
+            }
+            OpKind::GatherRows { width, .. } => vec![inputs[1].numel(), width],
+            OpKind::PickColumns { .. } => vec![inputs[1].numel()],
+            _ => inputs[0].shape(),
+        }
+    }
+
+    /// Gradients of the inputs, given the op's `output` and its `gradient`.
+    pub fn input_gradients(
+        self,
+        builder: &mut Builder<'_>,
+        inputs: &[TensorRef],
+        output: TensorRef,
+        gradient: TensorRef,
+    ) -> Vec<Option<TensorRef>> {
+        let g = gradient;
+        match self {
+            OpKind::Add => vec![Some(g), Some(g)],
+            OpKind::Mul => vec![
+                Some(builder.mul(g, inputs[1])),
+                Some(builder.mul(g, inputs[0])),
+            ],
+            // d(a mod b)/da = 1; the divisor is treated as a constant.
+            OpKind::Mod => vec![Some(g), None],
+            OpKind::LessThan => vec![None, None],
+            OpKind::Recip => {
+                let squared = builder.mul(output, output);
+                let scaled = builder.mul(g, squared);
+                vec![Some(builder.scale(scaled, -1.0))]
+            }
+            OpKind::Sqrt => {
+                let reciprocal = builder.unary(op::Recip, output);
+                let scaled = builder.mul(g, reciprocal);
+                vec![Some(builder.scale(scaled, 0.5))]
+            }
+            OpKind::Exp2 => {
+                let scaled = builder.mul(g, output);
+                vec![Some(builder.scale(scaled, LN_2))]
+            }
+            OpKind::Log2 => {
+                let reciprocal = builder.unary(op::Recip, inputs[0]);
+                let scaled = builder.mul(g, reciprocal);
+                vec![Some(builder.scale(scaled, 1.0 / LN_2))]
+            }
+            OpKind::Sin => {
+                let shift = builder.constant(FRAC_PI_2, &inputs[0].shape());
+                let shifted = builder.add(inputs[0], shift);
+                let cosine = builder.unary(op::Sin, shifted);
+                vec![Some(builder.mul(g, cosine))]
+            }
+            OpKind::SumReduce(axis) => {
+                let size = inputs[0].shape()[axis];
+                vec![Some(builder.expand(g, axis, size))]
+            }
+            OpKind::MaxReduce(axis) => {
+                // Shared evenly among the positions that attain the maximum, as torch.amax does.
+                let size = inputs[0].shape()[axis];
+                let maximum = builder.expand(output, axis, size);
+                let below = builder.less_than(inputs[0], maximum);
+                let above = builder.less_than(maximum, inputs[0]);
+                let different = builder.add(below, above);
+                let not_maximum = builder.scale(different, -1.0);
+                let one = builder.constant(1.0, &inputs[0].shape());
+                let is_maximum = builder.add(not_maximum, one);
+                let count = builder.sum_reduce(is_maximum, axis);
+                let share = builder.unary(op::Recip, count);
+                let shared = builder.mul(g, share);
+                let spread = builder.expand(shared, axis, size);
+                vec![Some(builder.mul(spread, is_maximum))]
+            }
+            OpKind::Contiguous => vec![Some(g)],
+            OpKind::GatherRows { rows, width } => {
+                let id = builder
+                    .graph
+                    .add_op(ScatterAddRows { rows, width })
+                    .input(g.id, 0, g.view)
+                    .input(inputs[1].id, 0, inputs[1].view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &[rows, width])), None]
+            }
+            OpKind::PickColumns { width } => {
+                let rows = inputs[1].numel();
+                let id = builder
+                    .graph
+                    .add_op(PlaceColumns { width })
+                    .input(g.id, 0, g.view)
+                    .input(inputs[1].id, 0, inputs[1].view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &[rows, width])), None]
+            }
+        }
+    }
+}
+
+/// The inputs of `node` as the edges carry them.
+pub(crate) fn node_inputs(graph: &Graph, node: NodeIndex) -> Vec<TensorRef> {
+    graph
+        .get_sources(node)
+        .into_iter()
+        .map(|(id, _, view)| TensorRef { id, view })
+        .collect()
+}

@@ -1,0 +1,30 @@
+use luminal::prelude::*;
+
+use crate::{config::BertConfig, ops::pick_columns};
+
+/// Mean cross-entropy of the predicted positions, as `BertForMaskedLM(labels=...)` computes it.
+pub struct MaskedLmLoss<C: BertConfig> {
+    /// Scalar mean over predicted positions.
+    pub loss: GraphTensor<()>,
+    /// Cross-entropy of every position, 0 where nothing is predicted (token dropping's
+    /// importance update reads these).
+    pub token_losses: GraphTensor<(C::Tokens,)>,
+}
+
+/// `labels` holds the original id at predicted positions and -100 elsewhere.
+pub fn masked_lm_loss<C: BertConfig>(
+    logits: GraphTensor<(C::Batch, C::Seq, C::Vocab)>,
+    labels: GraphTensor<(C::Batch, C::Seq)>,
+) -> MaskedLmLoss<C> {
+    let logits = logits.reshape::<(C::Tokens, C::Vocab)>();
+    let labels = labels.reshape::<(C::Tokens,)>();
+    let shifted = logits
+        - logits
+            .max_reduce::<(C::Tokens,), Axis<1>>()
+            .expand::<(C::Tokens, C::Vocab), Axis<1>>();
+    let log_normalizer = shifted.exp().sum_reduce::<(C::Tokens,), Axis<1>>().ln();
+    let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
+    let token_losses = (log_normalizer - pick_columns(shifted, labels)) * predicted;
+    let loss = token_losses.sum_reduce::<(), Axis<0>>() / predicted.sum_reduce::<(), Axis<0>>();
+    MaskedLmLoss { loss, token_losses }
+}

@@ -1,0 +1,381 @@
+//! The optimizer a trainer drives: it adds one update subgraph for all parameters to the training
+//! graph and keeps parameters and optimizer state resident in that graph between steps.
+//!
+//! Residency: every parameter and state tensor is a kept graph input, and its new value is a kept
+//! (not retrieved) graph output. After each execution [`Optimizer::finish_step`] moves each output's
+//! buffer into its input's slot (`transfer_data_same_graph`), so the next step reads it there. On
+//! CUDA those buffers are device memory: the input's copy-to-device op sees data already on the
+//! device and passes it on, and nothing is copied back, so a step moves only the three step scalars
+//! to the device and the gradient norm (one float) back.
+use std::collections::{BTreeMap, BTreeSet};
+
+use luminal::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    adamw::AdamW,
+    clipping::{clip_global_norm, global_norm},
+    decay::decays,
+    flat::{flat_view, flatten, static_shape, FlatTensor},
+    lamb::Lamb,
+    schedule::LearningRateSchedule,
+    step_scalars::{StepScalarValues, StepScalars},
+    update::{UpdateInputs, UpdateRule},
+};
+use crate::{nn::ParameterRef, DropbertError, Result};
+
+/// Which update rule, with its hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name")]
+pub enum Algorithm {
+    #[serde(rename = "adamw")]
+    AdamW(AdamW),
+    #[serde(rename = "lamb")]
+    Lamb(Lamb),
+}
+
+impl Algorithm {
+    fn rule(&self) -> &dyn UpdateRule {
+        match self {
+            Algorithm::AdamW(rule) => rule,
+            Algorithm::Lamb(rule) => rule,
+        }
+    }
+}
+
+/// Everything that decides the updates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerSettings {
+    pub algorithm: Algorithm,
+    pub peak_learning_rate: f32,
+    pub schedule: LearningRateSchedule,
+    /// Global gradient-norm clipping threshold; `None` leaves gradients as they are.
+    pub max_grad_norm: Option<f32>,
+}
+
+impl Default for OptimizerSettings {
+    /// BERT's pretraining recipe: AdamW (0.9, 0.999, 1e-6, decay 0.01), peak 1e-4, 10k warm-up
+    /// steps of 1M with linear decay, gradients clipped to norm 1.
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::AdamW(AdamW::default()),
+            peak_learning_rate: 1e-4,
+            schedule: LearningRateSchedule::LinearWarmupLinearDecay {
+                warmup_steps: 10_000,
+                total_steps: 1_000_000,
+            },
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+/// A parameter and the graph tensor holding its gradient (e.g. autograd's output).
+#[derive(Clone)]
+pub struct ParameterGradient {
+    pub parameter: ParameterRef,
+    pub gradient: FlatTensor,
+}
+
+impl ParameterGradient {
+    /// Pairs `parameter` with `gradient`, which must have the parameter's shape (any view of it:
+    /// a permuted or broadcast gradient is made contiguous first).
+    pub fn new<S: Shape>(parameter: ParameterRef, gradient: GraphTensor<S>) -> Result<Self> {
+        let shape = static_shape(&gradient.shape);
+        if shape.as_deref() != Some(parameter.shape.as_slice()) {
+            return Err(DropbertError::InvalidInput(format!(
+                "the gradient of {} has shape {:?}, expected {:?}",
+                parameter.name, shape, parameter.shape
+            )));
+        }
+        Ok(Self {
+            gradient: flatten(gradient),
+            parameter,
+        })
+    }
+}
+
+/// A tensor that lives in the graph across steps: read from `input`, rewritten to `output` by
+/// each execution, and moved back to `input` by [`Optimizer::finish_step`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidentTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub input: NodeIndex,
+    pub output: NodeIndex,
+}
+
+impl ResidentTensor {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// What one step did, for logging.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// The step just taken, counted from 0.
+    pub step: u64,
+    pub learning_rate: f32,
+    /// The global gradient norm before clipping; `None` where it could not be read on the host.
+    pub grad_norm: Option<f32>,
+}
+
+/// The update subgraph of a training graph and the handles to drive it.
+///
+/// Each step: [`prepare_step`](Self::prepare_step), `graph.execute()`,
+/// [`finish_step`](Self::finish_step). Before the first step the parameters must be set (as for
+/// any forward program) and the state zeroed with [`reset_state`](Self::reset_state) or loaded
+/// with [`load_state`](Self::load_state).
+pub struct Optimizer {
+    settings: OptimizerSettings,
+    scalars: StepScalars,
+    grad_norm: GraphTensor<R0>,
+    parameters: Vec<ResidentTensor>,
+    state: Vec<ResidentTensor>,
+    steps_taken: u64,
+}
+
+/// The suffixes of the two state tensors of a parameter, as in PyTorch's Adam state dict.
+pub const STATE_SUFFIXES: [&str; 2] = ["exp_avg", "exp_avg_sq"];
+
+impl Optimizer {
+    /// Adds the update of every parameter in `gradients` to `graph`: global clipping (if set), the
+    /// update rule, weight decay by [`decays`]. Creates the step-scalar inputs and, per parameter,
+    /// state inputs `<name>.exp_avg` and `<name>.exp_avg_sq`; all new values are kept outputs.
+    pub fn build(
+        graph: &mut Graph,
+        gradients: Vec<ParameterGradient>,
+        settings: OptimizerSettings,
+    ) -> Result<Self> {
+        if gradients.is_empty() {
+            return Err(DropbertError::InvalidInput(
+                "an optimizer needs at least one parameter".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for entry in &gradients {
+            if !names.insert(entry.parameter.name.as_str()) {
+                return Err(DropbertError::InvalidInput(format!(
+                    "parameter {} is listed twice",
+                    entry.parameter.name
+                )));
+            }
+        }
+        let rule = settings.algorithm.rule();
+        let scalars = StepScalars::new(graph);
+
+        let raw: Vec<FlatTensor> = gradients.iter().map(|entry| entry.gradient).collect();
+        let (clipped, grad_norm) = match settings.max_grad_norm {
+            Some(max_norm) => {
+                let clipped = clip_global_norm(&raw, max_norm);
+                (clipped.gradients, clipped.norm)
+            }
+            None => (raw.clone(), global_norm(&raw)),
+        };
+        let grad_norm = grad_norm.retrieve();
+
+        let mut parameters = Vec::with_capacity(gradients.len());
+        let mut state = Vec::with_capacity(2 * gradients.len());
+        for (entry, gradient) in gradients.iter().zip(clipped) {
+            let parameter = &entry.parameter;
+            let len = parameter.numel();
+            let [exp_avg, exp_avg_sq] = STATE_SUFFIXES.map(|suffix| {
+                let name = format!("{}.{suffix}", parameter.name);
+                let input = graph.named_tensor::<(Dyn<'-'>,)>(&name).keep();
+                flat_view(graph, input.id, len)
+            });
+            let outputs = rule.update(
+                UpdateInputs {
+                    parameter: flat_view(graph, parameter.id, len),
+                    gradient,
+                    exp_avg,
+                    exp_avg_sq,
+                    decays: decays(&parameter.name),
+                },
+                &scalars,
+            );
+            let resident = |name: String, input: FlatTensor, output: FlatTensor| ResidentTensor {
+                name,
+                shape: parameter.shape.clone(),
+                input: input.id,
+                output: output.keep().id,
+            };
+            parameters.push(ResidentTensor {
+                name: parameter.name.clone(),
+                shape: parameter.shape.clone(),
+                input: parameter.id,
+                output: outputs.parameter.keep().id,
+            });
+            for (suffix, input, output) in [
+                (STATE_SUFFIXES[0], exp_avg, outputs.exp_avg),
+                (STATE_SUFFIXES[1], exp_avg_sq, outputs.exp_avg_sq),
+            ] {
+                state.push(resident(
+                    format!("{}.{suffix}", parameter.name),
+                    input,
+                    output,
+                ));
+            }
+        }
+        Ok(Self {
+            settings,
+            scalars,
+            grad_norm,
+            parameters,
+            state,
+            steps_taken: 0,
+        })
+    }
+
+    /// Every node id this optimizer holds, for the remap list of `Graph::compile` (alongside the
+    /// trainer's own ids, including the parameters' `ParameterRef::id`s).
+    pub fn ids_mut(&mut self) -> Vec<&mut NodeIndex> {
+        let mut ids: Vec<&mut NodeIndex> = self.scalars.ids_mut().into_iter().collect();
+        ids.push(&mut self.grad_norm.id);
+        for tensor in self.parameters.iter_mut().chain(self.state.iter_mut()) {
+            ids.push(&mut tensor.input);
+            ids.push(&mut tensor.output);
+        }
+        ids
+    }
+
+    pub fn settings(&self) -> &OptimizerSettings {
+        &self.settings
+    }
+
+    /// Updates done so far; the next step is this one (0-based) in the schedule.
+    pub fn steps_taken(&self) -> u64 {
+        self.steps_taken
+    }
+
+    /// The learning rate the next step uses.
+    pub fn learning_rate(&self) -> f32 {
+        self.settings
+            .schedule
+            .learning_rate(self.settings.peak_learning_rate, self.steps_taken)
+    }
+
+    pub fn step_scalars(&self) -> &StepScalars {
+        &self.scalars
+    }
+
+    /// The global gradient-norm output (before clipping), a retrieved scalar.
+    pub fn grad_norm_tensor(&self) -> GraphTensor<R0> {
+        self.grad_norm
+    }
+
+    /// The parameters this optimizer updates, with their update outputs.
+    pub fn parameters(&self) -> &[ResidentTensor] {
+        &self.parameters
+    }
+
+    /// The optimizer state, two tensors per parameter named `<param>.exp_avg` and
+    /// `<param>.exp_avg_sq`, in parameter order: what a checkpoint saves.
+    pub fn state_tensors(&self) -> &[ResidentTensor] {
+        &self.state
+    }
+
+    /// The values of the next step's scalar inputs.
+    pub fn step_scalar_values(&self) -> StepScalarValues {
+        let (beta1, beta2) = self.settings.algorithm.rule().betas();
+        StepScalarValues::new(self.learning_rate(), beta1, beta2, self.steps_taken)
+    }
+
+    /// Sets the step scalars of the next step; call before every `graph.execute()`.
+    pub fn prepare_step(&self, graph: &mut Graph) {
+        self.scalars.set(graph, self.step_scalar_values());
+    }
+
+    /// After `graph.execute()`: reads and clears the gradient norm, makes every updated parameter
+    /// and state tensor the input of the next step, and counts the step. Must follow every
+    /// execution (an output left in place would not be recomputed by the next one).
+    pub fn finish_step(&mut self, graph: &mut Graph) -> StepReport {
+        let report = StepReport {
+            step: self.steps_taken,
+            learning_rate: self.learning_rate(),
+            grad_norm: host_values(graph, self.grad_norm.id).and_then(|v| v.first().copied()),
+        };
+        graph.drop_tensors(self.grad_norm.id);
+        for tensor in self.parameters.iter().chain(&self.state) {
+            if tensor.output != tensor.input {
+                transfer_data_same_graph(tensor.output, tensor.input, graph);
+            }
+        }
+        self.steps_taken += 1;
+        report
+    }
+
+    /// Zeroes the state (a fresh optimizer) and the step count.
+    pub fn reset_state(&mut self, graph: &mut Graph) {
+        for tensor in &self.state {
+            graph.set_tensor(tensor.input, 0, Tensor::new(vec![0.0f32; tensor.numel()]));
+        }
+        self.steps_taken = 0;
+    }
+
+    /// The current state as host values, by name (as [`state_tensors`](Self::state_tensors)
+    /// lists them). Fails where a tensor is unset or lives on a device: read those through the
+    /// backend's copy instead.
+    pub fn read_state(&self, graph: &Graph) -> Result<Vec<(String, Vec<f32>)>> {
+        self.state
+            .iter()
+            .map(|tensor| {
+                host_values(graph, tensor.input)
+                    .map(|values| (tensor.name.clone(), values))
+                    .ok_or_else(|| {
+                        DropbertError::InvalidInput(format!(
+                            "optimizer state {} is not set or not in host memory",
+                            tensor.name
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// Restores the state saved by [`read_state`](Self::read_state) (every tensor, by name, with
+    /// its length checked) and the number of steps already taken.
+    pub fn load_state(
+        &mut self,
+        graph: &mut Graph,
+        values: &BTreeMap<String, Vec<f32>>,
+        steps_taken: u64,
+    ) -> Result<()> {
+        for tensor in &self.state {
+            let found = values.get(&tensor.name).ok_or_else(|| {
+                DropbertError::InvalidInput(format!("optimizer state {} is missing", tensor.name))
+            })?;
+            if found.len() != tensor.numel() {
+                return Err(DropbertError::InvalidInput(format!(
+                    "optimizer state {} has {} values, expected {} (shape {:?})",
+                    tensor.name,
+                    found.len(),
+                    tensor.numel(),
+                    tensor.shape
+                )));
+            }
+        }
+        if let Some(unknown) = values
+            .keys()
+            .find(|name| !self.state.iter().any(|t| &t.name == *name))
+        {
+            return Err(DropbertError::InvalidInput(format!(
+                "optimizer state {unknown} belongs to no parameter of this model"
+            )));
+        }
+        for tensor in &self.state {
+            graph.set_tensor(tensor.input, 0, Tensor::new(values[&tensor.name].clone()));
+        }
+        self.steps_taken = steps_taken;
+        Ok(())
+    }
+}
+
+/// A node's output as host `f32`s, if it is set and in host memory.
+pub fn host_values(graph: &Graph, id: NodeIndex) -> Option<Vec<f32>> {
+    graph
+        .get_tensor_ref(id, 0)?
+        .data
+        .as_any()
+        .downcast_ref::<Vec<f32>>()
+        .cloned()
+}

@@ -1,0 +1,94 @@
+//! Loss and gradients of BertForMaskedLM against transformers + PyTorch autograd (float32, CPU);
+//! reference made by scripts/make_grads_fixtures.py.
+mod common;
+
+use common::{fixture, ids, read_fixture};
+use dropbert::{
+    config::BertConfig,
+    data::batch::TokenBatch,
+    hf::MissingPolicy,
+    runtime::{Backend, GradientProgram},
+};
+
+dropbert::bert_config! {
+    pub TinyPostLn {
+        vocab: 512, hidden: 32, layers: 2, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+dropbert::bert_config! {
+    pub Narrow3Layer {
+        vocab: 512, hidden: 48, layers: 3, heads: 4, intermediate: 80,
+        max_positions: 40, type_vocab: 3, seq: 24, batch: 3,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+/// Largest difference relative to the tensor's largest reference value; tensors whose reference
+/// is all rounding noise (the attention key bias, whose true gradient is 0) are compared against
+/// the gradients' overall scale instead.
+fn relative_error(actual: &[f32], expected: &[f32], scale_floor: f32) -> f32 {
+    let largest = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(actual.iter().all(|v| v.is_finite()), "non-finite gradient");
+    let difference = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+    difference / largest.max(scale_floor)
+}
+
+fn check<C: BertConfig>(case: &str) {
+    let batch_file = read_fixture(&format!("grads/{case}/batch.safetensors"));
+    let expected = read_fixture(&format!("grads/{case}/expected.safetensors"));
+    let (mut program, _) = GradientProgram::<C>::from_checkpoint(
+        &fixture(&format!("grads/{case}/checkpoint")),
+        Backend::Cpu,
+        MissingPolicy::Refuse,
+    )
+    .unwrap();
+    let batch = TokenBatch {
+        input_ids: ids(&batch_file["input_ids"]),
+        token_type_ids: ids(&batch_file["token_type_ids"]),
+        attention_mask: ids(&batch_file["attention_mask"]),
+        rows: C::DIMS.batch_size,
+    };
+    let labels: Vec<i64> = batch_file["labels"].to_f32().iter().map(|&l| l as i64).collect();
+    let outputs = program.run(&batch, &labels);
+
+    let expected_loss = expected["loss"].to_f32()[0];
+    assert!(
+        (outputs.loss - expected_loss).abs() / expected_loss.abs() < 1e-5,
+        "{case}: loss {} vs {expected_loss}",
+        outputs.loss
+    );
+    // 1e-3 of the largest gradient of the whole model.
+    let scale_floor = 1e-3
+        * expected
+            .values()
+            .flat_map(|t| t.to_f32())
+            .fold(0f32, |m, v| m.max(v.abs()));
+    let mut worst = (0f32, String::new());
+    for (parameter, gradient) in program.parameters().iter().zip(&outputs.gradients) {
+        let reference = &expected[&parameter.name];
+        assert_eq!(reference.shape, parameter.shape, "{}", parameter.name);
+        let error = relative_error(gradient, &reference.to_f32(), scale_floor);
+        if error > worst.0 {
+            worst = (error, parameter.name.clone());
+        }
+        assert!(error < 1e-4, "{case}: {} relative error {error}", parameter.name);
+    }
+    eprintln!("{case}: loss {}, worst gradient {} ({:e})", outputs.loss, worst.1, worst.0);
+    assert_eq!(outputs.gradients.len(), expected.len() - 1);
+}
+
+#[test]
+fn tiny_post_ln_loss_and_gradients_match_pytorch() {
+    check::<TinyPostLn>("tiny_post_ln");
+}
+
+#[test]
+fn narrow_three_layer_loss_and_gradients_match_pytorch() {
+    check::<Narrow3Layer>("narrow_3layer");
+}
