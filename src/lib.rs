@@ -1,6 +1,7 @@
 //! dropbert: pretrain BERT-style encoders faster by dropping work, on the luminal graph compiler.
 pub mod autograd;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -11,3 +12,7 @@ pub mod ops;
 pub mod runtime;
 
 pub use error::{DropbertError, Result};
+
+/// Re-exported for [`bert_config!`], so crates using the macro need no luminal dependency.
+#[doc(hidden)]
+pub use luminal;

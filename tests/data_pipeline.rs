@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use dropbert::data::corpus::{read_corpus, CorpusLimits, DocumentMode, InputProblem};
+use dropbert::data::corpus::{read_corpus, CorpusLimits, Document, DocumentMode, InputProblem};
 use dropbert::data::masking::{MaskingVocab, MlmMasking, IGNORE_LABEL};
 use dropbert::data::mlm_batches::{DataPosition, MlmBatch, MlmDataset, MlmDatasetOptions};
 use dropbert::data::packing::SequencePacker;
@@ -75,8 +76,12 @@ fn documents_are_blank_line_blocks_or_lines() {
         &file,
         "\u{feff}first line\r\nsecond line\n\n   \nthird\n\n\nfourth\nfifth".as_bytes(),
     );
-    let (blocks, report) =
-        read_corpus(&file, DocumentMode::BlankLineBlocks, CorpusLimits::default()).unwrap();
+    let (blocks, report) = read_corpus(
+        &file,
+        DocumentMode::BlankLineBlocks,
+        CorpusLimits::default(),
+    )
+    .unwrap();
     let texts: Vec<(&str, u64)> = blocks.iter().map(|d| (d.text.as_str(), d.line)).collect();
     assert_eq!(
         texts,
@@ -111,7 +116,10 @@ fn documents_are_blank_line_blocks_or_lines() {
 fn folders_are_read_recursively_in_sorted_order_with_gzip() {
     let dir = scratch_dir("folder");
     write(&dir.join("b.txt"), b"from b\n");
-    write(&dir.join("a/z.txt.gz"), &gzip(b"from a/z, gzipped\n\nsecond block\n"));
+    write(
+        &dir.join("a/z.txt.gz"),
+        &gzip(b"from a/z, gzipped\n\nsecond block\n"),
+    );
     write(&dir.join("a/y.txt"), b"from a/y\n");
     write(&dir.join(".hidden"), b"never read\n");
     let (documents, report) =
@@ -142,11 +150,11 @@ fn bad_input_is_skipped_and_reported_with_file_and_line() {
         max_examples: 10,
     };
     let (documents, report) = read_corpus(&dir, DocumentMode::Lines, limits).unwrap();
-    let texts: Vec<(&str, u64)> = documents.iter().map(|d| (d.text.as_str(), d.line)).collect();
-    assert_eq!(
-        texts,
-        [("good one", 1), ("good two", 3), ("good three", 5)]
-    );
+    let texts: Vec<(&str, u64)> = documents
+        .iter()
+        .map(|d| (d.text.as_str(), d.line))
+        .collect();
+    assert_eq!(texts, [("good one", 1), ("good two", 3), ("good three", 5)]);
     assert_eq!(report.files, 3);
     assert_eq!(report.non_utf8_lines, 1);
     assert_eq!(report.overlong_lines, 1);
@@ -225,6 +233,18 @@ fn corrupt_gzip_keeps_what_was_read_and_reports_the_file() {
         InputProblem::Unreadable { .. }
     ));
     assert!(report.examples[0].line.is_some());
+
+    // A gzip header and nothing valid after it: unreadable from line 1, not also "empty".
+    write(&dir.join("cut.txt.gz"), &[0x1f, 0x8b, 0xff, 0xff, 0xff]);
+    let (documents, report) =
+        read_corpus(&dir, DocumentMode::Lines, CorpusLimits::default()).unwrap();
+    assert!(documents.is_empty());
+    assert_eq!((report.unreadable_files, report.empty_files), (1, 0));
+    assert_eq!(report.examples[0].line, Some(1));
+    assert!(
+        report.to_string().contains("cut.txt.gz:1: unreadable: "),
+        "{report}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -311,7 +331,10 @@ fn masking_vocab(vocab_size: usize) -> MaskingVocab {
 
 /// A packed-looking sequence: [CLS], tokens (some [UNK]s among them), [SEP], padding.
 fn sequence_strategy() -> impl Strategy<Value = Vec<u32>> {
-    (prop::collection::vec(prop_oneof![9 => 5u32..60, 1 => Just(1u32)], 0..60), 0usize..10)
+    (
+        prop::collection::vec(prop_oneof![9 => 5u32..60, 1 => Just(1u32)], 0..60),
+        0usize..10,
+    )
         .prop_map(|(content, padding)| {
             let mut ids = vec![SPECIAL.cls];
             ids.extend(content);
@@ -341,15 +364,14 @@ proptest! {
             (0..ids.len()).filter(|&i| masked.labels[i] != IGNORE_LABEL).collect();
         prop_assert_eq!(predicted.len(), expected);
         prop_assert!(predicted.len() <= max_predictions);
-        for i in 0..ids.len() {
-            if masked.labels[i] == IGNORE_LABEL {
+        for ((&id, &new), &label) in ids.iter().zip(&masked.input_ids).zip(&masked.labels) {
+            if label == IGNORE_LABEL {
                 // Not predicted: unchanged (so specials and padding are never touched).
-                prop_assert_eq!(masked.input_ids[i], ids[i]);
+                prop_assert_eq!(new, id);
             } else {
-                prop_assert!(!is_special(ids[i]));
-                prop_assert_eq!(masked.labels[i], i64::from(ids[i]));
+                prop_assert!(!is_special(id));
+                prop_assert_eq!(label, i64::from(id));
                 // Replaced by [MASK], by an ordinary id, or kept.
-                let new = masked.input_ids[i];
                 prop_assert!(new == SPECIAL.mask || !is_special(new));
             }
         }
@@ -390,7 +412,11 @@ fn masking_proportions_match_bert_within_statistical_bounds() {
     assert_eq!(predicted, 30 * sequences);
     let share = |n: usize| n as f64 / predicted as f64;
     // 15,000 predictions: a standard deviation is at most 0.33 percentage points; allow ~5.
-    assert!((share(masked_count) - 0.8).abs() < 0.017, "{}", share(masked_count));
+    assert!(
+        (share(masked_count) - 0.8).abs() < 0.017,
+        "{}",
+        share(masked_count)
+    );
     // A random id equals the original with probability 1/29,995: negligible.
     assert!((share(random) - 0.1).abs() < 0.013, "{}", share(random));
     assert!((share(kept) - 0.1).abs() < 0.013, "{}", share(kept));
@@ -618,7 +644,9 @@ fn validation_batches_are_fixed_and_padded() {
     let last = first.last().unwrap();
     for row in last.tokens.rows..4 {
         let span = row * 16..(row + 1) * 16;
-        assert!(last.tokens.attention_mask[span.clone()].iter().all(|&m| m == 0));
+        assert!(last.tokens.attention_mask[span.clone()]
+            .iter()
+            .all(|&m| m == 0));
         assert!(last.labels[span].iter().all(|&l| l == IGNORE_LABEL));
     }
 }
@@ -635,13 +663,54 @@ fn dataset_rejects_bad_settings_and_empty_corpora() {
     assert!(with(|o| o.seq_len = 2).is_err());
     assert!(with(|o| o.validation_fraction = 1.0).is_err());
     assert!(with(|o| o.masking.max_predictions = 0).is_err());
-    assert!(MlmDataset::from_token_documents(vec![vec![], vec![]], SPECIAL, 500, options(1)).is_err());
+    assert!(
+        MlmDataset::from_token_documents(vec![vec![], vec![]], SPECIAL, 500, options(1)).is_err()
+    );
     assert!(MlmDataset::from_token_documents(vec![vec![600]], SPECIAL, 500, options(1)).is_err());
     // One document cannot be split: all of it trains.
-    let single = MlmDataset::from_token_documents(vec![vec![7; 30]], SPECIAL, 500, options(1)).unwrap();
+    let single =
+        MlmDataset::from_token_documents(vec![vec![7; 30]], SPECIAL, 500, options(1)).unwrap();
     assert_eq!(single.validation_sequences().len(), 0);
     assert_eq!(single.validation_batches().count(), 0);
     assert_eq!(single.train_sequences().len(), 3);
+}
+
+#[test]
+fn documents_are_tokenized_in_order() {
+    let tokenizer = small_tokenizer();
+    let texts = [
+        "The cat sat on the mat.",
+        "",
+        "A big red dog ran.",
+        "Cats sat.",
+    ];
+    let documents: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Document {
+            source: Arc::from(Path::new("memory")),
+            line: i as u64 + 1,
+            text: text.to_string(),
+        })
+        .collect();
+    let options = MlmDatasetOptions {
+        validation_fraction: 0.0,
+        ..MlmDatasetOptions::new(6, 2, 0)
+    };
+    let data = MlmDataset::from_documents(&documents, &tokenizer, options).unwrap();
+    let contents: Vec<Vec<u32>> = data
+        .train_sequences()
+        .iter()
+        .map(|s| s.content().to_vec())
+        .collect();
+    let mut expected = Vec::new();
+    for text in texts {
+        let tokens = tokenizer.tokenize(text);
+        expected.extend(tokens.chunks(4).map(<[u32]>::to_vec));
+    }
+    assert_eq!(contents, expected);
+    assert_eq!(data.summary().empty_documents, 1);
+    assert_eq!(data.summary().train_documents, 3);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -92,3 +92,28 @@ fn tiny_post_ln_loss_and_gradients_match_pytorch() {
 fn narrow_three_layer_loss_and_gradients_match_pytorch() {
     check::<Narrow3Layer>("narrow_3layer");
 }
+
+#[test]
+fn grads_subcommand_writes_loss_and_named_gradients() {
+    let case = fixture("grads/tiny_post_ln");
+    let out = std::env::temp_dir().join(format!("dropbert-grads-{}.safetensors", std::process::id()));
+    dropbert::cli::run::<TinyPostLn>([
+        "bert".as_ref(),
+        "grads".as_ref(),
+        "--checkpoint".as_ref(),
+        case.join("checkpoint").as_os_str(),
+        "--batch".as_ref(),
+        case.join("batch.safetensors").as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+    .unwrap();
+    let written = dropbert::hf::read_tensor_file(&out).unwrap();
+    let expected = read_fixture("grads/tiny_post_ln/expected.safetensors");
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(written["loss"].shape, Vec::<usize>::new());
+    std::fs::remove_file(out).unwrap();
+}

@@ -1,5 +1,6 @@
 //! The command line every model binary shares: `<binary> <subcommand> ...`, each binary compiled
 //! for one configuration.
+mod grads;
 mod hidden;
 mod info;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Encode text with a checkpoint and write the last hidden states (no dropping).
     Hidden(hidden::HiddenArgs),
+    /// Loss and gradients of one masked-LM batch (no dropping), under Hugging Face names.
+    Grads(grads::GradsArgs),
     /// Print the compiled configuration.
     Info(info::InfoArgs),
 }
@@ -50,6 +53,7 @@ pub fn run<C: BertConfig>(
 fn execute<C: BertConfig>(command: Command) -> crate::Result<()> {
     match command {
         Command::Hidden(args) => hidden::run::<C>(&args),
+        Command::Grads(args) => grads::run::<C>(&args),
         Command::Info(args) => info::run::<C>(&args),
     }
 }

@@ -59,18 +59,18 @@ macro_rules! bert_config {
                 token_drop: $crate::bert_config!(@token_drop $token_drop),
                 layer_drop: $crate::bert_config!(@switch $layer_drop),
             };
-            type Vocab = ::luminal::prelude::Const<{ $vocab }>;
-            type Hidden = ::luminal::prelude::Const<{ $hidden }>;
-            type Heads = ::luminal::prelude::Const<{ $heads }>;
-            type HeadDim = ::luminal::prelude::Const<{ $crate::config::BertDims::head_dim(&Self::DIMS) }>;
-            type Intermediate = ::luminal::prelude::Const<{ $intermediate }>;
-            type MaxPositions = ::luminal::prelude::Const<{ $max_positions }>;
-            type TypeVocab = ::luminal::prelude::Const<{ $type_vocab }>;
-            type Seq = ::luminal::prelude::Const<{ $seq }>;
-            type Batch = ::luminal::prelude::Const<{ $batch }>;
-            type Tokens = ::luminal::prelude::Const<{ ($batch) * ($seq) }>;
-            type Kept = ::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
-            type Dropped = ::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
+            type Vocab = $crate::luminal::prelude::Const<{ $vocab }>;
+            type Hidden = $crate::luminal::prelude::Const<{ $hidden }>;
+            type Heads = $crate::luminal::prelude::Const<{ $heads }>;
+            type HeadDim = $crate::luminal::prelude::Const<{ $crate::config::BertDims::head_dim(&Self::DIMS) }>;
+            type Intermediate = $crate::luminal::prelude::Const<{ $intermediate }>;
+            type MaxPositions = $crate::luminal::prelude::Const<{ $max_positions }>;
+            type TypeVocab = $crate::luminal::prelude::Const<{ $type_vocab }>;
+            type Seq = $crate::luminal::prelude::Const<{ $seq }>;
+            type Batch = $crate::luminal::prelude::Const<{ $batch }>;
+            type Tokens = $crate::luminal::prelude::Const<{ ($batch) * ($seq) }>;
+            type Kept = $crate::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
+            type Dropped = $crate::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
         }
     };
     (@token_drop off) => { None };

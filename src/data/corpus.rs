@@ -95,10 +95,17 @@ impl fmt::Display for SkippedInput {
         }
         match &self.problem {
             InputProblem::NotUtf8 { valid_up_to } => {
-                write!(f, ": not UTF-8 (invalid byte at column {})", valid_up_to + 1)
+                write!(
+                    f,
+                    ": not UTF-8 (invalid byte at column {})",
+                    valid_up_to + 1
+                )
             }
             InputProblem::LineTooLong { bytes, limit } => {
-                write!(f, ": line of {bytes} bytes is longer than the limit of {limit}")
+                write!(
+                    f,
+                    ": line of {bytes} bytes is longer than the limit of {limit}"
+                )
             }
             InputProblem::EmptyFile => write!(f, ": empty file"),
             InputProblem::Unreadable { message } => write!(f, ": unreadable: {message}"),
@@ -126,7 +133,8 @@ pub struct SkipReport {
     pub unreadable_files: usize,
     /// The first [`CorpusLimits::max_examples`] skipped inputs, in reading order.
     pub examples: Vec<SkippedInput>,
-    max_line_bytes: usize,
+    /// The line length limit the reader applied.
+    pub max_line_bytes: usize,
 }
 
 impl SkipReport {
@@ -176,7 +184,11 @@ impl fmt::Display for SkipReport {
             self.max_line_bytes,
             self.skipped_bytes,
             plural(self.empty_files as u64, "empty file", "empty files"),
-            plural(self.unreadable_files as u64, "unreadable file", "unreadable files"),
+            plural(
+                self.unreadable_files as u64,
+                "unreadable file",
+                "unreadable files"
+            ),
         )?;
         if let Some(first) = self.examples.first() {
             write!(f, "; first: {first}")?;
@@ -322,12 +334,14 @@ impl CorpusReader {
         let mut current: Option<Document> = None;
         let mut line_number = 0u64;
         let mut has_content = false;
+        let mut failed = false;
         loop {
             let line = match read_bounded_line(&mut reader, &mut buffer, self.limits.max_line_bytes)
             {
                 Ok(line) => line,
                 Err(e) => {
                     self.unreadable(source, Some(line_number + 1), e.to_string());
+                    failed = true;
                     break;
                 }
             };
@@ -399,7 +413,7 @@ impl CorpusReader {
         if let Some(document) = current.take() {
             self.push_document(document);
         }
-        if !has_content {
+        if !has_content && !failed {
             self.report.record(
                 &self.limits,
                 SkippedInput {
@@ -450,9 +464,13 @@ pub fn read_corpus(
 enum BoundedLine {
     End,
     /// A whole line is in the buffer; `total_bytes` counts its line break too.
-    Line { total_bytes: u64 },
+    Line {
+        total_bytes: u64,
+    },
     /// The line exceeded the limit; the buffer holds only its line break (if any).
-    TooLong { total_bytes: u64 },
+    TooLong {
+        total_bytes: u64,
+    },
 }
 
 /// Reads one `\n`-terminated line into `buffer` without ever holding more than about
@@ -538,7 +556,9 @@ mod tests {
                     String::from_utf8_lossy(strip_line_break(&buffer)).into_owned(),
                     None,
                 )),
-                BoundedLine::TooLong { total_bytes } => out.push((String::new(), Some(total_bytes))),
+                BoundedLine::TooLong { total_bytes } => {
+                    out.push((String::new(), Some(total_bytes)))
+                }
             }
         }
         out

@@ -106,7 +106,11 @@ impl MlmMasking {
         masked: &mut [u32],
         labels: &mut [i64],
     ) {
-        assert_eq!(masked.len(), input_ids.len(), "masked ids of the wrong length");
+        assert_eq!(
+            masked.len(),
+            input_ids.len(),
+            "masked ids of the wrong length"
+        );
         assert_eq!(labels.len(), input_ids.len(), "labels of the wrong length");
         masked.copy_from_slice(input_ids);
         labels.fill(IGNORE_LABEL);

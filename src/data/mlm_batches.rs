@@ -161,7 +161,11 @@ impl MlmDataset {
         options.validate()?;
         let packer = SequencePacker::new(options.seq_len, special)?;
         let vocab = MaskingVocab::new(special, vocab_size)?;
-        if let Some(id) = documents.iter().flatten().find(|&&id| id as usize >= vocab_size) {
+        if let Some(id) = documents
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= vocab_size)
+        {
             return Err(DropbertError::InvalidInput(format!(
                 "token id {id} is outside the vocabulary of {vocab_size} ids"
             )));

@@ -114,7 +114,11 @@ pub fn train_wordpiece_vocab<S: AsRef<str> + Sync>(
         .map(|(token, id)| (id, token))
         .collect();
     by_id.sort_unstable();
-    if by_id.iter().enumerate().any(|(i, (id, _))| *id as usize != i) {
+    if by_id
+        .iter()
+        .enumerate()
+        .any(|(i, (id, _))| *id as usize != i)
+    {
         return Err(DropbertError::InvalidInput(
             "vocabulary training: the trainer returned non-contiguous ids".into(),
         ));

@@ -30,8 +30,8 @@ impl Backend {
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        MatMulCompiler::default(),
                         UnaryFusionCompiler::default(),
+                        crate::compile::cpu::DropbertCpuCompiler::default(),
                     ),
                     remap,
                 );

@@ -1,0 +1,198 @@
+use luminal::{
+    op::{self, InputTensor, Operator},
+    prelude::*,
+};
+
+use super::strided_view::{for_each_row, StridedView};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryKind {
+    Add,
+    Mul,
+    Mod,
+    LessThan,
+}
+
+impl BinaryKind {
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryKind::Add => a + b,
+            BinaryKind::Mul => a * b,
+            BinaryKind::Mod => a % b,
+            BinaryKind::LessThan => (a < b) as u8 as f32,
+        }
+    }
+}
+
+/// A luminal binary primitive on views resolved to strides at compile time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StridedBinary {
+    kind: BinaryKind,
+    sizes: Vec<usize>,
+    a_strides: Vec<usize>,
+    b_strides: Vec<usize>,
+}
+
+fn buffer<'a>(input: &'a InputTensor<'a>) -> &'a [f32] {
+    input
+        .borrowed()
+        .data
+        .as_any()
+        .downcast_ref::<Vec<f32>>()
+        .expect("CPU buffers are Vec<f32>")
+}
+
+impl Operator for StridedBinary {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let (a, b) = (buffer(&inputs[0].0), buffer(&inputs[1].0));
+        let mut out = Vec::with_capacity(self.sizes.iter().product());
+        let kind = self.kind;
+        for_each_row(
+            &self.sizes,
+            &[&self.a_strides, &self.b_strides],
+            |offsets, len, steps| {
+                let (a_offset, b_offset) = (offsets[0], offsets[1]);
+                match (steps[0], steps[1]) {
+                    (1, 1) => out.extend(
+                        a[a_offset..a_offset + len]
+                            .iter()
+                            .zip(&b[b_offset..b_offset + len])
+                            .map(|(&x, &y)| kind.apply(x, y)),
+                    ),
+                    (1, 0) => {
+                        let y = b[b_offset];
+                        out.extend(a[a_offset..a_offset + len].iter().map(|&x| kind.apply(x, y)))
+                    }
+                    (0, 1) => {
+                        let x = a[a_offset];
+                        out.extend(b[b_offset..b_offset + len].iter().map(|&y| kind.apply(x, y)))
+                    }
+                    (a_step, b_step) => out.extend(
+                        (0..len).map(|i| kind.apply(a[a_offset + i * a_step], b[b_offset + i * b_step])),
+                    ),
+                }
+            },
+        );
+        vec![Tensor::new(out)]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceKind {
+    Sum,
+    Max,
+}
+
+/// A luminal reduction (or, with no axis, a contiguous copy) on a view resolved to strides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StridedReduce {
+    kind: ReduceKind,
+    /// The kept axes' sizes and input strides, then the reduced axis last.
+    sizes: Vec<usize>,
+    strides: Vec<usize>,
+}
+
+impl Operator for StridedReduce {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let input = buffer(&inputs[0].0);
+        let rank = self.sizes.len();
+        let reduced_len = self.sizes[rank - 1];
+        let reduced_stride = self.strides[rank - 1];
+        let kept_sizes = &self.sizes[..rank - 1];
+        let mut out = Vec::with_capacity(kept_sizes.iter().product());
+        let kind = self.kind;
+        let reduce = |start: usize| {
+            let values = (0..reduced_len).map(|i| input[start + i * reduced_stride]);
+            match kind {
+                ReduceKind::Sum => values.sum::<f32>(),
+                ReduceKind::Max => values.fold(f32::NEG_INFINITY, f32::max),
+            }
+        };
+        for_each_row(kept_sizes, &[&self.strides[..rank - 1]], |offsets, len, steps| {
+            out.extend((0..len).map(|i| reduce(offsets[0] + i * steps[0])));
+        });
+        vec![Tensor::new(out)]
+    }
+}
+
+/// A contiguous copy of a view resolved to strides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StridedCopy {
+    sizes: Vec<usize>,
+    strides: Vec<usize>,
+}
+
+impl Operator for StridedCopy {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let input = buffer(&inputs[0].0);
+        let mut out = Vec::with_capacity(self.sizes.iter().product());
+        for_each_row(&self.sizes, &[&self.strides], |offsets, len, steps| {
+            if steps[0] == 1 {
+                out.extend_from_slice(&input[offsets[0]..offsets[0] + len]);
+            } else {
+                out.extend((0..len).map(|i| input[offsets[0] + i * steps[0]]));
+            }
+        });
+        vec![Tensor::new(out)]
+    }
+}
+
+/// Swaps luminal's binary, reduce and contiguous primitives for their strided forms wherever
+/// the input views have no slices or padding (those keep the generic, interpreted ops).
+#[derive(Debug, Default)]
+pub struct StridedOpsCompiler;
+
+impl Compiler for StridedOpsCompiler {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, _remap: T) {
+        let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+        for node in nodes {
+            let sources = graph.get_sources(node);
+            let views: Option<Vec<StridedView>> =
+                sources.iter().map(|(_, _, view)| StridedView::of(view)).collect();
+            let Some(views) = views else { continue };
+            let any = graph.graph.node_weight(node).unwrap().as_any();
+            let binary = if any.is::<op::Add>() {
+                Some(BinaryKind::Add)
+            } else if any.is::<op::Mul>() {
+                Some(BinaryKind::Mul)
+            } else if any.is::<op::Mod>() {
+                Some(BinaryKind::Mod)
+            } else if any.is::<op::LessThan>() {
+                Some(BinaryKind::LessThan)
+            } else {
+                None
+            };
+            let reduce = any
+                .downcast_ref::<op::SumReduce>()
+                .map(|r| (ReduceKind::Sum, r.0))
+                .or_else(|| any.downcast_ref::<op::MaxReduce>().map(|r| (ReduceKind::Max, r.0)));
+            let replacement: Box<dyn Operator> = if let Some(kind) = binary {
+                Box::new(StridedBinary {
+                    kind,
+                    sizes: views[0].sizes.clone(),
+                    a_strides: views[0].strides.clone(),
+                    b_strides: views[1].strides.clone(),
+                })
+            } else if let Some((kind, axis)) = reduce {
+                let view = &views[0];
+                let order: Vec<usize> = (0..view.sizes.len())
+                    .filter(|&a| a != axis)
+                    .chain([axis])
+                    .collect();
+                Box::new(StridedReduce {
+                    kind,
+                    sizes: order.iter().map(|&a| view.sizes[a]).collect(),
+                    strides: order.iter().map(|&a| view.strides[a]).collect(),
+                })
+            } else if any.is::<op::Contiguous>() {
+                Box::new(StridedCopy {
+                    sizes: views[0].sizes.clone(),
+                    strides: views[0].strides.clone(),
+                })
+            } else {
+                continue;
+            };
+            *graph.graph.node_weight_mut(node).unwrap() = replacement;
+        }
+    }
+}

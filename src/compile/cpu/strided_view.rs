@@ -1,0 +1,116 @@
+use luminal::prelude::*;
+
+/// A view whose every logical axis is a plain stride into the buffer (0 for a broadcast axis):
+/// anything without slices, padding or symbolic sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StridedView {
+    pub sizes: Vec<usize>,
+    pub strides: Vec<usize>,
+}
+
+impl StridedView {
+    pub fn of(view: &ShapeTracker) -> Option<Self> {
+        if view.is_sliced() || view.is_padded() {
+            return None;
+        }
+        let rank = view.len();
+        let dims: Vec<usize> = (0..rank)
+            .map(|axis| view.dims[axis].to_usize())
+            .collect::<Option<_>>()?;
+        let mut buffer_strides = vec![0; rank];
+        let mut next = 1;
+        for axis in (0..rank).rev() {
+            if !view.fake[axis] {
+                buffer_strides[axis] = next;
+                next *= dims[axis];
+            }
+        }
+        Some(Self {
+            sizes: view.indexes.iter().map(|&axis| dims[axis]).collect(),
+            strides: view.indexes.iter().map(|&axis| buffer_strides[axis]).collect(),
+        })
+    }
+}
+
+/// Row-major strides of a contiguous tensor of `sizes`.
+pub fn contiguous_strides(sizes: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; sizes.len()];
+    let mut next = 1;
+    for axis in (0..sizes.len()).rev() {
+        strides[axis] = next;
+        next *= sizes[axis];
+    }
+    strides
+}
+
+/// Calls `visit(offsets)` for every index of `sizes` in row-major order, where `offsets[t]` is
+/// the position of that index under `strides[t]`; the last axis runs in the innermost loop, and
+/// `inner(offsets, len, inner_strides)` handles it whole.
+pub fn for_each_row(
+    sizes: &[usize],
+    strides: &[&[usize]],
+    mut inner: impl FnMut(&[usize], usize, &[usize]),
+) {
+    let tensors = strides.len();
+    if sizes.is_empty() {
+        inner(&vec![0; tensors], 1, &vec![0; tensors]);
+        return;
+    }
+    let last = sizes.len() - 1;
+    let inner_strides: Vec<usize> = strides.iter().map(|s| s[last]).collect();
+    let outer = &sizes[..last];
+    let mut index = vec![0; outer.len()];
+    let mut offsets = vec![0; tensors];
+    if sizes.contains(&0) {
+        return;
+    }
+    loop {
+        inner(&offsets, sizes[last], &inner_strides);
+        // Odometer over the outer axes, updating offsets incrementally.
+        let mut axis = outer.len();
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            for (offset, s) in offsets.iter_mut().zip(strides) {
+                *offset += s[axis];
+            }
+            if index[axis] < outer[axis] {
+                break;
+            }
+            for (offset, s) in offsets.iter_mut().zip(strides) {
+                *offset -= s[axis] * outer[axis];
+            }
+            index[axis] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permuted_and_broadcast_views_become_strides() {
+        let mut view = ShapeTracker::new(&[2.into(), 3.into()]);
+        view.permute(&[1, 0]);
+        view.expand(1, 4.into());
+        let strided = StridedView::of(&view).unwrap();
+        assert_eq!(strided.sizes, vec![3, 4, 2]);
+        assert_eq!(strided.strides, vec![1, 0, 3]);
+    }
+
+    #[test]
+    fn rows_are_visited_in_order_with_their_offsets() {
+        let mut seen = Vec::new();
+        for_each_row(&[2, 3, 2], &[&[6, 2, 1], &[1, 0, 10]], |offsets, len, inner| {
+            seen.push((offsets.to_vec(), len, inner.to_vec()));
+        });
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen[0], (vec![0, 0], 2, vec![1, 10]));
+        assert_eq!(seen[1], (vec![2, 0], 2, vec![1, 10]));
+        assert_eq!(seen[3], (vec![6, 1], 2, vec![1, 10]));
+    }
+}

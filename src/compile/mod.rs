@@ -1,0 +1,2 @@
+//! dropbert's own luminal compiler passes.
+pub mod cpu;
