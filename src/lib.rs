@@ -7,8 +7,8 @@ pub mod data;
 pub mod error;
 pub mod hf;
 pub mod nn;
-pub mod optim;
 pub mod ops;
+pub mod optim;
 pub mod runtime;
 
 pub use error::{DropbertError, Result};

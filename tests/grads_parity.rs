@@ -54,7 +54,11 @@ fn check<C: BertConfig>(case: &str) {
         attention_mask: ids(&batch_file["attention_mask"]),
         rows: C::DIMS.batch_size,
     };
-    let labels: Vec<i64> = batch_file["labels"].to_f32().iter().map(|&l| l as i64).collect();
+    let labels: Vec<i64> = batch_file["labels"]
+        .to_f32()
+        .iter()
+        .map(|&l| l as i64)
+        .collect();
     let outputs = program.run(&batch, &labels);
 
     let expected_loss = expected["loss"].to_f32()[0];
@@ -77,9 +81,16 @@ fn check<C: BertConfig>(case: &str) {
         if error > worst.0 {
             worst = (error, parameter.name.clone());
         }
-        assert!(error < 1e-4, "{case}: {} relative error {error}", parameter.name);
+        assert!(
+            error < 1e-4,
+            "{case}: {} relative error {error}",
+            parameter.name
+        );
     }
-    eprintln!("{case}: loss {}, worst gradient {} ({:e})", outputs.loss, worst.1, worst.0);
+    eprintln!(
+        "{case}: loss {}, worst gradient {} ({:e})",
+        outputs.loss, worst.1, worst.0
+    );
     assert_eq!(outputs.gradients.len(), expected.len() - 1);
 }
 
@@ -96,7 +107,8 @@ fn narrow_three_layer_loss_and_gradients_match_pytorch() {
 #[test]
 fn grads_subcommand_writes_loss_and_named_gradients() {
     let case = fixture("grads/tiny_post_ln");
-    let out = std::env::temp_dir().join(format!("dropbert-grads-{}.safetensors", std::process::id()));
+    let out =
+        std::env::temp_dir().join(format!("dropbert-grads-{}.safetensors", std::process::id()));
     dropbert::cli::run::<TinyPostLn>([
         "bert".as_ref(),
         "grads".as_ref(),

@@ -53,7 +53,14 @@ pub fn add_backward(
             gradients.insert(node, gradient);
             continue;
         }
-        let kind = OpKind::of(builder.graph.graph.node_weight(node).expect("live node").as_ref())?;
+        let kind = OpKind::of(
+            builder
+                .graph
+                .graph
+                .node_weight(node)
+                .expect("live node")
+                .as_ref(),
+        )?;
         if kind.is_unary() {
             // luminal's unary ops map their input's buffer element by element, ignoring the
             // view, and their output keeps the input's view: differentiate buffer to buffer.
@@ -61,7 +68,9 @@ pub fn add_backward(
             let input = TensorRef::output(inputs[0].id, &[len]);
             let output = TensorRef::output(node, &[len]);
             let gradient = builder.reshape(gradient, &[len]);
-            if let Some(input_gradient) = kind.input_gradients(&mut builder, &[input], output, gradient)[0] {
+            if let Some(input_gradient) =
+                kind.input_gradients(&mut builder, &[input], output, gradient)[0]
+            {
                 if relevant.contains(&input.id) {
                     accumulate(&mut builder, &mut gradients, input.id, input_gradient);
                 }
@@ -134,7 +143,11 @@ fn accumulate(
 }
 
 /// Nodes that depend on a parameter and that the loss depends on: only they carry gradients.
-fn nodes_between(graph: &Graph, parameters: &[ParameterRef], loss: NodeIndex) -> HashSet<NodeIndex> {
+fn nodes_between(
+    graph: &Graph,
+    parameters: &[ParameterRef],
+    loss: NodeIndex,
+) -> HashSet<NodeIndex> {
     let reach = |starts: Vec<NodeIndex>, direction: Direction| {
         let mut seen: HashSet<NodeIndex> = starts.iter().copied().collect();
         let mut stack = starts;
@@ -154,7 +167,10 @@ fn nodes_between(graph: &Graph, parameters: &[ParameterRef], loss: NodeIndex) ->
         }
         seen
     };
-    let from_parameters = reach(parameters.iter().map(|p| p.id).collect(), Direction::Outgoing);
+    let from_parameters = reach(
+        parameters.iter().map(|p| p.id).collect(),
+        Direction::Outgoing,
+    );
     let to_loss = reach(vec![loss], Direction::Incoming);
     from_parameters.intersection(&to_loss).copied().collect()
 }

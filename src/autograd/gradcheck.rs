@@ -59,7 +59,8 @@ fn check<S: Shape>(objective: Objective<S>, values: Vec<f32>, tolerance: f32) {
         plus[i] += step;
         let mut minus = values.clone();
         minus[i] -= step;
-        let numeric = (evaluate(&mut graph, &plus).0 - evaluate(&mut graph, &minus).0) / (2.0 * step);
+        let numeric =
+            (evaluate(&mut graph, &plus).0 - evaluate(&mut graph, &minus).0) / (2.0 * step);
         let scale = numeric.abs().max(analytic_i.abs()).max(1.0);
         assert!(
             (numeric - analytic_i).abs() / scale < tolerance,
@@ -75,7 +76,11 @@ fn random(len: usize, low: f32, high: f32, seed: u64) -> Vec<f32> {
 
 #[test]
 fn sum_of_products() {
-    check::<R2<3, 4>>(|x| (x * x).sum_reduce::<_, Axes2<0, 1>>(), random(12, -1.0, 1.0, 1), 1e-2);
+    check::<R2<3, 4>>(
+        |x| (x * x).sum_reduce::<_, Axes2<0, 1>>(),
+        random(12, -1.0, 1.0, 1),
+        1e-2,
+    );
 }
 
 #[test]
@@ -93,11 +98,31 @@ fn division_by_a_reduction() {
 
 #[test]
 fn unary_ops() {
-    check::<R1<5>>(|x| x.exp().sum_reduce::<_, Axis<0>>(), random(5, -1.0, 1.0, 3), 1e-2);
-    check::<R1<5>>(|x| x.ln().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 4), 1e-2);
-    check::<R1<5>>(|x| x.sin().sum_reduce::<_, Axis<0>>(), random(5, -2.0, 2.0, 5), 1e-2);
-    check::<R1<5>>(|x| x.sqrt().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 6), 1e-2);
-    check::<R1<5>>(|x| x.recip().sum_reduce::<_, Axis<0>>(), random(5, 0.5, 2.0, 7), 1e-2);
+    check::<R1<5>>(
+        |x| x.exp().sum_reduce::<_, Axis<0>>(),
+        random(5, -1.0, 1.0, 3),
+        1e-2,
+    );
+    check::<R1<5>>(
+        |x| x.ln().sum_reduce::<_, Axis<0>>(),
+        random(5, 0.5, 2.0, 4),
+        1e-2,
+    );
+    check::<R1<5>>(
+        |x| x.sin().sum_reduce::<_, Axis<0>>(),
+        random(5, -2.0, 2.0, 5),
+        1e-2,
+    );
+    check::<R1<5>>(
+        |x| x.sqrt().sum_reduce::<_, Axis<0>>(),
+        random(5, 0.5, 2.0, 6),
+        1e-2,
+    );
+    check::<R1<5>>(
+        |x| x.recip().sum_reduce::<_, Axis<0>>(),
+        random(5, 0.5, 2.0, 7),
+        1e-2,
+    );
 }
 
 #[test]
@@ -125,7 +150,9 @@ fn max_reduce_alone() {
 fn shifted_exponentials() {
     check::<R2<2, 5>>(
         |x| {
-            let shifted = x - x.max_reduce::<R1<2>, Axis<1>>().expand::<R2<2, 5>, Axis<1>>();
+            let shifted = x - x
+                .max_reduce::<R1<2>, Axis<1>>()
+                .expand::<R2<2, 5>, Axis<1>>();
             (shifted.exp() * x).sum_reduce::<_, Axes2<0, 1>>()
         },
         random(10, -1.0, 1.0, 10),

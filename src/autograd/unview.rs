@@ -6,7 +6,11 @@ use crate::ops::ViewAdjoint;
 /// Maps the gradient of a view (logical shape of `view`) back onto the buffer it reads: the
 /// result lists the buffer's elements in memory order. Permutes are undone as views, broadcast
 /// axes are summed; views with slices or padding go through the generic [`ViewAdjoint`] op.
-pub(crate) fn unview(builder: &mut Builder<'_>, gradient: TensorRef, view: &ShapeTracker) -> TensorRef {
+pub(crate) fn unview(
+    builder: &mut Builder<'_>,
+    gradient: TensorRef,
+    view: &ShapeTracker,
+) -> TensorRef {
     if view.is_sliced() || view.is_padded() {
         let physical_len = view
             .n_physical_elements()
@@ -29,7 +33,9 @@ pub(crate) fn unview(builder: &mut Builder<'_>, gradient: TensorRef, view: &Shap
     (0..rank)
         .rev()
         .filter(|&axis| view.fake[axis])
-        .fold(in_buffer_order, |gradient, axis| builder.sum_reduce(gradient, axis))
+        .fold(in_buffer_order, |gradient, axis| {
+            builder.sum_reduce(gradient, axis)
+        })
 }
 
 impl Builder<'_> {

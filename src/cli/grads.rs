@@ -34,10 +34,12 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
     let tensors = read_tensor_file(&args.batch)?;
     let expected_shape = vec![dims.batch_size, dims.seq_len];
     let column = |name: &str| -> Result<Vec<i64>> {
-        let tensor = tensors.get(name).ok_or_else(|| DropbertError::MissingTensor {
-            path: args.batch.clone(),
-            name: name.to_string(),
-        })?;
+        let tensor = tensors
+            .get(name)
+            .ok_or_else(|| DropbertError::MissingTensor {
+                path: args.batch.clone(),
+                name: name.to_string(),
+            })?;
         if tensor.shape != expected_shape {
             return Err(DropbertError::TensorShape {
                 path: args.batch.clone(),
@@ -52,12 +54,15 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
         column(name)?
             .into_iter()
             .map(|id| {
-                u32::try_from(id).ok().filter(|&id| (id as usize) < limit).ok_or_else(|| {
-                    DropbertError::InvalidInput(format!(
-                        "{}: {name} holds {id}, outside 0..{limit}",
-                        args.batch.display()
-                    ))
-                })
+                u32::try_from(id)
+                    .ok()
+                    .filter(|&id| (id as usize) < limit)
+                    .ok_or_else(|| {
+                        DropbertError::InvalidInput(format!(
+                            "{}: {name} holds {id}, outside 0..{limit}",
+                            args.batch.display()
+                        ))
+                    })
             })
             .collect()
     };
@@ -83,7 +88,10 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
         GradientProgram::<C>::from_checkpoint(&args.checkpoint, backend, MissingPolicy::Refuse)?;
     let outputs = program.run(&batch, &labels);
     let mut written = BTreeMap::new();
-    written.insert("loss".to_string(), TensorData::f32(vec![], vec![outputs.loss]));
+    written.insert(
+        "loss".to_string(),
+        TensorData::f32(vec![], vec![outputs.loss]),
+    );
     for (parameter, gradient) in program.parameters().into_iter().zip(outputs.gradients) {
         written.insert(parameter.name, TensorData::f32(parameter.shape, gradient));
     }

@@ -1,4 +1,8 @@
-use luminal::{op::InputTensor, op::Operator, prelude::{symbolic::Expression, *}};
+use luminal::{
+    op::InputTensor,
+    op::Operator,
+    prelude::{symbolic::Expression, *},
+};
 
 use super::input_values;
 

@@ -53,7 +53,10 @@ fn column_index(column: f32, width: usize) -> Option<usize> {
         return None;
     }
     let column = column as usize;
-    assert!(column < width, "column {column} outside rows of width {width}");
+    assert!(
+        column < width,
+        "column {column} outside rows of width {width}"
+    );
     Some(column)
 }
 

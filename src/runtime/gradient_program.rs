@@ -107,7 +107,12 @@ impl<C: BertConfig> GradientProgram<C> {
     pub fn set_parameters(&mut self, values: Vec<Vec<f32>>) {
         assert_eq!(values.len(), self.gradients.len());
         for (gradient, values) in self.gradients.iter().zip(values) {
-            assert_eq!(values.len(), gradient.parameter.numel(), "{}", gradient.parameter.name);
+            assert_eq!(
+                values.len(),
+                gradient.parameter.numel(),
+                "{}",
+                gradient.parameter.name
+            );
             self.graph
                 .set_tensor(gradient.parameter.id, 0, Tensor::new(values));
         }

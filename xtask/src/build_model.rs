@@ -42,6 +42,21 @@ pub struct Args {
     debug: bool,
 }
 
+impl Args {
+    /// A release build of a post-LN model for the checkpoint whose `config.json` is `config`.
+    pub fn for_config(config: PathBuf, seq: NonZeroUsize, batch: NonZeroUsize) -> Self {
+        Self {
+            from_hf_config: config,
+            seq,
+            batch,
+            name: None,
+            layout: Layout::PostLn,
+            features: Vec::new(),
+            debug: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Layout {
     PostLn,

@@ -1,6 +1,7 @@
 //! dropbert's development tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 
 mod build_model;
+mod example;
 mod hf_config;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 enum Task {
     /// Generate and build a model binary from a Hugging Face `config.json`.
     BuildModel(build_model::Args),
+    /// The main job: build a model for a bundled checkpoint, encode text, compare with transformers.
+    Example,
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
             // The last line of stdout, for scripts: everything cargo says goes to stderr.
             println!("{}", binary.display());
         }),
+        Task::Example => example::run(&repo_root()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,4 +42,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace root (xtask's manifest sits one folder below it).
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
 }

@@ -99,9 +99,8 @@ fn merge_adjacent(axes: Vec<Axis>) -> Vec<Axis> {
     let mut merged: Vec<Axis> = Vec::with_capacity(axes.len());
     for axis in axes {
         if let Some(outer) = merged.last_mut() {
-            let fits = |outer_stride: usize, inner_stride: usize| {
-                outer_stride == inner_stride * axis.size
-            };
+            let fits =
+                |outer_stride: usize, inner_stride: usize| outer_stride == inner_stride * axis.size;
             if fits(outer.a, axis.a) && fits(outer.b, axis.b) && fits(outer.out, axis.out) {
                 *outer = Axis {
                     size: outer.size * axis.size,
@@ -185,7 +184,14 @@ impl Compiler for ContractionCompiler {
         let reduces: Vec<NodeIndex> = graph
             .graph
             .node_indices()
-            .filter(|&node| graph.graph.node_weight(node).unwrap().as_any().is::<SumReduce>())
+            .filter(|&node| {
+                graph
+                    .graph
+                    .node_weight(node)
+                    .unwrap()
+                    .as_any()
+                    .is::<SumReduce>()
+            })
             .collect();
         for reduce in reduces {
             let axis = graph
@@ -198,7 +204,12 @@ impl Compiler for ContractionCompiler {
                 .0;
             let sources = graph.get_sources(reduce);
             let (product, _, product_view) = sources[0];
-            let is_mul = graph.graph.node_weight(product).unwrap().as_any().is::<Mul>();
+            let is_mul = graph
+                .graph
+                .node_weight(product)
+                .unwrap()
+                .as_any()
+                .is::<Mul>();
             let used_once = graph
                 .graph
                 .edges_directed(product, Direction::Outgoing)
@@ -247,9 +258,20 @@ mod tests {
     use super::*;
 
     /// Reference: sum over `reduced` of a * b through the views, by brute force.
-    fn reference(a: &[f32], av: &StridedView, b: &[f32], bv: &StridedView, reduced: usize) -> Vec<f32> {
+    fn reference(
+        a: &[f32],
+        av: &StridedView,
+        b: &[f32],
+        bv: &StridedView,
+        reduced: usize,
+    ) -> Vec<f32> {
         let sizes = &av.sizes;
-        let out_sizes: Vec<usize> = sizes.iter().enumerate().filter(|&(i, _)| i != reduced).map(|(_, &s)| s).collect();
+        let out_sizes: Vec<usize> = sizes
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != reduced)
+            .map(|(_, &s)| s)
+            .collect();
         let mut out = vec![0.0; out_sizes.iter().product()];
         let total: usize = sizes.iter().product();
         for flat in 0..total {
@@ -259,7 +281,13 @@ mod tests {
                 index[axis] = rest % sizes[axis];
                 rest /= sizes[axis];
             }
-            let offset = |v: &StridedView| index.iter().zip(&v.strides).map(|(i, s)| i * s).sum::<usize>();
+            let offset = |v: &StridedView| {
+                index
+                    .iter()
+                    .zip(&v.strides)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>()
+            };
             let mut out_index = 0;
             for (axis, &i) in index.iter().enumerate() {
                 if axis != reduced {
@@ -277,14 +305,25 @@ mod tests {
             (InputTensor::Owned(Tensor::new(a)), view),
             (InputTensor::Owned(Tensor::new(b)), view),
         ]);
-        out[0].data.as_any().downcast_ref::<Vec<f32>>().unwrap().clone()
+        out[0]
+            .data
+            .as_any()
+            .downcast_ref::<Vec<f32>>()
+            .unwrap()
+            .clone()
     }
 
     #[test]
     fn batched_and_transposed_products_match_brute_force() {
         // [batch 2, m 3, n 4, k 5] with b transposed and a broadcast over n; every reduced axis.
-        let a_view = StridedView { sizes: vec![2, 3, 4, 5], strides: vec![15, 5, 0, 1] };
-        let b_view = StridedView { sizes: vec![2, 3, 4, 5], strides: vec![20, 0, 1, 4] };
+        let a_view = StridedView {
+            sizes: vec![2, 3, 4, 5],
+            strides: vec![15, 5, 0, 1],
+        };
+        let b_view = StridedView {
+            sizes: vec![2, 3, 4, 5],
+            strides: vec![20, 0, 1, 4],
+        };
         let a: Vec<f32> = (0..30).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..40).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut contraction = Contraction::plan(&a_view, &b_view, 3).unwrap();
@@ -304,8 +343,14 @@ mod tests {
 
     #[test]
     fn a_broadcast_summed_axis_is_no_contraction() {
-        let a_view = StridedView { sizes: vec![3, 4], strides: vec![1, 0] };
-        let b_view = StridedView { sizes: vec![3, 4], strides: vec![4, 1] };
+        let a_view = StridedView {
+            sizes: vec![3, 4],
+            strides: vec![1, 0],
+        };
+        let b_view = StridedView {
+            sizes: vec![3, 4],
+            strides: vec![4, 1],
+        };
         assert!(Contraction::plan(&a_view, &b_view, 1).is_none());
     }
 }

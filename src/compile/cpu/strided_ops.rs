@@ -61,15 +61,25 @@ impl Operator for StridedBinary {
                     ),
                     (1, 0) => {
                         let y = b[b_offset];
-                        out.extend(a[a_offset..a_offset + len].iter().map(|&x| kind.apply(x, y)))
+                        out.extend(
+                            a[a_offset..a_offset + len]
+                                .iter()
+                                .map(|&x| kind.apply(x, y)),
+                        )
                     }
                     (0, 1) => {
                         let x = a[a_offset];
-                        out.extend(b[b_offset..b_offset + len].iter().map(|&y| kind.apply(x, y)))
+                        out.extend(
+                            b[b_offset..b_offset + len]
+                                .iter()
+                                .map(|&y| kind.apply(x, y)),
+                        )
                     }
-                    (a_step, b_step) => out.extend(
-                        (0..len).map(|i| kind.apply(a[a_offset + i * a_step], b[b_offset + i * b_step])),
-                    ),
+                    (a_step, b_step) => {
+                        out.extend((0..len).map(|i| {
+                            kind.apply(a[a_offset + i * a_step], b[b_offset + i * b_step])
+                        }))
+                    }
                 }
             },
         );
@@ -108,9 +118,13 @@ impl Operator for StridedReduce {
                 ReduceKind::Max => values.fold(f32::NEG_INFINITY, f32::max),
             }
         };
-        for_each_row(kept_sizes, &[&self.strides[..rank - 1]], |offsets, len, steps| {
-            out.extend((0..len).map(|i| reduce(offsets[0] + i * steps[0])));
-        });
+        for_each_row(
+            kept_sizes,
+            &[&self.strides[..rank - 1]],
+            |offsets, len, steps| {
+                out.extend((0..len).map(|i| reduce(offsets[0] + i * steps[0])));
+            },
+        );
         vec![Tensor::new(out)]
     }
 }
@@ -147,8 +161,10 @@ impl Compiler for StridedOpsCompiler {
         let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
         for node in nodes {
             let sources = graph.get_sources(node);
-            let views: Option<Vec<StridedView>> =
-                sources.iter().map(|(_, _, view)| StridedView::of(view)).collect();
+            let views: Option<Vec<StridedView>> = sources
+                .iter()
+                .map(|(_, _, view)| StridedView::of(view))
+                .collect();
             let Some(views) = views else { continue };
             let any = graph.graph.node_weight(node).unwrap().as_any();
             let binary = if any.is::<op::Add>() {
@@ -165,7 +181,10 @@ impl Compiler for StridedOpsCompiler {
             let reduce = any
                 .downcast_ref::<op::SumReduce>()
                 .map(|r| (ReduceKind::Sum, r.0))
-                .or_else(|| any.downcast_ref::<op::MaxReduce>().map(|r| (ReduceKind::Max, r.0)));
+                .or_else(|| {
+                    any.downcast_ref::<op::MaxReduce>()
+                        .map(|r| (ReduceKind::Max, r.0))
+                });
             let replacement: Box<dyn Operator> = if let Some(kind) = binary {
                 Box::new(StridedBinary {
                     kind,

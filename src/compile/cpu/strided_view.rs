@@ -27,7 +27,11 @@ impl StridedView {
         }
         Some(Self {
             sizes: view.indexes.iter().map(|&axis| dims[axis]).collect(),
-            strides: view.indexes.iter().map(|&axis| buffer_strides[axis]).collect(),
+            strides: view
+                .indexes
+                .iter()
+                .map(|&axis| buffer_strides[axis])
+                .collect(),
         })
     }
 }
@@ -105,9 +109,13 @@ mod tests {
     #[test]
     fn rows_are_visited_in_order_with_their_offsets() {
         let mut seen = Vec::new();
-        for_each_row(&[2, 3, 2], &[&[6, 2, 1], &[1, 0, 10]], |offsets, len, inner| {
-            seen.push((offsets.to_vec(), len, inner.to_vec()));
-        });
+        for_each_row(
+            &[2, 3, 2],
+            &[&[6, 2, 1], &[1, 0, 10]],
+            |offsets, len, inner| {
+                seen.push((offsets.to_vec(), len, inner.to_vec()));
+            },
+        );
         assert_eq!(seen.len(), 6);
         assert_eq!(seen[0], (vec![0, 0], 2, vec![1, 10]));
         assert_eq!(seen[1], (vec![2, 0], 2, vec![1, 10]));
