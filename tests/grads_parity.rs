@@ -129,3 +129,41 @@ fn grads_subcommand_writes_loss_and_named_gradients() {
     assert_eq!(written["loss"].shape, Vec::<usize>::new());
     std::fs::remove_file(out).unwrap();
 }
+
+/// With the checkpoint's dropout rates (0.1), a step is reproducible from its seed, and the
+/// masks change the loss.
+#[test]
+fn dropout_follows_the_config_and_is_seeded() {
+    let case = fixture("hf/tiny_post_ln");
+    let batch_file = read_fixture("grads/tiny_post_ln/batch.safetensors");
+    let batch = TokenBatch {
+        input_ids: ids(&batch_file["input_ids"]),
+        token_type_ids: ids(&batch_file["token_type_ids"]),
+        attention_mask: ids(&batch_file["attention_mask"]),
+        rows: 4,
+    };
+    let labels: Vec<i64> = batch_file["labels"]
+        .to_f32()
+        .iter()
+        .map(|&l| l as i64)
+        .collect();
+    let run = |seed: u64| {
+        let (mut program, _) = GradientProgram::<TinyPostLn>::from_checkpoint(
+            &case,
+            Backend::Cpu,
+            MissingPolicy::Refuse,
+        )
+        .unwrap();
+        program.set_dropout_position(seed, 0);
+        program.run(&batch, &labels)
+    };
+    let (first, again, other) = (run(1), run(1), run(2));
+    assert_eq!(first, again);
+    assert_ne!(first.loss, other.loss);
+    let expected = read_fixture("grads/tiny_post_ln/expected.safetensors")["loss"].to_f32()[0];
+    assert_ne!(
+        first.loss, expected,
+        "dropout off would give the reference loss"
+    );
+    assert!(first.loss.is_finite());
+}

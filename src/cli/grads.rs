@@ -26,6 +26,9 @@ pub struct GradsArgs {
     /// cpu or cuda (default: cuda where the binary was built with it).
     #[arg(long)]
     backend: Option<Backend>,
+    /// Seed of the dropout masks (dropout follows the checkpoint's config.json rates).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
@@ -86,6 +89,7 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
 
     let (mut program, _) =
         GradientProgram::<C>::from_checkpoint(&args.checkpoint, backend, MissingPolicy::Refuse)?;
+    program.set_dropout_position(args.seed, 0);
     let outputs = program.run(&batch, &labels);
     let mut written = BTreeMap::new();
     written.insert(

@@ -100,8 +100,8 @@ impl HfBertConfig {
             type_vocab_size: dims.type_vocab_size,
             layer_norm_eps: settings.layer_norm_eps as f64,
             hidden_act: defaults::hidden_act(),
-            hidden_dropout_prob: defaults::dropout(),
-            attention_probs_dropout_prob: defaults::dropout(),
+            hidden_dropout_prob: settings.dropout.hidden_rate as f64,
+            attention_probs_dropout_prob: settings.dropout.attention_rate as f64,
             initializer_range: settings.initializer_range as f64,
             pad_token_id: 0,
             position_embedding_type: defaults::position_embedding_type(),
@@ -210,11 +210,15 @@ impl HfBertConfig {
         Ok(())
     }
 
-    /// The run-time settings this checkpoint asks for.
+    /// The run-time settings this checkpoint asks for, training dropout included.
     pub fn settings(&self) -> BertSettings {
         BertSettings {
             layer_norm_eps: self.layer_norm_eps as f32,
             initializer_range: self.initializer_range as f32,
+            dropout: crate::nn::Dropout::new(
+                self.hidden_dropout_prob as f32,
+                self.attention_probs_dropout_prob as f32,
+            ),
         }
     }
 }

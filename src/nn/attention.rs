@@ -1,6 +1,7 @@
 use luminal::prelude::*;
 
 use super::{
+    dropout::Dropout,
     linear::Linear,
     parameters::{ParameterRef, Parameters},
 };
@@ -20,14 +21,16 @@ pub struct BertSelfAttention<C: BertConfig> {
     pub query: Linear<C::Hidden, C::Hidden>,
     pub key: Linear<C::Hidden, C::Hidden>,
     pub value: Linear<C::Hidden, C::Hidden>,
+    pub dropout: Dropout,
 }
 
 impl<C: BertConfig> BertSelfAttention<C> {
-    pub fn new(cx: &mut Graph) -> Self {
+    pub fn new(cx: &mut Graph, dropout: &Dropout) -> Self {
         Self {
             query: Linear::new(cx),
             key: Linear::new(cx),
             value: Linear::new(cx),
+            dropout: dropout.clone(),
         }
     }
 
@@ -55,8 +58,8 @@ impl<C: BertConfig> BertSelfAttention<C> {
         let scale = 1.0 / (C::DIMS.head_dim() as f32).sqrt();
         let scores =
             q.matmul(k) * scale + mask_bias.expand::<(C::Batch, C::Heads, Q, K), Axes2<1, 2>>();
-        scores
-            .softmax::<3>()
+        self.dropout
+            .attention(scores.softmax::<3>())
             .matmul(v)
             .permute::<(C::Batch, Q, C::Heads, C::HeadDim), Axes4<0, 2, 1, 3>>()
             .reshape::<(C::Batch, Q, C::Hidden)>()
@@ -78,13 +81,15 @@ impl<C: BertConfig> Parameters for BertSelfAttention<C> {
 pub struct BertAttention<C: BertConfig> {
     pub self_attention: BertSelfAttention<C>,
     pub output_dense: Linear<C::Hidden, C::Hidden>,
+    pub dropout: Dropout,
 }
 
 impl<C: BertConfig> BertAttention<C> {
-    pub fn new(cx: &mut Graph) -> Self {
+    pub fn new(cx: &mut Graph, dropout: &Dropout) -> Self {
         Self {
-            self_attention: BertSelfAttention::new(cx),
+            self_attention: BertSelfAttention::new(cx, dropout),
             output_dense: Linear::new(cx),
+            dropout: dropout.clone(),
         }
     }
 
@@ -94,8 +99,12 @@ impl<C: BertConfig> BertAttention<C> {
         keys_values: GraphTensor<(C::Batch, K, C::Hidden)>,
         mask_bias: GraphTensor<(C::Batch, K)>,
     ) -> GraphTensor<(C::Batch, Q, C::Hidden)> {
-        self.output_dense
-            .forward(self.self_attention.forward(queries, keys_values, mask_bias))
+        self.dropout
+            .hidden(self.output_dense.forward(self.self_attention.forward(
+                queries,
+                keys_values,
+                mask_bias,
+            )))
     }
 }
 

@@ -1,6 +1,7 @@
 use luminal::prelude::{symbolic::Expression, *};
 
 use super::{
+    dropout::Dropout,
     gather::gather_rows,
     layer_norm::LayerNorm,
     parameters::{new_parameter, parameter_ref, ParameterInit, ParameterRef, Parameters},
@@ -13,6 +14,7 @@ pub struct BertEmbeddings<C: BertConfig> {
     pub position_embeddings: GraphTensor<(C::MaxPositions, C::Hidden)>,
     pub token_type_embeddings: GraphTensor<(C::TypeVocab, C::Hidden)>,
     pub layer_norm: LayerNorm<C::Hidden>,
+    pub dropout: Dropout,
 }
 
 impl<C: BertConfig> BertEmbeddings<C> {
@@ -22,6 +24,7 @@ impl<C: BertConfig> BertEmbeddings<C> {
             position_embeddings: new_parameter(cx, "position_embeddings.weight"),
             token_type_embeddings: new_parameter(cx, "token_type_embeddings.weight"),
             layer_norm: LayerNorm::new(cx, settings.layer_norm_eps),
+            dropout: settings.dropout.clone(),
         }
     }
 
@@ -47,7 +50,7 @@ impl<C: BertConfig> BertEmbeddings<C> {
         );
         let summed = (words + token_types).reshape::<(C::Batch, C::Seq, C::Hidden)>()
             + positions.expand::<(C::Batch, C::Seq, C::Hidden), Axis<0>>();
-        self.layer_norm.forward(summed)
+        self.dropout.hidden(self.layer_norm.forward(summed))
     }
 }
 

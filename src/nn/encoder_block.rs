@@ -24,9 +24,9 @@ pub struct BertLayer<C: BertConfig> {
 impl<C: BertConfig> BertLayer<C> {
     pub fn new(cx: &mut Graph, settings: &BertSettings) -> Self {
         Self {
-            attention: BertAttention::new(cx),
+            attention: BertAttention::new(cx, &settings.dropout),
             attention_norm: LayerNorm::new(cx, settings.layer_norm_eps),
-            feed_forward: BertFeedForward::new(cx),
+            feed_forward: BertFeedForward::new(cx, &settings.dropout),
             feed_forward_norm: LayerNorm::new(cx, settings.layer_norm_eps),
         }
     }

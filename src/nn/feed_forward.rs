@@ -1,6 +1,7 @@
 use luminal::prelude::*;
 
 use super::{
+    dropout::Dropout,
     gelu::gelu,
     linear::Linear,
     parameters::{ParameterRef, Parameters},
@@ -12,13 +13,15 @@ use crate::config::BertConfig;
 pub struct BertFeedForward<C: BertConfig> {
     pub intermediate: Linear<C::Hidden, C::Intermediate>,
     pub output: Linear<C::Intermediate, C::Hidden>,
+    pub dropout: Dropout,
 }
 
 impl<C: BertConfig> BertFeedForward<C> {
-    pub fn new(cx: &mut Graph) -> Self {
+    pub fn new(cx: &mut Graph, dropout: &Dropout) -> Self {
         Self {
             intermediate: Linear::new(cx),
             output: Linear::new(cx),
+            dropout: dropout.clone(),
         }
     }
 
@@ -26,7 +29,8 @@ impl<C: BertConfig> BertFeedForward<C> {
         &self,
         input: GraphTensor<(C::Batch, S, C::Hidden)>,
     ) -> GraphTensor<(C::Batch, S, C::Hidden)> {
-        self.output.forward(gelu(self.intermediate.forward(input)))
+        self.dropout
+            .hidden(self.output.forward(gelu(self.intermediate.forward(input))))
     }
 }
 

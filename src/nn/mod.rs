@@ -3,6 +3,7 @@
 //! backend: the graph it builds is compiled for the CPU or CUDA by [`crate::runtime`].
 mod attention;
 mod bert;
+mod dropout;
 mod embeddings;
 mod encoder;
 mod encoder_block;
@@ -18,6 +19,7 @@ mod pooler;
 
 pub use attention::{attention_mask_bias, BertAttention, BertSelfAttention};
 pub use bert::{BertForMaskedLM, BertInputs, BertModel};
+pub use dropout::{Dropout, DropoutSite};
 pub use embeddings::BertEmbeddings;
 pub use encoder::BertEncoder;
 pub use encoder_block::BertLayer;

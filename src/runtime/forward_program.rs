@@ -62,7 +62,7 @@ impl<C: BertConfig, O: Shape> ForwardProgram<C, O> {
     ) -> Result<(Self, LoadReport)> {
         let config = HfBertConfig::read(&dir.join("config.json"))?;
         config.check_matches::<C>()?;
-        let settings = config.settings();
+        let settings = config.settings().for_inference();
         let mut program = Self::compile(backend, |graph, inputs| build(graph, inputs, &settings))?;
         let (values, report) = load_weights(dir, &program.parameters, &settings, policy)?;
         program.set_parameters(values);

@@ -1,6 +1,8 @@
 use std::path::Path;
 
 use luminal::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use super::Backend;
 use crate::{
@@ -8,8 +10,8 @@ use crate::{
     config::{BertConfig, BertSettings},
     data::batch::TokenBatch,
     hf::{load_weights, HfBertConfig, LoadReport, MissingPolicy},
-    nn::{masked_lm_loss, BertForMaskedLM, BertInputs, ParameterRef, Parameters},
-    DropbertError, Result,
+    nn::{masked_lm_loss, BertForMaskedLM, BertInputs, DropoutSite, ParameterRef, Parameters},
+    Result,
 };
 
 /// What one forward and backward pass of the masked-LM loss gives.
@@ -31,6 +33,10 @@ pub struct GradientProgram<C: BertConfig> {
     loss: GraphTensor<()>,
     token_losses: GraphTensor<(C::Tokens,)>,
     gradients: Vec<Gradient>,
+    dropout_sites: Vec<DropoutSite>,
+    dropout_seed: u64,
+    /// Steps run so far: with the seed, it fixes the next step's dropout masks.
+    step: u64,
 }
 
 impl<C: BertConfig> GradientProgram<C> {
@@ -48,6 +54,7 @@ impl<C: BertConfig> GradientProgram<C> {
             graph.keep_tensors(parameter.id);
         }
         let mut gradients = add_backward(&mut graph, TensorRef::of(loss), &parameters)?;
+        let mut dropout_sites = settings.dropout.sites();
 
         let mut remap: Vec<&mut NodeIndex> = vec![
             &mut inputs.input_ids.id,
@@ -61,6 +68,7 @@ impl<C: BertConfig> GradientProgram<C> {
             remap.push(&mut gradient.parameter.id);
             remap.push(&mut gradient.tensor.id);
         }
+        remap.extend(dropout_sites.iter_mut().map(|site| &mut site.id));
         backend.compile(&mut graph, remap)?;
         Ok(Self {
             graph,
@@ -69,7 +77,17 @@ impl<C: BertConfig> GradientProgram<C> {
             loss,
             token_losses,
             gradients,
+            dropout_sites,
+            dropout_seed: 0,
+            step: 0,
         })
+    }
+
+    /// Seeds the dropout masks and sets how many steps have run, so that a resumed run draws
+    /// the masks an uninterrupted one would.
+    pub fn set_dropout_position(&mut self, seed: u64, step: u64) {
+        self.dropout_seed = seed;
+        self.step = step;
     }
 
     /// Reads `dir`'s `config.json` (refusing one that does not match `C`), compiles, and loads
@@ -81,16 +99,6 @@ impl<C: BertConfig> GradientProgram<C> {
     ) -> Result<(Self, LoadReport)> {
         let config = HfBertConfig::read(&dir.join("config.json"))?;
         config.check_matches::<C>()?;
-        if config.hidden_dropout_prob != 0.0 || config.attention_probs_dropout_prob != 0.0 {
-            return Err(DropbertError::Unsupported {
-                key: "hidden_dropout_prob / attention_probs_dropout_prob",
-                found: format!(
-                    "{} / {}",
-                    config.hidden_dropout_prob, config.attention_probs_dropout_prob
-                ),
-                expected: "0 for now: dropout in training graphs is not implemented yet".into(),
-            });
-        }
         let settings = config.settings();
         let mut program = Self::compile(backend, &settings)?;
         let parameters = program.parameters();
@@ -132,6 +140,14 @@ impl<C: BertConfig> GradientProgram<C> {
         for (id, values) in feeds {
             self.graph.set_tensor(id, 0, Tensor::new(values));
         }
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.dropout_seed ^ self.step.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        for site in &self.dropout_sites {
+            self.graph
+                .set_tensor(site.id, 0, Tensor::new(site.sample(&mut rng)));
+        }
+        self.step += 1;
         self.graph.execute();
         let loss = self.loss.data()[0];
         let token_losses = self.token_losses.data();
