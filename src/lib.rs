@@ -10,6 +10,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod runtime;
+pub mod train;
 
 pub use error::{DropbertError, Result};
 

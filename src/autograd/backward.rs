@@ -19,8 +19,9 @@ pub struct Gradient {
     pub tensor: TensorRef,
 }
 
-/// Adds to `graph` the backward pass of the scalar `loss` with respect to `parameters` and marks
-/// each gradient for retrieval. A parameter the loss does not depend on gets a zero gradient.
+/// Adds to `graph` the backward pass of the scalar `loss` with respect to `parameters`. A
+/// parameter the loss does not depend on gets a zero gradient. The gradients are plain graph
+/// nodes: retrieve them to read them on the host, or feed them to an optimizer.
 pub fn add_backward(
     graph: &mut Graph,
     loss: TensorRef,
@@ -103,8 +104,6 @@ pub fn add_backward(
                     builder.reshape(zeros, &parameter.shape)
                 }
             };
-            builder.graph.keep_tensors(tensor.id);
-            builder.graph.retrieve_tensors(tensor.id);
             Ok(Gradient {
                 parameter: parameter.clone(),
                 tensor,

@@ -3,6 +3,7 @@
 mod grads;
 mod hidden;
 mod info;
+mod pretrain;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Hidden(hidden::HiddenArgs),
     /// Loss and gradients of one masked-LM batch (no dropping), under Hugging Face names.
     Grads(grads::GradsArgs),
+    /// Pretrain with masked-LM on a corpus (default: the embedded WordNet corpus).
+    Pretrain(Box<pretrain::PretrainArgs>),
     /// Print the compiled configuration.
     Info(info::InfoArgs),
 }
@@ -54,6 +57,7 @@ fn execute<C: BertConfig>(command: Command) -> crate::Result<()> {
     match command {
         Command::Hidden(args) => hidden::run::<C>(&args),
         Command::Grads(args) => grads::run::<C>(&args),
+        Command::Pretrain(args) => pretrain::run::<C>(&args),
         Command::Info(args) => info::run::<C>(&args),
     }
 }

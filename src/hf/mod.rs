@@ -4,7 +4,7 @@ mod config;
 mod names;
 mod tensor_file;
 
-pub use checkpoint::{load_weights, save_checkpoint, LoadReport, MissingPolicy};
+pub use checkpoint::{initial_values, load_weights, save_checkpoint, LoadReport, MissingPolicy};
 pub use config::HfBertConfig;
 pub use names::{canonical_name, export_name};
 pub use tensor_file::{

@@ -9,6 +9,8 @@ pub struct MaskedLmLoss<C: BertConfig> {
     /// Cross-entropy of every position, 0 where nothing is predicted (token dropping's
     /// importance update reads these).
     pub token_losses: GraphTensor<(C::Tokens,)>,
+    /// 1 where a predicted position's highest logit is its label (ties count), else 0.
+    pub token_correct: GraphTensor<(C::Tokens,)>,
 }
 
 /// `labels` holds the original id at predicted positions and -100 elsewhere.
@@ -24,7 +26,14 @@ pub fn masked_lm_loss<C: BertConfig>(
             .expand::<(C::Tokens, C::Vocab), Axis<1>>();
     let log_normalizer = shifted.exp().sum_reduce::<(C::Tokens,), Axis<1>>().ln();
     let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
-    let token_losses = (log_normalizer - pick_columns(shifted, labels)) * predicted;
+    // shifted = logits - max, so the label's shifted logit is 0 exactly when it is the maximum.
+    let label_logit = pick_columns(shifted, labels);
+    let token_losses = (log_normalizer - label_logit) * predicted;
+    let token_correct = (-label_logit.less_than(label_logit.graph().constant(0.0).expand()) + 1.0) * predicted;
     let loss = token_losses.sum_reduce::<(), Axis<0>>() / predicted.sum_reduce::<(), Axis<0>>();
-    MaskedLmLoss { loss, token_losses }
+    MaskedLmLoss {
+        loss,
+        token_losses,
+        token_correct,
+    }
 }

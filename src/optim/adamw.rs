@@ -50,11 +50,10 @@ impl UpdateRule for AdamW {
         let mut parameter = inputs.parameter;
         if inputs.decays && self.weight_decay != 0.0 {
             let keep = -(lr * self.weight_decay as f32) + 1.0;
-            parameter = parameter * broadcast(keep, len);
+            parameter *= broadcast(keep, len);
         }
         let gradient = inputs.gradient;
-        let exp_avg =
-            inputs.exp_avg + (gradient - inputs.exp_avg) * (1.0 - self.beta1) as f32;
+        let exp_avg = inputs.exp_avg + (gradient - inputs.exp_avg) * (1.0 - self.beta1) as f32;
         let exp_avg_sq =
             inputs.exp_avg_sq * self.beta2 as f32 + gradient * gradient * (1.0 - self.beta2) as f32;
         let step_size = lr * scalars.bias_correction1.recip();

@@ -65,7 +65,7 @@ impl UpdateRule for Lamb {
         let v_hat = exp_avg_sq * broadcast(scalars.bias_correction2.recip(), len);
         let mut update = m_hat * (v_hat.sqrt() + self.epsilon as f32).recip();
         if inputs.decays && self.weight_decay != 0.0 {
-            update = update + parameter * self.weight_decay as f32;
+            update += parameter * self.weight_decay as f32;
         }
         let ratio = trust_ratio(l2_norm(parameter), l2_norm(update));
         let parameter = parameter - update * broadcast(scalars.learning_rate * ratio, len);

@@ -4,9 +4,10 @@
 //! Residency: every parameter and state tensor is a kept graph input, and its new value is a kept
 //! (not retrieved) graph output. After each execution [`Optimizer::finish_step`] moves each output's
 //! buffer into its input's slot (`transfer_data_same_graph`), so the next step reads it there. On
-//! CUDA those buffers are device memory: the input's copy-to-device op sees data already on the
-//! device and passes it on, and nothing is copied back, so a step moves only the three step scalars
-//! to the device and the gradient norm (one float) back.
+//! CUDA those buffers are device memory: luminal_cuda's copy-to-device op after each input finds
+//! data already on the device and hands it on (at most a device-to-device copy), and outputs that
+//! are kept but not retrieved get no copy back, so a step moves only the three step scalars to the
+//! device and the gradient norm (one float) back.
 use std::collections::{BTreeMap, BTreeSet};
 
 use luminal::prelude::*;
@@ -73,12 +74,17 @@ impl Default for OptimizerSettings {
 #[derive(Clone)]
 pub struct ParameterGradient {
     pub parameter: ParameterRef,
+    /// The gradient as a flat vector (through a contiguous copy where its view needed one).
     pub gradient: FlatTensor,
+    /// The node of the gradient as given.
+    pub source: NodeIndex,
 }
 
 impl ParameterGradient {
     /// Pairs `parameter` with `gradient`, which must have the parameter's shape (any view of it:
-    /// a permuted or broadcast gradient is made contiguous first).
+    /// a permuted or broadcast gradient is made contiguous first). Untyped gradients, such as
+    /// autograd's `TensorRef`s, pass as `GraphTensor<()>` carrying their view
+    /// (`tensor_ref.typed::<()>(graph)`): only the view's shape is checked.
     pub fn new<S: Shape>(parameter: ParameterRef, gradient: GraphTensor<S>) -> Result<Self> {
         let shape = static_shape(&gradient.shape);
         if shape.as_deref() != Some(parameter.shape.as_slice()) {
@@ -89,6 +95,7 @@ impl ParameterGradient {
         }
         Ok(Self {
             gradient: flatten(gradient),
+            source: gradient.id,
             parameter,
         })
     }
@@ -142,6 +149,10 @@ impl Optimizer {
     /// Adds the update of every parameter in `gradients` to `graph`: global clipping (if set), the
     /// update rule, weight decay by [`decays`]. Creates the step-scalar inputs and, per parameter,
     /// state inputs `<name>.exp_avg` and `<name>.exp_avg_sq`; all new values are kept outputs.
+    ///
+    /// The gradients are consumed inside the graph, so their nodes are unmarked for retrieval and
+    /// keeping (autograd marks them): on CUDA they never travel to the host, and no step can
+    /// read a stale gradient left over from the one before.
     pub fn build(
         graph: &mut Graph,
         gradients: Vec<ParameterGradient>,
@@ -161,6 +172,10 @@ impl Optimizer {
                 )));
             }
         }
+        for entry in &gradients {
+            graph.to_retrieve.remove(&entry.source);
+            graph.no_delete.remove(&entry.source);
+        }
         let rule = settings.algorithm.rule();
         let scalars = StepScalars::new(graph);
 
@@ -179,11 +194,14 @@ impl Optimizer {
         for (entry, gradient) in gradients.iter().zip(clipped) {
             let parameter = &entry.parameter;
             let len = parameter.numel();
-            let [exp_avg, exp_avg_sq] = STATE_SUFFIXES.map(|suffix| {
-                let name = format!("{}.{suffix}", parameter.name);
-                let input = graph.named_tensor::<(Dyn<'-'>,)>(&name).keep();
-                flat_view(graph, input.id, len)
-            });
+            // Residency needs the parameter's buffer to survive every execution.
+            graph.keep_tensors(parameter.id);
+            let [(exp_avg_name, exp_avg), (exp_avg_sq_name, exp_avg_sq)] =
+                STATE_SUFFIXES.map(|suffix| {
+                    let name = format!("{}.{suffix}", parameter.name);
+                    let input = graph.named_tensor::<(Dyn<'-'>,)>(&name).keep();
+                    (name, flat_view(graph, input.id, len))
+                });
             let outputs = rule.update(
                 UpdateInputs {
                     parameter: flat_view(graph, parameter.id, len),
@@ -194,28 +212,19 @@ impl Optimizer {
                 },
                 &scalars,
             );
-            let resident = |name: String, input: FlatTensor, output: FlatTensor| ResidentTensor {
+            let resident = |name: String, input: NodeIndex, output: FlatTensor| ResidentTensor {
                 name,
                 shape: parameter.shape.clone(),
-                input: input.id,
+                input,
                 output: output.keep().id,
             };
-            parameters.push(ResidentTensor {
-                name: parameter.name.clone(),
-                shape: parameter.shape.clone(),
-                input: parameter.id,
-                output: outputs.parameter.keep().id,
-            });
-            for (suffix, input, output) in [
-                (STATE_SUFFIXES[0], exp_avg, outputs.exp_avg),
-                (STATE_SUFFIXES[1], exp_avg_sq, outputs.exp_avg_sq),
-            ] {
-                state.push(resident(
-                    format!("{}.{suffix}", parameter.name),
-                    input,
-                    output,
-                ));
-            }
+            parameters.push(resident(
+                parameter.name.clone(),
+                parameter.id,
+                outputs.parameter,
+            ));
+            state.push(resident(exp_avg_name, exp_avg.id, outputs.exp_avg));
+            state.push(resident(exp_avg_sq_name, exp_avg_sq.id, outputs.exp_avg_sq));
         }
         Ok(Self {
             settings,

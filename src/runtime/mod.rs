@@ -4,8 +4,10 @@ mod backend;
 mod forward_program;
 mod gradient_program;
 mod hidden_states;
+mod masked_lm_graph;
 
 pub use backend::Backend;
 pub use forward_program::ForwardProgram;
 pub use gradient_program::{GradientProgram, StepOutputs};
 pub use hidden_states::{hidden_state_program, HiddenStateProgram};
+pub use masked_lm_graph::{LossOutputs, MaskedLmGraph};

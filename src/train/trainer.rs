@@ -1,0 +1,269 @@
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{rngs::StdRng, SeedableRng};
+use serde_json::json;
+
+use super::{
+    EvaluationProgram, MetricsLog, RunConfig, TrainingCheckpoint, TrainingProgram, TrainingState,
+    ValidationMetrics,
+};
+use crate::{
+    config::{BertConfig, BertSettings},
+    data::{
+        corpus::{read_corpus, CorpusLimits, CorpusReader, Document, DocumentMode},
+        embedded::{WORDNET_CORPUS_GZ, WORDNET_SOURCE, WORDNET_VOCAB},
+        masking::MlmMasking,
+        mlm_batches::{DataPosition, MlmDataset, MlmDatasetOptions},
+        tokenizer::WordPieceTokenizer,
+        vocab_training::{train_wordpiece_vocab, VocabTraining},
+    },
+    hf::{initial_values, load_weights, HfBertConfig, MissingPolicy},
+    nn::Dropout,
+    runtime::Backend,
+    DropbertError, Result,
+};
+
+/// How a finished run ended.
+#[derive(Debug, Clone)]
+pub struct PretrainOutcome {
+    /// Validation before the first step of this run (absent when resuming).
+    pub initial_validation: Option<ValidationMetrics>,
+    pub final_validation: ValidationMetrics,
+    pub final_checkpoint: PathBuf,
+    pub steps_taken: u64,
+}
+
+/// Pretrains configuration `C` as `run` says, from scratch, from `init` (a Hugging Face
+/// checkpoint), or continuing the training checkpoint `resume`.
+pub fn pretrain<C: BertConfig>(
+    run: &RunConfig,
+    init: Option<&Path>,
+    resume: Option<&Path>,
+    backend: Backend,
+    show_progress: bool,
+) -> Result<PretrainOutcome> {
+    let dims = C::DIMS;
+    std::fs::create_dir_all(&run.out_dir).map_err(|e| DropbertError::io(&run.out_dir, e))?;
+    std::fs::write(run.out_dir.join("run.toml"), run.to_toml())
+        .map_err(|e| DropbertError::io(&run.out_dir, e))?;
+
+    let documents = read_documents(run)?;
+    let tokenizer = tokenizer_for::<C>(run, &documents)?;
+    let options = MlmDatasetOptions {
+        seq_len: dims.seq_len,
+        batch_size: dims.batch_size,
+        validation_fraction: run.validation_fraction,
+        seed: run.seed,
+        masking: MlmMasking::for_seq_len(dims.seq_len),
+    };
+    let dataset = MlmDataset::from_documents(&documents, &tokenizer, options)?;
+    drop(documents);
+    eprintln!("{}", dataset.summary());
+
+    let mut settings = BertSettings::default();
+    let mut hf_config = HfBertConfig::from_dims(&dims, &settings);
+    if let Some(dir) = init.or(resume) {
+        hf_config = HfBertConfig::read(&dir.join("config.json"))?;
+        hf_config.check_matches::<C>()?;
+        settings = hf_config.settings();
+    }
+    settings.dropout = Dropout::new(run.hidden_dropout, run.attention_dropout);
+    hf_config.hidden_dropout_prob = run.hidden_dropout as f64;
+    hf_config.attention_probs_dropout_prob = run.attention_dropout as f64;
+
+    let started = Instant::now();
+    let mut program =
+        TrainingProgram::<C>::compile(backend, &settings, run.optimizer_settings()?, run.seed)?;
+    let mut evaluation = EvaluationProgram::<C>::compile(backend, &settings)?;
+    let parameters = program.parameters().to_vec();
+    let mut position = DataPosition::default();
+    match (resume, init) {
+        (Some(dir), _) => {
+            let (state, optimizer_state) = TrainingCheckpoint::load(dir)?;
+            if state.dataset_fingerprint != dataset.fingerprint() {
+                return Err(DropbertError::InvalidInput(format!(
+                    "{}: the checkpoint was trained on other data (dataset fingerprint {:x}, now {:x}); resume with the same corpus, vocabulary and seed",
+                    dir.display(),
+                    state.dataset_fingerprint,
+                    dataset.fingerprint()
+                )));
+            }
+            let (weights, _) = load_weights(dir, &parameters, &settings, MissingPolicy::Refuse)?;
+            program.resume(weights, &optimizer_state, state.steps_taken)?;
+            position = state.data_position;
+        }
+        (None, Some(dir)) => {
+            let policy = MissingPolicy::Initialize {
+                prefixes: &["cls.predictions."],
+                seed: run.seed,
+            };
+            let (weights, report) = load_weights(dir, &parameters, &settings, policy)?;
+            if !report.initialized.is_empty() {
+                eprintln!("initialised {} parameters the checkpoint lacks", report.initialized.len());
+            }
+            program.start(weights);
+        }
+        (None, None) => {
+            let mut rng = StdRng::seed_from_u64(run.seed);
+            let weights = parameters
+                .iter()
+                .map(|p| initial_values(p, &settings, &mut rng))
+                .collect();
+            program.start(weights);
+        }
+    }
+    eprintln!(
+        "{}: compiled training and evaluation programs on {backend} in {:.1?}",
+        C::NAME,
+        started.elapsed()
+    );
+
+    let mut metrics = MetricsLog::open(&run.out_dir.join("metrics.jsonl"))?;
+    let validate = |evaluation: &mut EvaluationProgram<C>, program: &TrainingProgram<C>| {
+        program.weights().map(|weights| {
+            evaluation.evaluate(weights, dataset.validation_batches().take(run.eval_batches))
+        })
+    };
+    let initial_validation = if resume.is_none() {
+        let result = validate(&mut evaluation, &program)?;
+        metrics.write(&json!({"event": "validation", "step": 0, "loss": result.loss, "accuracy": result.accuracy, "predictions": result.predictions}))?;
+        eprintln!("step 0: validation loss {:.4}, accuracy {:.4}", result.loss, result.accuracy);
+        Some(result)
+    } else {
+        None
+    };
+
+    let save = |program: &TrainingProgram<C>, dir: &Path, position: DataPosition| -> Result<()> {
+        TrainingCheckpoint::save(
+            dir,
+            &hf_config,
+            &parameters,
+            &program.weights()?,
+            &tokenizer,
+            &program.optimizer_state()?,
+            &TrainingState {
+                configuration: C::NAME.to_string(),
+                steps_taken: program.steps_taken(),
+                data_position: position,
+                dataset_fingerprint: dataset.fingerprint(),
+                run: run.clone(),
+            },
+        )
+    };
+
+    let first_step = program.steps_taken();
+    let progress = if show_progress {
+        ProgressBar::new(run.steps.saturating_sub(first_step))
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("a valid template"),
+    );
+    let mut batches = dataset.train_batches(position);
+    let mut last_validation = initial_validation;
+    while program.steps_taken() < run.steps {
+        let batch = batches.next().expect("training batches never end");
+        let real_tokens: u32 = batch.tokens.attention_mask.iter().sum();
+        let step_started = Instant::now();
+        let step = program.step(&batch);
+        let seconds = step_started.elapsed().as_secs_f64();
+        let tokens_per_second = real_tokens as f64 / seconds;
+        metrics.write(&json!({
+            "event": "train", "step": step.step + 1, "loss": step.loss,
+            "learning_rate": step.learning_rate, "grad_norm": step.grad_norm,
+            "tokens_per_second": tokens_per_second, "step_seconds": seconds,
+        }))?;
+        progress.set_message(format!("loss {:.3} | {:.0} tok/s", step.loss, tokens_per_second));
+        progress.inc(1);
+        let taken = program.steps_taken();
+        if !step.loss.is_finite() {
+            let dir = run.out_dir.join(format!("stopped-at-step-{taken}"));
+            save(&program, &dir, batches.position())?;
+            progress.abandon();
+            return Err(DropbertError::InvalidInput(format!(
+                "the loss became {} at step {taken}: stopped; the state is in {} (the last periodic checkpoint, if any, is the last good one)",
+                step.loss,
+                dir.display()
+            )));
+        }
+        let last = taken == run.steps;
+        if last || (run.eval_every > 0 && taken % run.eval_every == 0) {
+            let result = validate(&mut evaluation, &program)?;
+            metrics.write(&json!({"event": "validation", "step": taken, "loss": result.loss, "accuracy": result.accuracy, "predictions": result.predictions}))?;
+            progress.println(format!(
+                "step {taken}: validation loss {:.4}, accuracy {:.4}",
+                result.loss, result.accuracy
+            ));
+            last_validation = Some(result);
+        }
+        if !last && run.save_every > 0 && taken % run.save_every == 0 {
+            save(&program, &run.out_dir.join(format!("checkpoint-{taken}")), batches.position())?;
+        }
+    }
+    progress.finish();
+    let final_checkpoint = run.out_dir.join("final");
+    save(&program, &final_checkpoint, batches.position())?;
+    let final_validation = match last_validation {
+        Some(result) => result,
+        None => validate(&mut evaluation, &program)?,
+    };
+    Ok(PretrainOutcome {
+        initial_validation,
+        final_validation,
+        final_checkpoint,
+        steps_taken: program.steps_taken(),
+    })
+}
+
+fn read_documents(run: &RunConfig) -> Result<Vec<Document>> {
+    let mode = match run.documents.as_str() {
+        "blocks" => DocumentMode::BlankLineBlocks,
+        "lines" => DocumentMode::Lines,
+        other => {
+            return Err(DropbertError::InvalidInput(format!(
+                "documents {other:?}: expected \"blocks\" or \"lines\""
+            )))
+        }
+    };
+    let (documents, report) = match &run.corpus {
+        Some(path) => read_corpus(path, mode, CorpusLimits::default())?,
+        None => {
+            let mut reader = CorpusReader::new(mode, CorpusLimits::default());
+            reader.add_reader(Path::new(WORDNET_SOURCE), WORDNET_CORPUS_GZ);
+            reader.finish()
+        }
+    };
+    eprintln!("{report}");
+    Ok(documents)
+}
+
+fn tokenizer_for<C: BertConfig>(run: &RunConfig, documents: &[Document]) -> Result<WordPieceTokenizer> {
+    let vocab_size = C::DIMS.vocab_size;
+    let tokenizer = match (&run.vocab, &run.corpus) {
+        (Some(path), _) => WordPieceTokenizer::from_vocab_file(path, true)?,
+        (None, None) => WordPieceTokenizer::from_tokens(
+            WORDNET_VOCAB.lines().map(str::to_string).collect(),
+            true,
+        )?,
+        (None, Some(_)) => {
+            eprintln!("training a WordPiece vocabulary of {vocab_size} tokens on the corpus");
+            let texts: Vec<&str> = documents.iter().map(|d| d.text.as_str()).collect();
+            train_wordpiece_vocab(&texts, &VocabTraining::new(vocab_size))?
+        }
+    };
+    if tokenizer.vocab_size() != vocab_size {
+        return Err(DropbertError::ConfigMismatch {
+            key: "vocab_size",
+            found: tokenizer.vocab_size().to_string(),
+            compiled: vocab_size.to_string(),
+            config: C::NAME,
+        });
+    }
+    Ok(tokenizer)
+}

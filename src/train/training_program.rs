@@ -1,0 +1,117 @@
+use std::collections::BTreeMap;
+
+use crate::{
+    config::{BertConfig, BertSettings},
+    data::mlm_batches::MlmBatch,
+    nn::ParameterRef,
+    optim::{host_values, Optimizer, OptimizerSettings, ParameterGradient},
+    runtime::{Backend, MaskedLmGraph},
+    DropbertError, Result,
+};
+
+/// What one training step reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainStep {
+    pub step: u64,
+    pub loss: f32,
+    pub learning_rate: f32,
+    pub grad_norm: Option<f32>,
+    pub predictions: usize,
+    /// Per-position losses and labels, for token dropping's importance update.
+    pub token_losses: Vec<f32>,
+}
+
+/// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
+/// and optimizer state stay in the graph between steps.
+pub struct TrainingProgram<C: BertConfig> {
+    graph: MaskedLmGraph<C>,
+    optimizer: Optimizer,
+    seed: u64,
+}
+
+impl<C: BertConfig> TrainingProgram<C> {
+    /// Builds and compiles the step; parameters must then be set and the optimizer state reset
+    /// or loaded. `seed` seeds the dropout masks.
+    pub fn compile(
+        backend: Backend,
+        settings: &BertSettings,
+        optimizer: OptimizerSettings,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut graph = MaskedLmGraph::<C>::build(settings, true)?;
+        let gradients = graph
+            .gradients
+            .iter()
+            .map(|g| ParameterGradient::new(g.parameter.clone(), g.tensor.typed::<()>(&mut graph.graph)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut optimizer = Optimizer::build(&mut graph.graph, gradients, optimizer)?;
+        graph.compile(backend, optimizer.ids_mut())?;
+        Ok(Self {
+            graph,
+            optimizer,
+            seed,
+        })
+    }
+
+    pub fn parameters(&self) -> &[ParameterRef] {
+        &self.graph.parameters
+    }
+
+    /// Sets the weights and zeroes the optimizer state (a fresh run).
+    pub fn start(&mut self, values: Vec<Vec<f32>>) {
+        self.graph.set_parameters(values);
+        self.optimizer.reset_state(&mut self.graph.graph);
+    }
+
+    /// Sets the weights and the optimizer state of a run that took `steps_taken` steps.
+    pub fn resume(
+        &mut self,
+        values: Vec<Vec<f32>>,
+        state: &BTreeMap<String, Vec<f32>>,
+        steps_taken: u64,
+    ) -> Result<()> {
+        self.graph.set_parameters(values);
+        self.optimizer
+            .load_state(&mut self.graph.graph, state, steps_taken)
+    }
+
+    pub fn steps_taken(&self) -> u64 {
+        self.optimizer.steps_taken()
+    }
+
+    pub fn step(&mut self, batch: &MlmBatch) -> TrainStep {
+        let step = self.optimizer.steps_taken();
+        self.graph
+            .feed(&batch.tokens, &batch.labels, self.seed, step);
+        self.optimizer.prepare_step(&mut self.graph.graph);
+        self.graph.graph.execute();
+        let losses = self.graph.take_loss_outputs();
+        let report = self.optimizer.finish_step(&mut self.graph.graph);
+        TrainStep {
+            step,
+            loss: losses.loss,
+            learning_rate: report.learning_rate,
+            grad_norm: report.grad_norm,
+            predictions: batch.predictions(),
+            token_losses: losses.token_losses,
+        }
+    }
+
+    /// The current weights, in the order of [`parameters`](Self::parameters).
+    pub fn weights(&self) -> Result<Vec<Vec<f32>>> {
+        self.graph
+            .parameters
+            .iter()
+            .map(|p| {
+                host_values(&self.graph.graph, p.id).ok_or_else(|| {
+                    DropbertError::InvalidInput(format!("{} is not in host memory", p.name))
+                })
+            })
+            .collect()
+    }
+
+    /// The optimizer state by name.
+    pub fn optimizer_state(&self) -> Result<Vec<(String, Vec<f32>)>> {
+        self.optimizer.read_state(&self.graph.graph)
+    }
+}
