@@ -80,7 +80,13 @@ pub fn add_backward(
         }
         let shape = kind.output_shape(&inputs);
         let output = TensorRef::output(node, &shape);
-        let gradient = builder.reshape(gradient, &shape);
+        // A gradient already of the output's logical shape is used as the view it is (often a
+        // broadcast, which copying would materialise); only a different shape needs a reshape.
+        let gradient = if gradient.shape() == shape {
+            gradient
+        } else {
+            builder.reshape(gradient, &shape)
+        };
         let input_gradients = kind.input_gradients(&mut builder, &inputs, output, gradient);
         for (input, input_gradient) in inputs.iter().zip(input_gradients) {
             let Some(input_gradient) = input_gradient else {

@@ -30,6 +30,7 @@ fn check<S: Shape>(objective: Objective<S>, values: Vec<f32>, tolerance: f32) {
     graph.keep_tensors(input.id);
     let gradients = add_backward(&mut graph, TensorRef::of(loss), &[parameter.clone()]).unwrap();
     let mut gradient = gradients[0].tensor;
+    graph.retrieve_tensors(gradient.id);
     Backend::Cpu
         .compile(
             &mut graph,

@@ -35,6 +35,9 @@ impl Backend {
                     ),
                     remap,
                 );
+                if std::env::var_os("DROPBERT_PROFILE").is_some() {
+                    graph.compile(super::profile::Profiler, ());
+                }
                 Ok(())
             }
             #[cfg(feature = "cuda")]

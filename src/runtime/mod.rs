@@ -5,6 +5,7 @@ mod forward_program;
 mod gradient_program;
 mod hidden_states;
 mod masked_lm_graph;
+pub mod profile;
 
 pub use backend::Backend;
 pub use forward_program::ForwardProgram;

@@ -85,6 +85,9 @@ impl<C: BertConfig> TrainingProgram<C> {
             .feed(&batch.tokens, &batch.labels, self.seed, step);
         self.optimizer.prepare_step(&mut self.graph.graph);
         self.graph.graph.execute();
+        if std::env::var_os("DROPBERT_PROFILE").is_some() {
+            eprintln!("{}", crate::runtime::profile::report(25));
+        }
         let losses = self.graph.take_loss_outputs();
         let report = self.optimizer.finish_step(&mut self.graph.graph);
         TrainStep {

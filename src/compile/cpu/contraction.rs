@@ -216,10 +216,12 @@ impl Compiler for ContractionCompiler {
                 .filter(|edge| !edge.weight().is_schedule())
                 .count()
                 == 1;
-            let plain = product_view.is_contiguous()
+            // The reduce may read the product through a permutation (autograd puts gradients back
+            // in buffer order that way); anything else keeps the generic ops.
+            let permutation_only = !product_view.fake.iter().any(|&f| f)
                 && !product_view.is_sliced()
                 && !product_view.is_padded();
-            if !is_mul || !used_once || !plain || graph.no_delete.contains(&product) {
+            if !is_mul || !used_once || !permutation_only || graph.no_delete.contains(&product) {
                 continue;
             }
             let operands = graph.get_sources(product);
@@ -229,6 +231,8 @@ impl Compiler for ContractionCompiler {
             ) else {
                 continue;
             };
+            let order: Vec<usize> = product_view.indexes.to_vec();
+            let (a, b) = (a.permuted(&order), b.permuted(&order));
             let Some(contraction) = Contraction::plan(&a, &b, axis) else {
                 continue;
             };

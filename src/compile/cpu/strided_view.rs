@@ -9,6 +9,14 @@ pub struct StridedView {
 }
 
 impl StridedView {
+    /// The view with its axes reordered: axis `i` of the result is axis `order[i]` of this one.
+    pub fn permuted(&self, order: &[usize]) -> Self {
+        Self {
+            sizes: order.iter().map(|&axis| self.sizes[axis]).collect(),
+            strides: order.iter().map(|&axis| self.strides[axis]).collect(),
+        }
+    }
+
     pub fn of(view: &ShapeTracker) -> Option<Self> {
         if view.is_sliced() || view.is_padded() {
             return None;

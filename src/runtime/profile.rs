@@ -1,0 +1,84 @@
+use std::{
+    collections::BTreeMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+
+static TIMES: Mutex<BTreeMap<String, (Duration, usize)>> = Mutex::new(BTreeMap::new());
+
+/// An op wrapped to time itself (see [`Profiler`]).
+#[derive(Debug)]
+pub struct Timed {
+    name: String,
+    inner: Box<dyn Operator>,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+
+impl Operator for Timed {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let started = Instant::now();
+        let out = self.inner.process(inputs);
+        let mut times = TIMES.lock().unwrap();
+        let entry = times.entry(self.name.clone()).or_default();
+        entry.0 += started.elapsed();
+        entry.1 += 1;
+        out
+    }
+}
+
+/// A compiler pass, run last, that wraps every op in [`Timed`] so that [`report`] can say where
+/// execution time goes, per op type and shape. For diagnosis only.
+#[derive(Debug, Default)]
+pub struct Profiler;
+
+impl Compiler for Profiler {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, _remap: T) {
+        let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+        for node in nodes {
+            let shapes: Vec<String> = graph
+                .get_sources(node)
+                .iter()
+                .map(|(_, _, view)| format!("{:?}", view.shape().iter().map(|d| d.to_usize().unwrap_or(0)).collect::<Vec<_>>()))
+                .collect();
+            let weight = graph.graph.node_weight_mut(node).unwrap();
+            let op = format!("{weight:?}");
+            let kind: String = op.chars().take_while(|c| c.is_alphanumeric()).collect();
+            let inner = std::mem::replace(weight, Box::new(luminal::op::Contiguous));
+            *weight = Box::new(Timed {
+                name: format!("{kind} {}", shapes.join(" ")),
+                inner,
+            });
+        }
+    }
+}
+
+/// The slowest op kinds so far, one per line.
+pub fn report(limit: usize) -> String {
+    let times = TIMES.lock().unwrap();
+    let mut rows: Vec<_> = times.iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    let total: Duration = rows.iter().map(|(_, (time, _))| *time).sum();
+    std::iter::once(format!("{total:>10.3?} in all ops"))
+        .chain(rows.iter().take(limit).map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[allow(dead_code)]
+fn unused(rows: Vec<(&String, &(Duration, usize))>, limit: usize) -> String {
+    rows.iter()
+        .take(limit)
+        .map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
