@@ -277,32 +277,28 @@ proptest! {
     ) {
         let packer = SequencePacker::new(seq_len, SPECIAL).unwrap();
         let packed = packer.pack(&documents);
-        let mut sequences = packed.iter();
-        for document in &documents {
-            let mut rebuilt = Vec::new();
-            for _ in 0..packer.sequences_for(document.len()) {
-                let sequence = sequences.next().unwrap();
-                let ids = sequence.input_ids();
-                prop_assert_eq!(ids.len(), seq_len);
-                prop_assert_eq!(ids[0], SPECIAL.cls);
-                let real = sequence.real_len();
-                prop_assert!(real >= 3);
-                prop_assert_eq!(ids[real - 1], SPECIAL.sep);
-                prop_assert!(ids[real..].iter().all(|&id| id == SPECIAL.pad));
-                let mask: Vec<u32> = sequence.attention_mask().collect();
-                prop_assert_eq!(mask.iter().filter(|&&m| m == 1).count(), real);
-                prop_assert!(mask[..real].iter().all(|&m| m == 1));
-                let encoding = sequence.to_encoding();
-                prop_assert!(encoding.token_type_ids.iter().all(|&t| t == 0));
-                // Only a document's last piece may be short.
-                rebuilt.extend_from_slice(sequence.content());
-                if rebuilt.len() < document.len() {
-                    prop_assert_eq!(sequence.content().len(), seq_len - 2);
-                }
-            }
-            prop_assert_eq!(&rebuilt, document);
+        let mut stream = Vec::new();
+        for sequence in &packed {
+            let ids = sequence.input_ids();
+            prop_assert_eq!(ids.len(), seq_len);
+            prop_assert_eq!(ids[0], SPECIAL.cls);
+            let real = sequence.real_len();
+            prop_assert!(real >= 3);
+            prop_assert_eq!(ids[real - 1], SPECIAL.sep);
+            prop_assert!(ids[real..].iter().all(|&id| id == SPECIAL.pad));
+            let mask: Vec<u32> = sequence.attention_mask().collect();
+            prop_assert_eq!(mask.iter().filter(|&&m| m == 1).count(), real);
+            prop_assert!(mask[..real].iter().all(|&m| m == 1));
+            let encoding = sequence.to_encoding();
+            prop_assert!(encoding.token_type_ids.iter().all(|&t| t == 0));
+            // Documents packed together are separated by [SEP]; the documents hold no [SEP].
+            stream.extend(sequence.content().iter().copied().filter(|&id| id != SPECIAL.sep));
         }
-        prop_assert!(sequences.next().is_none());
+        let all: Vec<u32> = documents.iter().flatten().copied().collect();
+        prop_assert_eq!(stream, all);
+        // Packing several documents per sequence never takes more sequences than one each.
+        let one_each: usize = documents.iter().map(|d| packer.sequences_for(d.len())).sum();
+        prop_assert!(packed.len() <= one_each);
     }
 }
 
@@ -513,17 +509,22 @@ fn split_is_by_document_seeded_and_complete() {
     let summary = data.summary();
     assert_eq!(summary.train_documents + summary.validation_documents, 60);
     assert_eq!(summary.validation_documents, 12);
+    // Every document token, plus at most one [SEP] between documents packed together.
     let tokens: usize = documents.iter().map(Vec::len).sum();
-    assert_eq!(
-        (summary.train_tokens + summary.validation_tokens) as usize,
-        tokens
-    );
+    let packed_tokens = (summary.train_tokens + summary.validation_tokens) as usize;
+    assert!((tokens..tokens + documents.len()).contains(&packed_tokens));
     assert!(summary.to_string().starts_with("data: train 48 documents"));
-    // Every document lies wholly on one side: its first sequence is on the side that holds it.
+    // Every document lies wholly on one side: its first piece is a [SEP]-separated segment of a
+    // sequence on the side that holds it.
     let starts = |sequences: &[dropbert::data::packing::PackedSequence]| {
         sequences
             .iter()
-            .map(|s| s.content().to_vec())
+            .flat_map(|s| {
+                s.content()
+                    .split(|&id| id == SPECIAL.sep)
+                    .map(<[u32]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
             .collect::<Vec<_>>()
     };
     let train = starts(data.train_sequences());

@@ -97,15 +97,39 @@ impl SequencePacker {
         }
     }
 
-    /// Packs documents in order.
+    /// Packs documents in order, several per sequence where they fit, separated by [SEP]
+    /// (`[CLS] a [SEP] b [SEP]`), as RoBERTa's full-sentence packing does, so that short documents
+    /// (a WordNet gloss is about 17 tokens) do not leave sequences mostly padding. A document that
+    /// does not fit in the space left starts a new sequence; one longer than a whole sequence is
+    /// split across sequences of its own, as [`pack_document`](Self::pack_document) does.
     pub fn pack<D: AsRef<[u32]>>(&self, documents: &[D]) -> Vec<PackedSequence> {
-        let total = documents
-            .iter()
-            .map(|d| self.sequences_for(d.as_ref().len()))
-            .sum();
-        let mut out = Vec::with_capacity(total);
+        let mut out = Vec::new();
+        let mut current: Vec<u32> = Vec::with_capacity(self.content_len());
         for document in documents {
-            self.pack_document(document.as_ref(), &mut out);
+            let document = document.as_ref();
+            if document.is_empty() {
+                continue;
+            }
+            let separator = usize::from(!current.is_empty());
+            if current.len() + separator + document.len() <= self.content_len() {
+                if separator == 1 {
+                    current.push(self.special.sep);
+                }
+                current.extend_from_slice(document);
+                continue;
+            }
+            if !current.is_empty() {
+                self.pack_document(&current, &mut out);
+                current.clear();
+            }
+            if document.len() <= self.content_len() {
+                current.extend_from_slice(document);
+            } else {
+                self.pack_document(document, &mut out);
+            }
+        }
+        if !current.is_empty() {
+            self.pack_document(&current, &mut out);
         }
         out
     }
