@@ -26,9 +26,23 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A corpus of simple, repetitive sentences (so a tiny model can learn something quickly).
 fn write_corpus(dir: &Path) -> PathBuf {
-    let subjects = ["the cat", "a dog", "the bird", "my friend", "the teacher", "a child"];
+    let subjects = [
+        "the cat",
+        "a dog",
+        "the bird",
+        "my friend",
+        "the teacher",
+        "a child",
+    ];
     let verbs = ["sees", "likes", "finds", "follows", "calls", "helps"];
-    let objects = ["the ball", "a tree", "the house", "the river", "a book", "the garden"];
+    let objects = [
+        "the ball",
+        "a tree",
+        "the house",
+        "the river",
+        "a book",
+        "the garden",
+    ];
     let mut text = String::new();
     for i in 0..600 {
         let s = subjects[i % subjects.len()];
@@ -65,10 +79,20 @@ fn run_config(corpus: PathBuf, out: PathBuf, steps: u64) -> RunConfig {
 fn loss_falls_and_the_checkpoint_is_a_hugging_face_checkpoint() {
     let dir = scratch("pretrain");
     let corpus = write_corpus(&dir);
-    let outcome = pretrain::<Small>(&run_config(corpus, dir.join("run"), 40), None, None, Backend::Cpu, false).unwrap();
+    let outcome = pretrain::<Small>(
+        &run_config(corpus, dir.join("run"), 40),
+        None,
+        None,
+        Backend::Cpu,
+        false,
+    )
+    .unwrap();
     let initial = outcome.initial_validation.unwrap().loss;
     let last = outcome.final_validation.loss;
-    assert!(initial > 4.0, "an untrained model is near ln(160) = 5.1, not {initial}");
+    assert!(
+        initial > 4.0,
+        "an untrained model is near ln(160) = 5.1, not {initial}"
+    );
     assert!(last < initial - 1.5, "validation loss {initial} -> {last}");
     let config = HfBertConfig::read(&outcome.final_checkpoint.join("config.json")).unwrap();
     config.check_matches::<Small>().unwrap();
@@ -76,7 +100,10 @@ fn loss_falls_and_the_checkpoint_is_a_hugging_face_checkpoint() {
     assert!(weights.contains_key("bert.embeddings.word_embeddings.weight"));
     assert!(weights.contains_key("cls.predictions.bias"));
     let metrics = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().filter(|l| l.contains("\"train\"")).count(), 40);
+    assert_eq!(
+        metrics.lines().filter(|l| l.contains("\"train\"")).count(),
+        40
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -108,7 +135,10 @@ fn an_interrupted_run_resumes_bit_for_bit() {
         let actual = read_tensor_file(&resumed.final_checkpoint.join(file)).unwrap();
         assert_eq!(expected.len(), actual.len());
         for (name, tensor) in &expected {
-            assert!(actual[name] == *tensor, "{file}: {name} differs after resuming");
+            assert!(
+                actual[name] == *tensor,
+                "{file}: {name} differs after resuming"
+            );
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -11,7 +11,7 @@ pub const fn validate(dims: &BertDims) {
         "the number of attention heads must be at least 1"
     );
     assert!(
-        dims.hidden_size % dims.num_heads == 0,
+        dims.hidden_size.is_multiple_of(dims.num_heads),
         "the number of attention heads must divide the hidden size"
     );
     assert!(

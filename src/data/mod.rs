@@ -1,8 +1,8 @@
 //! Text to model inputs: corpora, WordPiece tokenization (and vocabulary training), packing,
 //! MLM masking and batching.
 pub mod batch;
-pub mod embedded;
 pub mod corpus;
+pub mod embedded;
 pub mod masking;
 pub mod mlm_batches;
 pub mod packing;

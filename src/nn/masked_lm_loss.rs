@@ -29,7 +29,8 @@ pub fn masked_lm_loss<C: BertConfig>(
     // shifted = logits - max, so the label's shifted logit is 0 exactly when it is the maximum.
     let label_logit = pick_columns(shifted, labels);
     let token_losses = (log_normalizer - label_logit) * predicted;
-    let token_correct = (-label_logit.less_than(label_logit.graph().constant(0.0).expand()) + 1.0) * predicted;
+    let token_correct =
+        (-label_logit.less_than(label_logit.graph().constant(0.0).expand()) + 1.0) * predicted;
     let loss = token_losses.sum_reduce::<(), Axis<0>>() / predicted.sum_reduce::<(), Axis<0>>();
     MaskedLmLoss {
         loss,

@@ -30,7 +30,7 @@ impl Backend {
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        UnaryFusionCompiler::default(),
+                        UnaryFusionCompiler,
                         crate::compile::cpu::DropbertCpuCompiler::default(),
                     ),
                     remap,

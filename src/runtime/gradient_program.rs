@@ -1,6 +1,5 @@
 use std::path::Path;
 
-
 use super::{masked_lm_graph::MaskedLmGraph, Backend};
 use crate::{
     config::{BertConfig, BertSettings},

@@ -48,7 +48,15 @@ impl Compiler for Profiler {
             let shapes: Vec<String> = graph
                 .get_sources(node)
                 .iter()
-                .map(|(_, _, view)| format!("{:?}", view.shape().iter().map(|d| d.to_usize().unwrap_or(0)).collect::<Vec<_>>()))
+                .map(|(_, _, view)| {
+                    format!(
+                        "{:?}",
+                        view.shape()
+                            .iter()
+                            .map(|d| d.to_usize().unwrap_or(0))
+                            .collect::<Vec<_>>()
+                    )
+                })
                 .collect();
             let weight = graph.graph.node_weight_mut(node).unwrap();
             let op = format!("{weight:?}");
@@ -66,19 +74,14 @@ impl Compiler for Profiler {
 pub fn report(limit: usize) -> String {
     let times = TIMES.lock().unwrap();
     let mut rows: Vec<_> = times.iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|(_, (time, _))| std::cmp::Reverse(*time));
     let total: Duration = rows.iter().map(|(_, (time, _))| *time).sum();
     std::iter::once(format!("{total:>10.3?} in all ops"))
-        .chain(rows.iter().take(limit).map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[allow(dead_code)]
-fn unused(rows: Vec<(&String, &(Duration, usize))>, limit: usize) -> String {
-    rows.iter()
-        .take(limit)
-        .map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time))
+        .chain(
+            rows.iter()
+                .take(limit)
+                .map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time)),
+        )
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -103,7 +103,10 @@ pub fn pretrain<C: BertConfig>(
             };
             let (weights, report) = load_weights(dir, &parameters, &settings, policy)?;
             if !report.initialized.is_empty() {
-                eprintln!("initialised {} parameters the checkpoint lacks", report.initialized.len());
+                eprintln!(
+                    "initialised {} parameters the checkpoint lacks",
+                    report.initialized.len()
+                );
             }
             program.start(weights);
         }
@@ -131,7 +134,10 @@ pub fn pretrain<C: BertConfig>(
     let initial_validation = if resume.is_none() {
         let result = validate(&mut evaluation, &program)?;
         metrics.write(&json!({"event": "validation", "step": 0, "loss": result.loss, "accuracy": result.accuracy, "predictions": result.predictions}))?;
-        eprintln!("step 0: validation loss {:.4}, accuracy {:.4}", result.loss, result.accuracy);
+        eprintln!(
+            "step 0: validation loss {:.4}, accuracy {:.4}",
+            result.loss, result.accuracy
+        );
         Some(result)
     } else {
         None
@@ -179,7 +185,10 @@ pub fn pretrain<C: BertConfig>(
             "learning_rate": step.learning_rate, "grad_norm": step.grad_norm,
             "tokens_per_second": tokens_per_second, "step_seconds": seconds,
         }))?;
-        progress.set_message(format!("loss {:.3} | {:.0} tok/s", step.loss, tokens_per_second));
+        progress.set_message(format!(
+            "loss {:.3} | {:.0} tok/s",
+            step.loss, tokens_per_second
+        ));
         progress.inc(1);
         let taken = program.steps_taken();
         if !step.loss.is_finite() {
@@ -203,7 +212,11 @@ pub fn pretrain<C: BertConfig>(
             last_validation = Some(result);
         }
         if !last && run.save_every > 0 && taken % run.save_every == 0 {
-            save(&program, &run.out_dir.join(format!("checkpoint-{taken}")), batches.position())?;
+            save(
+                &program,
+                &run.out_dir.join(format!("checkpoint-{taken}")),
+                batches.position(),
+            )?;
         }
     }
     progress.finish();
@@ -243,7 +256,10 @@ fn read_documents(run: &RunConfig) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
-fn tokenizer_for<C: BertConfig>(run: &RunConfig, documents: &[Document]) -> Result<WordPieceTokenizer> {
+fn tokenizer_for<C: BertConfig>(
+    run: &RunConfig,
+    documents: &[Document],
+) -> Result<WordPieceTokenizer> {
     let vocab_size = C::DIMS.vocab_size;
     let tokenizer = match (&run.vocab, &run.corpus) {
         (Some(path), _) => WordPieceTokenizer::from_vocab_file(path, true)?,

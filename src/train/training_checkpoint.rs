@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::RunConfig;
 use crate::{
     data::{mlm_batches::DataPosition, tokenizer::WordPieceTokenizer},
-    hf::{read_tensor_file, save_checkpoint, write_atomically, write_tensor_file, HfBertConfig, TensorData},
+    hf::{
+        read_tensor_file, save_checkpoint, write_atomically, write_tensor_file, HfBertConfig,
+        TensorData,
+    },
     nn::ParameterRef,
     DropbertError, Result,
 };
@@ -90,7 +93,10 @@ impl TrainingCheckpoint {
 }
 
 fn temporary_sibling(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".partial{}", std::process::id()));
     dir.with_file_name(name)
 }

@@ -42,7 +42,9 @@ impl<C: BertConfig> TrainingProgram<C> {
         let gradients = graph
             .gradients
             .iter()
-            .map(|g| ParameterGradient::new(g.parameter.clone(), g.tensor.typed::<()>(&mut graph.graph)))
+            .map(|g| {
+                ParameterGradient::new(g.parameter.clone(), g.tensor.typed::<()>(&mut graph.graph))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut optimizer = Optimizer::build(&mut graph.graph, gradients, optimizer)?;
         graph.compile(backend, optimizer.ids_mut())?;
