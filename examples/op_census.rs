@@ -19,7 +19,14 @@ dropbert::bert_config! {
 }
 
 const INTERPRETED: [&str; 8] = [
-    "Add", "Mul", "Mod", "LessThan", "SumReduce", "MaxReduce", "Contiguous", "ViewAdjoint",
+    "Add",
+    "Mul",
+    "Mod",
+    "LessThan",
+    "SumReduce",
+    "MaxReduce",
+    "Contiguous",
+    "ViewAdjoint",
 ];
 
 fn main() {
