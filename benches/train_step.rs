@@ -34,10 +34,18 @@ fn synthetic_batch<C: BertConfig>() -> MlmBatch {
     let dims = C::DIMS;
     let tokens = dims.batch_size * dims.seq_len;
     let mut rng = StdRng::seed_from_u64(0);
-    let input_ids: Vec<u32> = (0..tokens).map(|_| rng.gen_range(1000..dims.vocab_size as u32)).collect();
+    let input_ids: Vec<u32> = (0..tokens)
+        .map(|_| rng.gen_range(1000..dims.vocab_size as u32))
+        .collect();
     let labels = input_ids
         .iter()
-        .map(|&id| if rng.gen::<f64>() < 0.15 { id as i64 } else { -100 })
+        .map(|&id| {
+            if rng.gen::<f64>() < 0.15 {
+                id as i64
+            } else {
+                -100
+            }
+        })
         .collect();
     MlmBatch {
         tokens: TokenBatch {
@@ -68,7 +76,7 @@ fn bench_step<C: BertConfig>(c: &mut Criterion, name: &str) {
     let batch = synthetic_batch::<C>();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);
-    group.bench_function(name, |b| b.iter(|| program.step(&batch)));
+    group.bench_function(name, |b| b.iter(|| program.step(&batch).unwrap()));
     group.finish();
 }
 

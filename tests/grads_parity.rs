@@ -59,7 +59,7 @@ fn check<C: BertConfig>(case: &str) {
         .iter()
         .map(|&l| l as i64)
         .collect();
-    let outputs = program.run(&batch, &labels);
+    let outputs = program.run(&batch, &labels).unwrap();
 
     let expected_loss = expected["loss"].to_f32()[0];
     assert!(
@@ -155,7 +155,7 @@ fn dropout_follows_the_config_and_is_seeded() {
         )
         .unwrap();
         program.set_dropout_position(seed, 0);
-        program.run(&batch, &labels)
+        program.run(&batch, &labels).unwrap()
     };
     let (first, again, other) = (run(1), run(1), run(2));
     assert_eq!(first, again);

@@ -1,6 +1,6 @@
 //! Gradient checks of the backward rules against central finite differences, op by op and on
 //! compositions, on random inputs.
-use luminal::prelude::*;
+use luminal::prelude::{symbolic::Expression, *};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{add_backward, TensorRef};
@@ -159,4 +159,167 @@ fn shifted_exponentials() {
         random(10, -1.0, 1.0, 10),
         1e-2,
     );
+}
+
+/// Random shapes and random views: the parameter is read through a permutation, a broadcast, a
+/// slice or padding, then goes through a unary op, is multiplied by a fixed random tensor, and
+/// summed over a random axis; the backward graph must agree with finite differences.
+mod random_shapes {
+    use luminal::op;
+    use proptest::prelude::*;
+
+    use super::super::tensor_ref::{Builder, TensorRef};
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum View {
+        Permute,
+        Broadcast(usize),
+        Slice,
+        Pad,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Unary {
+        Exp2,
+        Sin,
+        Square,
+    }
+
+    fn build(
+        graph: &mut Graph,
+        shape: &[usize],
+        view: &View,
+        unary: Unary,
+        reduce_axis: usize,
+        weights_seed: u64,
+    ) -> (NodeIndex, TensorRef) {
+        let input = graph.named_tensor::<()>("x");
+        graph.keep_tensors(input.id);
+        let mut x = TensorRef::output(input.id, shape);
+        match view {
+            View::Permute => {
+                let order: Vec<usize> = (0..shape.len()).rev().collect();
+                x.view.permute(&order);
+            }
+            View::Broadcast(size) => x.view.expand(0, (*size).into()),
+            View::Slice => {
+                let slices: Vec<(Expression, Expression)> = shape
+                    .iter()
+                    .map(|&d| (Expression::from(d / 2), Expression::from(d)))
+                    .collect();
+                x.view.slice(&slices);
+            }
+            View::Pad => {
+                let padding: Vec<(Expression, Expression)> = shape
+                    .iter()
+                    .map(|_| (Expression::from(1), Expression::from(2)))
+                    .collect();
+                x.view.pad(&padding);
+            }
+        }
+        let mut builder = Builder { graph };
+        let x = builder.reshape(x, &x.shape());
+        let y = match unary {
+            Unary::Exp2 => builder.unary(op::Exp2, x),
+            Unary::Sin => builder.unary(op::Sin, x),
+            Unary::Square => builder.mul(x, x),
+        };
+        let y_shape = y.shape();
+        let weights_len: usize = y_shape.iter().product();
+        let weights_input = builder.graph.named_tensor::<()>("w");
+        let weights = random(weights_len, -1.0, 1.0, weights_seed);
+        builder
+            .graph
+            .set_tensor(weights_input.id, 0, Tensor::new(weights));
+        builder.graph.keep_tensors(weights_input.id);
+        let w = TensorRef::output(weights_input.id, &y_shape);
+        let weighted = builder.mul(y, w);
+        let axis = reduce_axis % y_shape.len();
+        let mut reduced = builder.sum_reduce(weighted, axis);
+        while !reduced.shape().is_empty() {
+            reduced = builder.sum_reduce(reduced, 0);
+        }
+        (input.id, reduced)
+    }
+
+    fn check_random(shape: Vec<usize>, view: View, unary: Unary, reduce_axis: usize, seed: u64) {
+        let mut graph = Box::new(Graph::new());
+        let (input, loss) = build(&mut graph, &shape, &view, unary, reduce_axis, seed);
+        let mut loss = loss;
+        let mut parameter = ParameterRef {
+            name: "x".into(),
+            id: input,
+            shape: shape.clone(),
+            init: ParameterInit::Zeros,
+        };
+        let gradients = add_backward(&mut graph, loss, &[parameter.clone()]).unwrap();
+        let mut gradient = gradients[0].tensor;
+        graph.retrieve_tensors(gradient.id);
+        graph.retrieve_tensors(loss.id);
+        Backend::Cpu
+            .compile(
+                &mut graph,
+                vec![&mut loss.id, &mut parameter.id, &mut gradient.id],
+            )
+            .unwrap();
+        let read = |graph: &Graph, id| {
+            graph
+                .get_tensor_ref(id, 0)
+                .unwrap()
+                .data
+                .as_any()
+                .downcast_ref::<Vec<f32>>()
+                .unwrap()
+                .clone()
+        };
+        let values = random(shape.iter().product(), -1.0, 1.0, seed + 1);
+        let mut evaluate = |values: &[f32]| {
+            graph.set_tensor(parameter.id, 0, Tensor::new(values.to_vec()));
+            graph.execute();
+            let result = (read(&graph, loss.id)[0], read(&graph, gradient.id));
+            graph.drop_tensors(vec![loss.id, gradient.id]);
+            result
+        };
+        let (_, analytic) = evaluate(&values);
+        let step = 1e-2;
+        for (i, &analytic_i) in analytic.iter().enumerate() {
+            let (mut plus, mut minus) = (values.clone(), values.clone());
+            plus[i] += step;
+            minus[i] -= step;
+            let numeric = (evaluate(&plus).0 - evaluate(&minus).0) / (2.0 * step);
+            let scale = numeric.abs().max(analytic_i.abs()).max(1.0);
+            assert!(
+                (numeric - analytic_i).abs() / scale < 2e-2,
+                "{view:?} {unary:?} {shape:?}: element {i}: autograd {analytic_i}, finite differences {numeric}"
+            );
+        }
+    }
+
+    fn views() -> impl Strategy<Value = View> {
+        prop_oneof![
+            Just(View::Permute),
+            (1usize..4).prop_map(View::Broadcast),
+            Just(View::Slice),
+            Just(View::Pad),
+        ]
+    }
+
+    fn unaries() -> impl Strategy<Value = Unary> {
+        prop_oneof![Just(Unary::Exp2), Just(Unary::Sin), Just(Unary::Square)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn views_unary_ops_and_reductions_match_finite_differences(
+            shape in prop::collection::vec(1usize..4, 1..4),
+            view in views(),
+            unary in unaries(),
+            reduce_axis in 0usize..4,
+            seed in 0u64..1000,
+        ) {
+            check_random(shape, view, unary, reduce_axis, seed);
+        }
+    }
 }

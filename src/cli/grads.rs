@@ -90,7 +90,7 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
     let (mut program, _) =
         GradientProgram::<C>::from_checkpoint(&args.checkpoint, backend, MissingPolicy::Refuse)?;
     program.set_dropout_position(args.seed, 0);
-    let outputs = program.run(&batch, &labels);
+    let outputs = program.run(&batch, &labels)?;
     let mut written = BTreeMap::new();
     written.insert(
         "loss".to_string(),

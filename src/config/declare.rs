@@ -69,6 +69,7 @@ macro_rules! bert_config {
             type Seq = $crate::luminal::prelude::Const<{ $seq }>;
             type Batch = $crate::luminal::prelude::Const<{ $batch }>;
             type Tokens = $crate::luminal::prelude::Const<{ ($batch) * ($seq) }>;
+            type Predictions = $crate::luminal::prelude::Const<{ $crate::config::BertDims::max_predictions(&Self::DIMS) }>;
             type Kept = $crate::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
             type Dropped = $crate::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
         }

@@ -44,6 +44,21 @@ impl BertDims {
         }
     }
 
+    /// Most masked-LM predictions per sequence: `ceil(0.15 * seq)`, at least 1.
+    pub const fn max_predictions_per_sequence(&self) -> usize {
+        let per_sequence = (self.seq_len * 15).div_ceil(100);
+        if per_sequence == 0 {
+            1
+        } else {
+            per_sequence
+        }
+    }
+
+    /// Most masked-LM predictions per batch.
+    pub const fn max_predictions(&self) -> usize {
+        self.batch_size * self.max_predictions_per_sequence()
+    }
+
     pub const fn dropped_tokens(&self) -> usize {
         self.seq_len.saturating_sub(self.kept_tokens())
     }

@@ -39,6 +39,9 @@ pub trait BertConfig: 'static {
     type Batch: Dimension;
     /// `Batch * Seq`: the tokens of one batch, flattened.
     type Tokens: Dimension;
+    /// Masked-LM predictions one batch holds at most: `Batch * ceil(0.15 * Seq)`, BERT's
+    /// `max_predictions_per_seq` for the sequence length.
+    type Predictions: Dimension;
     /// Tokens the middle layers keep under token dropping (`Seq` when token dropping is off).
     type Kept: Dimension;
     /// `Seq - Kept`.

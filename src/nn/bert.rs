@@ -4,6 +4,7 @@ use super::{
     attention::attention_mask_bias,
     embeddings::BertEmbeddings,
     encoder::BertEncoder,
+    gather::gather_rows,
     mlm_head::BertMlmHead,
     parameters::{ParameterRef, Parameters},
     pooler::BertPooler,
@@ -86,6 +87,27 @@ impl<C: BertConfig> BertForMaskedLM<C> {
             self.bert.forward(inputs),
             self.bert.embeddings.word_embeddings,
         )
+    }
+}
+
+impl<C: BertConfig> BertForMaskedLM<C> {
+    /// Vocabulary logits at the predicted positions only, `[predictions, vocab]`:
+    /// `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
+    /// predicts about 15% of the positions, so this skips most of the MLM head's work.
+    pub fn forward_at(
+        &self,
+        inputs: &BertInputs<C>,
+        positions: GraphTensor<(C::Predictions,)>,
+    ) -> GraphTensor<(C::Predictions, C::Vocab)> {
+        let hidden = self
+            .bert
+            .forward(inputs)
+            .reshape::<(C::Tokens, C::Hidden)>();
+        let predicted =
+            gather_rows(hidden, positions).reshape::<(Const<1>, C::Predictions, C::Hidden)>();
+        self.mlm_head
+            .forward(predicted, self.bert.embeddings.word_embeddings)
+            .reshape::<(C::Predictions, C::Vocab)>()
     }
 }
 

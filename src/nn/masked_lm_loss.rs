@@ -6,25 +6,27 @@ use crate::{config::BertConfig, ops::pick_columns};
 pub struct MaskedLmLoss<C: BertConfig> {
     /// Scalar mean over predicted positions.
     pub loss: GraphTensor<()>,
-    /// Cross-entropy of every position, 0 where nothing is predicted (token dropping's
-    /// importance update reads these).
-    pub token_losses: GraphTensor<(C::Tokens,)>,
-    /// 1 where a predicted position's highest logit is its label (ties count), else 0.
-    pub token_correct: GraphTensor<(C::Tokens,)>,
+    /// Cross-entropy of every prediction slot, 0 for unused slots (token dropping's importance
+    /// update reads these).
+    pub token_losses: GraphTensor<(C::Predictions,)>,
+    /// 1 where a prediction's highest logit is its label (ties count), else 0.
+    pub token_correct: GraphTensor<(C::Predictions,)>,
 }
 
-/// `labels` holds the original id at predicted positions and -100 elsewhere.
+/// `logits` are those of the predicted positions (unused slots hold label -100); `labels` holds
+/// the original id of each prediction.
 pub fn masked_lm_loss<C: BertConfig>(
-    logits: GraphTensor<(C::Batch, C::Seq, C::Vocab)>,
-    labels: GraphTensor<(C::Batch, C::Seq)>,
+    logits: GraphTensor<(C::Predictions, C::Vocab)>,
+    labels: GraphTensor<(C::Predictions,)>,
 ) -> MaskedLmLoss<C> {
-    let logits = logits.reshape::<(C::Tokens, C::Vocab)>();
-    let labels = labels.reshape::<(C::Tokens,)>();
     let shifted = logits
         - logits
-            .max_reduce::<(C::Tokens,), Axis<1>>()
-            .expand::<(C::Tokens, C::Vocab), Axis<1>>();
-    let log_normalizer = shifted.exp().sum_reduce::<(C::Tokens,), Axis<1>>().ln();
+            .max_reduce::<(C::Predictions,), Axis<1>>()
+            .expand::<(C::Predictions, C::Vocab), Axis<1>>();
+    let log_normalizer = shifted
+        .exp()
+        .sum_reduce::<(C::Predictions,), Axis<1>>()
+        .ln();
     let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
     // shifted = logits - max, so the label's shifted logit is 0 exactly when it is the maximum.
     let label_logit = pick_columns(shifted, labels);

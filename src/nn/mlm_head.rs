@@ -26,16 +26,16 @@ impl<C: BertConfig> BertMlmHead<C> {
     }
 
     /// Vocabulary logits of every position of `hidden`.
-    pub fn forward<S: Dimension>(
+    pub fn forward<B: Dimension, S: Dimension>(
         &self,
-        hidden: GraphTensor<(C::Batch, S, C::Hidden)>,
+        hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
-    ) -> GraphTensor<(C::Batch, S, C::Vocab)> {
+    ) -> GraphTensor<(B, S, C::Vocab)> {
         let transformed = self
             .transform_norm
             .forward(gelu(self.transform_dense.forward(hidden)));
         transformed.matmul(word_embeddings.permute::<(C::Hidden, C::Vocab), Axes2<1, 0>>())
-            + self.bias.expand::<(C::Batch, S, C::Vocab), Axes2<0, 1>>()
+            + self.bias.expand::<(B, S, C::Vocab), Axes2<0, 1>>()
     }
 }
 

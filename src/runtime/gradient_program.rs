@@ -13,7 +13,7 @@ use crate::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepOutputs {
     pub loss: f32,
-    /// Cross-entropy per position, `[batch * seq]`, 0 where nothing is predicted.
+    /// Cross-entropy per prediction, in position order, then 0 for unused prediction slots.
     pub token_losses: Vec<f32>,
     /// One per parameter, in the order of [`GradientProgram::parameters`].
     pub gradients: Vec<Vec<f32>>,
@@ -78,8 +78,9 @@ impl<C: BertConfig> GradientProgram<C> {
 
     /// Loss, per-position losses and gradients for one full batch; `labels` is `[batch * seq]`
     /// with -100 at positions that are not predicted.
-    pub fn run(&mut self, batch: &TokenBatch, labels: &[i64]) -> StepOutputs {
-        self.graph.feed(batch, labels, self.dropout_seed, self.step);
+    pub fn run(&mut self, batch: &TokenBatch, labels: &[i64]) -> Result<StepOutputs> {
+        self.graph
+            .feed(batch, labels, self.dropout_seed, self.step)?;
         self.step += 1;
         self.graph.graph.execute();
         let losses = self.graph.take_loss_outputs();
@@ -101,10 +102,10 @@ impl<C: BertConfig> GradientProgram<C> {
                 values
             })
             .collect();
-        StepOutputs {
+        Ok(StepOutputs {
             loss: losses.loss,
             token_losses: losses.token_losses,
             gradients,
-        }
+        })
     }
 }

@@ -8,7 +8,7 @@ use crate::{
     config::{BertConfig, BertSettings},
     data::batch::TokenBatch,
     nn::{masked_lm_loss, BertForMaskedLM, BertInputs, DropoutSite, ParameterRef, Parameters},
-    Result,
+    DropbertError, Result,
 };
 
 /// `BertForMaskedLM` with its masked-LM loss (and, for training, its backward pass) on one
@@ -17,10 +17,13 @@ pub struct MaskedLmGraph<C: BertConfig> {
     // Boxed: graph tensors point at their graph, so it must not move.
     pub graph: Box<Graph>,
     pub inputs: BertInputs<C>,
-    pub labels: GraphTensor<(C::Batch, C::Seq)>,
+    /// Flat token indexes of the predicted positions; unused slots point at token 0.
+    pub prediction_positions: GraphTensor<(C::Predictions,)>,
+    /// The label of each prediction slot; -100 for unused slots.
+    pub prediction_labels: GraphTensor<(C::Predictions,)>,
     pub loss: GraphTensor<()>,
-    pub token_losses: GraphTensor<(C::Tokens,)>,
-    pub token_correct: GraphTensor<(C::Tokens,)>,
+    pub token_losses: GraphTensor<(C::Predictions,)>,
+    pub token_correct: GraphTensor<(C::Predictions,)>,
     pub parameters: Vec<ParameterRef>,
     /// Empty unless built with the backward pass.
     pub gradients: Vec<Gradient>,
@@ -31,9 +34,13 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     pub fn build(settings: &BertSettings, with_backward: bool) -> Result<Self> {
         let mut graph = Box::new(Graph::new());
         let inputs = BertInputs::<C>::new(&mut graph);
-        let labels = graph.named_tensor::<(C::Batch, C::Seq)>("labels");
+        let prediction_positions = graph.named_tensor::<(C::Predictions,)>("prediction positions");
+        let prediction_labels = graph.named_tensor::<(C::Predictions,)>("prediction labels");
         let model = BertForMaskedLM::<C>::new(&mut graph, settings);
-        let objective = masked_lm_loss::<C>(model.forward(&inputs), labels);
+        let objective = masked_lm_loss::<C>(
+            model.forward_at(&inputs, prediction_positions),
+            prediction_labels,
+        );
         let parameters = model.parameters("");
         for parameter in &parameters {
             graph.keep_tensors(parameter.id);
@@ -46,7 +53,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         Ok(Self {
             graph,
             inputs,
-            labels,
+            prediction_positions,
+            prediction_labels,
             loss: objective.loss.retrieve(),
             token_losses: objective.token_losses.retrieve(),
             token_correct: objective.token_correct.retrieve(),
@@ -74,7 +82,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             &mut self.inputs.input_ids.id,
             &mut self.inputs.token_type_ids.id,
             &mut self.inputs.attention_mask.id,
-            &mut self.labels.id,
+            &mut self.prediction_positions.id,
+            &mut self.prediction_labels.id,
             &mut self.loss.id,
             &mut self.token_losses.id,
             &mut self.token_correct.id,
@@ -98,15 +107,34 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     }
 
     /// Feeds one batch, its labels (`[batch * seq]`, -100 = not predicted) and the dropout
-    /// masks of step `step` under `seed`.
-    pub fn feed(&mut self, batch: &TokenBatch, labels: &[i64], seed: u64, step: u64) {
+    /// masks of step `step` under `seed`. Fails where the batch predicts more positions than
+    /// the compiled capacity, `batch * ceil(0.15 * seq)`.
+    pub fn feed(&mut self, batch: &TokenBatch, labels: &[i64], seed: u64, step: u64) -> Result<()> {
         assert_eq!(labels.len(), C::DIMS.batch_size * C::DIMS.seq_len);
+        let capacity = C::DIMS.max_predictions();
+        let predicted: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != -100).collect();
+        if predicted.len() > capacity {
+            return Err(DropbertError::InvalidInput(format!(
+                "the batch predicts {} positions; {} is compiled for at most {capacity} (batch {} x ceil(0.15 x seq {}))",
+                predicted.len(),
+                C::NAME,
+                C::DIMS.batch_size,
+                C::DIMS.seq_len
+            )));
+        }
+        let mut positions = vec![0f32; capacity];
+        let mut slot_labels = vec![-100f32; capacity];
+        for (slot, &position) in predicted.iter().enumerate() {
+            positions[slot] = position as f32;
+            slot_labels[slot] = labels[position] as f32;
+        }
         let as_f32 = |values: &[u32]| values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
         let feeds = [
             (self.inputs.input_ids.id, as_f32(&batch.input_ids)),
             (self.inputs.token_type_ids.id, as_f32(&batch.token_type_ids)),
             (self.inputs.attention_mask.id, as_f32(&batch.attention_mask)),
-            (self.labels.id, labels.iter().map(|&l| l as f32).collect()),
+            (self.prediction_positions.id, positions),
+            (self.prediction_labels.id, slot_labels),
         ];
         for (id, values) in feeds {
             self.graph.set_tensor(id, 0, Tensor::new(values));
@@ -116,6 +144,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             self.graph
                 .set_tensor(site.id, 0, Tensor::new(site.sample(&mut rng)));
         }
+        Ok(())
     }
 
     /// Reads and clears the loss outputs of the last execution.

@@ -34,14 +34,14 @@ impl<C: BertConfig> EvaluationProgram<C> {
         &mut self,
         weights: Vec<Vec<f32>>,
         batches: impl IntoIterator<Item = MlmBatch>,
-    ) -> ValidationMetrics {
+    ) -> Result<ValidationMetrics> {
         self.graph.set_parameters(weights);
         let (mut loss_sum, mut correct, mut predictions) = (0f64, 0f64, 0usize);
         for batch in batches {
             if batch.predictions() == 0 {
                 continue;
             }
-            self.graph.feed(&batch.tokens, &batch.labels, 0, 0);
+            self.graph.feed(&batch.tokens, &batch.labels, 0, 0)?;
             self.graph.graph.execute();
             let outputs = self.graph.take_loss_outputs();
             loss_sum += outputs.token_losses.iter().map(|&l| l as f64).sum::<f64>();
@@ -49,10 +49,10 @@ impl<C: BertConfig> EvaluationProgram<C> {
             predictions += batch.predictions();
         }
         let denominator = predictions.max(1) as f64;
-        ValidationMetrics {
+        Ok(ValidationMetrics {
             loss: loss_sum / denominator,
             accuracy: correct / denominator,
             predictions,
-        }
+        })
     }
 }

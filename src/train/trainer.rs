@@ -127,7 +127,7 @@ pub fn pretrain<C: BertConfig>(
 
     let mut metrics = MetricsLog::open(&run.out_dir.join("metrics.jsonl"))?;
     let validate = |evaluation: &mut EvaluationProgram<C>, program: &TrainingProgram<C>| {
-        program.weights().map(|weights| {
+        program.weights().and_then(|weights| {
             evaluation.evaluate(weights, dataset.validation_batches().take(run.eval_batches))
         })
     };
@@ -177,7 +177,7 @@ pub fn pretrain<C: BertConfig>(
         let batch = batches.next().expect("training batches never end");
         let real_tokens: u32 = batch.tokens.attention_mask.iter().sum();
         let step_started = Instant::now();
-        let step = program.step(&batch);
+        let step = program.step(&batch)?;
         let seconds = step_started.elapsed().as_secs_f64();
         let tokens_per_second = real_tokens as f64 / seconds;
         metrics.write(&json!({

@@ -17,7 +17,7 @@ pub struct TrainStep {
     pub learning_rate: f32,
     pub grad_norm: Option<f32>,
     pub predictions: usize,
-    /// Per-position losses and labels, for token dropping's importance update.
+    /// Per-prediction losses, for token dropping's importance update.
     pub token_losses: Vec<f32>,
 }
 
@@ -81,10 +81,10 @@ impl<C: BertConfig> TrainingProgram<C> {
         self.optimizer.steps_taken()
     }
 
-    pub fn step(&mut self, batch: &MlmBatch) -> TrainStep {
+    pub fn step(&mut self, batch: &MlmBatch) -> Result<TrainStep> {
         let step = self.optimizer.steps_taken();
         self.graph
-            .feed(&batch.tokens, &batch.labels, self.seed, step);
+            .feed(&batch.tokens, &batch.labels, self.seed, step)?;
         self.optimizer.prepare_step(&mut self.graph.graph);
         self.graph.graph.execute();
         if std::env::var_os("DROPBERT_PROFILE").is_some() {
@@ -92,14 +92,14 @@ impl<C: BertConfig> TrainingProgram<C> {
         }
         let losses = self.graph.take_loss_outputs();
         let report = self.optimizer.finish_step(&mut self.graph.graph);
-        TrainStep {
+        Ok(TrainStep {
             step,
             loss: losses.loss,
             learning_rate: report.learning_rate,
             grad_norm: report.grad_norm,
             predictions: batch.predictions(),
             token_losses: losses.token_losses,
-        }
+        })
     }
 
     /// The current weights, in the order of [`parameters`](Self::parameters).

@@ -231,6 +231,13 @@ impl Compiler for ContractionCompiler {
             ) else {
                 continue;
             };
+            // The reduce must see the product's own axes (in some order), not a reshape of them.
+            let same_axes = product_view.len() == a.sizes.len()
+                && (0..a.sizes.len())
+                    .all(|axis| product_view.dims[axis].to_usize() == Some(a.sizes[axis]));
+            if !same_axes {
+                continue;
+            }
             let order: Vec<usize> = product_view.indexes.to_vec();
             let (a, b) = (a.permuted(&order), b.permuted(&order));
             let Some(contraction) = Contraction::plan(&a, &b, axis) else {
