@@ -9,7 +9,7 @@ mod scatter_add_rows;
 mod view_adjoint;
 
 pub use gather_rows::{gather_rows, GatherRows};
-pub use input_values::input_values;
+pub use input_values::{input_buffer, input_values};
 pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};
 pub use scatter_add_rows::ScatterAddRows;
 pub use view_adjoint::ViewAdjoint;

@@ -4,6 +4,7 @@ use luminal::{
 };
 
 use super::strided_view::{contiguous_strides, StridedView};
+use crate::ops::input_buffer;
 
 /// One axis of a contraction with its stride in each operand and in the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,16 +118,10 @@ fn merge_adjacent(axes: Vec<Axis>) -> Vec<Axis> {
 impl Operator for Contraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         // The operands' views are in the plan; read their buffers as they are.
-        let buffer = |input: &InputTensor<'_>| {
-            input
-                .borrowed()
-                .data
-                .as_any()
-                .downcast_ref::<Vec<f32>>()
-                .expect("CPU buffers are Vec<f32>")
-                .as_ptr()
-        };
-        let (a, b) = (buffer(&inputs[0].0), buffer(&inputs[1].0));
+        let (a, b) = (
+            input_buffer(&inputs[0].0).as_ptr(),
+            input_buffer(&inputs[1].0).as_ptr(),
+        );
         let mut out = vec![0.0f32; self.out_len];
         let mut index = vec![0; self.loops.len()];
         let (mut a_offset, mut b_offset, mut out_offset) = (0usize, 0usize, 0usize);

@@ -4,6 +4,7 @@ use luminal::{
 };
 
 use super::strided_view::{for_each_row, StridedView};
+use crate::ops::input_buffer as buffer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinaryKind {
@@ -31,15 +32,6 @@ pub struct StridedBinary {
     sizes: Vec<usize>,
     a_strides: Vec<usize>,
     b_strides: Vec<usize>,
-}
-
-fn buffer<'a>(input: &'a InputTensor<'a>) -> &'a [f32] {
-    input
-        .borrowed()
-        .data
-        .as_any()
-        .downcast_ref::<Vec<f32>>()
-        .expect("CPU buffers are Vec<f32>")
 }
 
 impl Operator for StridedBinary {
