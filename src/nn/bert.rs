@@ -9,7 +9,10 @@ use super::{
     parameters::{ParameterRef, Parameters},
     pooler::BertPooler,
 };
-use crate::config::{BertConfig, BertSettings};
+use crate::{
+    config::{BertConfig, BertSettings},
+    data::batch::TokenBatch,
+};
 
 /// The graph inputs of one batch: token ids, token type ids and the 0/1 padding mask, all
 /// `[batch, seq]` (luminal tensors are float; ids are exact in f32 below 2^24).
@@ -25,6 +28,19 @@ impl<C: BertConfig> BertInputs<C> {
             input_ids: cx.named_tensor("input_ids"),
             token_type_ids: cx.named_tensor("token_type_ids"),
             attention_mask: cx.named_tensor("attention_mask"),
+        }
+    }
+
+    /// Sets the three inputs to a full batch's values.
+    pub fn feed(&self, cx: &mut Graph, batch: &TokenBatch) {
+        assert_eq!(batch.input_ids.len(), C::DIMS.batch_size * C::DIMS.seq_len);
+        for (tensor, values) in [
+            (self.input_ids, &batch.input_ids),
+            (self.token_type_ids, &batch.token_type_ids),
+            (self.attention_mask, &batch.attention_mask),
+        ] {
+            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            cx.set_tensor(tensor.id, 0, Tensor::new(values));
         }
     }
 }

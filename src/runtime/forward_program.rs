@@ -84,15 +84,7 @@ impl<C: BertConfig, O: Shape> ForwardProgram<C, O> {
 
     /// The output for a full batch, row-major.
     pub fn run(&mut self, batch: &TokenBatch) -> Vec<f32> {
-        assert_eq!(batch.input_ids.len(), C::DIMS.batch_size * C::DIMS.seq_len);
-        for (tensor, values) in [
-            (self.inputs.input_ids, &batch.input_ids),
-            (self.inputs.token_type_ids, &batch.token_type_ids),
-            (self.inputs.attention_mask, &batch.attention_mask),
-        ] {
-            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-            self.graph.set_tensor(tensor.id, 0, Tensor::new(values));
-        }
+        self.inputs.feed(&mut self.graph, batch);
         self.graph.execute();
         let values = self.output.data();
         self.output.drop();

@@ -128,17 +128,11 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             positions[slot] = position as f32;
             slot_labels[slot] = labels[position] as f32;
         }
-        let as_f32 = |values: &[u32]| values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-        let feeds = [
-            (self.inputs.input_ids.id, as_f32(&batch.input_ids)),
-            (self.inputs.token_type_ids.id, as_f32(&batch.token_type_ids)),
-            (self.inputs.attention_mask.id, as_f32(&batch.attention_mask)),
-            (self.prediction_positions.id, positions),
-            (self.prediction_labels.id, slot_labels),
-        ];
-        for (id, values) in feeds {
-            self.graph.set_tensor(id, 0, Tensor::new(values));
-        }
+        self.inputs.feed(&mut self.graph, batch);
+        self.graph
+            .set_tensor(self.prediction_positions.id, 0, Tensor::new(positions));
+        self.graph
+            .set_tensor(self.prediction_labels.id, 0, Tensor::new(slot_labels));
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         for site in &self.dropout_sites {
             self.graph
