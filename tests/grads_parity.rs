@@ -2,29 +2,13 @@
 //! reference made by scripts/make_grads_fixtures.py.
 mod common;
 
-use common::{fixture, ids, read_fixture};
+use common::{fixture, ids, read_fixture, Narrow3Layer, TinyPostLn};
 use dropbert::{
     config::BertConfig,
     data::batch::TokenBatch,
     hf::MissingPolicy,
     runtime::{Backend, GradientProgram},
 };
-
-dropbert::bert_config! {
-    pub TinyPostLn {
-        vocab: 512, hidden: 32, layers: 2, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
-
-dropbert::bert_config! {
-    pub Narrow3Layer {
-        vocab: 512, hidden: 48, layers: 3, heads: 4, intermediate: 80,
-        max_positions: 40, type_vocab: 3, seq: 24, batch: 3,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
 
 /// Largest difference relative to the tensor's largest reference value; tensors whose reference
 /// is all rounding noise (the attention key bias, whose true gradient is 0) are compared against

@@ -2,7 +2,7 @@
 //! several shapes; reference outputs made by scripts/make_reference_fixtures.py.
 mod common;
 
-use common::{fixture, max_abs_diff, read_fixture, reference_batch};
+use common::{fixture, max_abs_diff, read_fixture, reference_batch, Narrow3Layer, TinyPostLn};
 use std::collections::BTreeMap;
 
 use dropbert::{
@@ -14,22 +14,6 @@ use dropbert::{
 use luminal::prelude::Shape;
 
 const TOLERANCE: f32 = 1e-4;
-
-dropbert::bert_config! {
-    pub TinyPostLn {
-        vocab: 512, hidden: 32, layers: 2, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
-
-dropbert::bert_config! {
-    pub Narrow3Layer {
-        vocab: 512, hidden: 48, layers: 3, heads: 4, intermediate: 80,
-        max_positions: 40, type_vocab: 3, seq: 24, batch: 3,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
 
 dropbert::bert_config! {
     pub BertModelNames {

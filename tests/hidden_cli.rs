@@ -1,6 +1,8 @@
 //! The `hidden` subcommand end to end: text file in, safetensors out, equal to transformers'.
 mod common;
 
+use std::path::Path;
+
 use common::{fixture, max_abs_diff, read_fixture};
 use dropbert::hf::read_tensor_file;
 
@@ -27,11 +29,12 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn hidden_writes_ids_mask_and_states_equal_to_transformers() {
-    let out = temp_dir("hidden").join("out.safetensors");
-    let checkpoint = fixture("hf/tiny_post_ln");
-    dropbert::cli::run::<TinyPostLn>([
+/// `<binary> hidden` for configuration `C` on the fixture's own input lines.
+fn run_hidden<C: dropbert::config::BertConfig>(
+    checkpoint: &Path,
+    out: &Path,
+) -> dropbert::Result<()> {
+    dropbert::cli::run::<C>([
         "bert".as_ref(),
         "hidden".as_ref(),
         "--checkpoint".as_ref(),
@@ -41,7 +44,13 @@ fn hidden_writes_ids_mask_and_states_equal_to_transformers() {
         "--out".as_ref(),
         out.as_os_str(),
     ])
-    .unwrap();
+}
+
+#[test]
+fn hidden_writes_ids_mask_and_states_equal_to_transformers() {
+    let out = temp_dir("hidden").join("out.safetensors");
+    let checkpoint = fixture("hf/tiny_post_ln");
+    run_hidden::<TinyPostLn>(&checkpoint, &out).unwrap();
     let actual = read_tensor_file(&out).unwrap();
     let expected = read_fixture("hf/tiny_post_ln/expected.safetensors");
     // 7 lines in batches of 3: the last batch is padded with empty rows that must not leak out.
@@ -59,18 +68,9 @@ fn hidden_writes_ids_mask_and_states_equal_to_transformers() {
 fn a_checkpoint_of_other_dimensions_is_refused_naming_both_values() {
     let checkpoint = fixture("hf/tiny_post_ln");
     let out = temp_dir("refused").join("out.safetensors");
-    let error = dropbert::cli::run::<OneLayerShort>([
-        "bert".as_ref(),
-        "hidden".as_ref(),
-        "--checkpoint".as_ref(),
-        checkpoint.as_os_str(),
-        "--input".as_ref(),
-        checkpoint.join("input.txt").as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .unwrap_err()
-    .to_string();
+    let error = run_hidden::<OneLayerShort>(&checkpoint, &out)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
         "checkpoint num_hidden_layers = 2 does not match the compiled configuration OneLayerShort (num_hidden_layers = 1)"

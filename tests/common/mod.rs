@@ -9,6 +9,24 @@ use dropbert::{
     hf::{read_tensor_file, TensorData},
 };
 
+// The dimensions of the fixture checkpoints tests/fixtures/hf/{tiny_post_ln,narrow_3layer}
+// (and their copies under tests/fixtures/grads/), compiled at the batch sizes the tests use.
+dropbert::bert_config! {
+    pub TinyPostLn {
+        vocab: 512, hidden: 32, layers: 2, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+dropbert::bert_config! {
+    pub Narrow3Layer {
+        vocab: 512, hidden: 48, layers: 3, heads: 4, intermediate: 80,
+        max_positions: 40, type_vocab: 3, seq: 24, batch: 3,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
