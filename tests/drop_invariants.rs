@@ -558,3 +558,19 @@ fn skipped_blocks_are_not_computed() {
         assert_eq!(skipped.len() > dead_code, on.iter().any(|&on| !on));
     }
 }
+
+/// `info`'s analytic FLOPs equal the count taken off the compiled configuration's graph.
+#[test]
+fn the_cost_model_agrees_with_the_graph() {
+    for report in [
+        dropbert::drop::CostReport::of::<PostLn4KeepAll>(0).unwrap(),
+        dropbert::drop::CostReport::of::<PreLn4Both>(0).unwrap(),
+    ] {
+        assert_eq!(
+            report.flops_per_step, report.flops_per_step_counted,
+            "{}",
+            report.configuration
+        );
+        assert!(report.activation_bytes > 0);
+    }
+}

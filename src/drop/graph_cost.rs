@@ -32,12 +32,7 @@ pub fn counted_matmul_flops(graph: &Graph, skipped: &HashSet<NodeIndex>) -> f64 
             if !operands.iter().all(|(_, _, view)| broadcast(view)) {
                 return None;
             }
-            let elements = operands[0]
-                .2
-                .n_elements()
-                .to_usize()
-                .expect("static shapes");
-            Some(2.0 * elements as f64)
+            Some(2.0 * elements(&operands[0].2, true) as f64)
         })
         .sum()
 }
@@ -64,13 +59,20 @@ pub fn saved_activation_bytes(graph: &Graph, backward_start: usize) -> usize {
                 .edges_directed(node, Direction::Outgoing)
                 .filter(|edge| !is_forward(edge.target()))
                 .filter_map(|edge| edge.weight().as_data())
-                .map(|(_, _, view)| {
-                    view.n_physical_elements()
-                        .to_usize()
-                        .expect("static shapes")
-                })
+                .map(|(_, _, view)| elements(&view, false))
                 .max()
         })
         .sum::<usize>()
         * std::mem::size_of::<f32>()
+}
+
+/// Elements of a view, with (`logical`) or without its broadcast axes; counted here because
+/// luminal's own count is a 32-bit expression, which a BERT-base matmul's product overflows.
+fn elements(view: &ShapeTracker, logical: bool) -> usize {
+    view.dims
+        .iter()
+        .zip(&view.fake)
+        .filter(|(_, &fake)| logical || !fake)
+        .map(|(dim, _)| dim.to_usize().expect("static shapes"))
+        .product()
 }
