@@ -4,7 +4,10 @@ use clap::Args;
 
 use crate::{
     config::BertConfig,
-    data::{batch::TokenBatch, tokenizer::WordPieceTokenizer},
+    data::{
+        batch::TokenBatch,
+        tokenizer::{SpecialTokenIds, WordPieceTokenizer},
+    },
     drop::{DropPlan, LayerDropSchedule, TokenDropSettings},
     hf::{read_tensor_file, write_tensor_file, MissingPolicy, TensorData},
     runtime::{Backend, GradientProgram},
@@ -104,7 +107,6 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
         )));
     }
 
-    let special = WordPieceTokenizer::from_checkpoint_dir(&args.checkpoint)?.special_ids();
     let token_drop = C::DIMS.token_drop.map(|_| {
         let defaults = TokenDropSettings::default();
         TokenDropSettings {
@@ -113,6 +115,11 @@ pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
             ..defaults
         }
     });
+    // Token dropping keeps special tokens first: it needs the checkpoint's vocabulary.
+    let special = match token_drop {
+        Some(_) => WordPieceTokenizer::from_checkpoint_dir(&args.checkpoint)?.special_ids(),
+        None => SpecialTokenIds::BERT_UNCASED,
+    };
     let layer_drop = C::DIMS.layer_drop.map(|compiled| LayerDropSchedule {
         theta_bar: args.theta_bar.unwrap_or(compiled.theta_bar),
         gamma: args.gamma.unwrap_or(compiled.gamma),

@@ -33,6 +33,17 @@ pub struct SpecialTokenIds {
     pub mask: u32,
 }
 
+impl SpecialTokenIds {
+    /// Their ids in Google's BERT uncased vocabulary (and the fixtures').
+    pub const BERT_UNCASED: Self = Self {
+        pad: 0,
+        unk: 100,
+        cls: 101,
+        sep: 102,
+        mask: 103,
+    };
+}
+
 /// Model inputs for one text; every field is exactly `seq_len` long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoding {
