@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use crate::hf_config::HfConfig;
 
-mod drops;
+pub mod drops;
 
-pub use drops::{DropArgs, Drops, LayerDrop, TokenDrop};
+pub use drops::{DropArgs, Drops, LayerDrop};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
