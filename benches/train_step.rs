@@ -5,6 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use dropbert::{
     config::{BertConfig, BertSettings},
     data::{batch::TokenBatch, mlm_batches::MlmBatch},
+    drop::DropPlan,
     hf::initial_values,
     nn::Dropout,
     optim::OptimizerSettings,
@@ -63,9 +64,14 @@ fn bench_step<C: BertConfig>(c: &mut Criterion, name: &str) {
         dropout: Dropout::new(0.1, 0.1),
         ..BertSettings::default()
     };
-    let mut program =
-        TrainingProgram::<C>::compile(Backend::Cpu, &settings, OptimizerSettings::default(), 0)
-            .unwrap();
+    let mut program = TrainingProgram::<C>::compile(
+        Backend::Cpu,
+        &settings,
+        OptimizerSettings::default(),
+        0,
+        &DropPlan::none(),
+    )
+    .unwrap();
     let mut rng = StdRng::seed_from_u64(0);
     let weights = program
         .parameters()

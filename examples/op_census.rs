@@ -34,7 +34,8 @@ fn main() {
         dropout: Dropout::new(0.1, 0.1),
         ..BertSettings::default()
     };
-    let mut program = MaskedLmGraph::<Probe>::build(&settings, true).unwrap();
+    let mut program =
+        MaskedLmGraph::<Probe>::build(&settings, true, &dropbert::drop::DropPlan::none()).unwrap();
     program.compile(Backend::Cpu, Vec::new()).unwrap();
     let graph = &program.graph;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();

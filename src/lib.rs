@@ -4,6 +4,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod data;
+pub mod drop;
 pub mod error;
 pub mod hf;
 pub mod nn;

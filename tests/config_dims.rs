@@ -19,5 +19,8 @@ fn derived_dimensions_come_from_the_type() {
     assert_eq!(size::<<Small as BertConfig>::Kept>(), 40);
     assert_eq!(size::<<Small as BertConfig>::Dropped>(), 24);
     assert_eq!(Small::DIMS.layout, BlockLayout::PreLn);
-    const { assert!(Small::DIMS.layer_drop) };
+    assert_eq!(
+        Small::DIMS.layer_drop,
+        Some(dropbert::config::LayerDropDims::DEEPSPEED)
+    );
 }

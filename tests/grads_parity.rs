@@ -2,26 +2,14 @@
 //! reference made by scripts/make_grads_fixtures.py.
 mod common;
 
-use common::{fixture, ids, read_fixture, Narrow3Layer, TinyPostLn};
+use common::{fixture, ids, read_fixture, relative_error, Narrow3Layer, TinyPostLn};
 use dropbert::{
     config::BertConfig,
     data::batch::TokenBatch,
+    drop::DropPlan,
     hf::MissingPolicy,
     runtime::{Backend, GradientProgram},
 };
-
-/// Largest difference relative to the tensor's largest reference value; tensors whose reference
-/// is all rounding noise (the attention key bias, whose true gradient is 0) are compared against
-/// the gradients' overall scale instead.
-fn relative_error(actual: &[f32], expected: &[f32], scale_floor: f32) -> f32 {
-    let largest = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(actual.iter().all(|v| v.is_finite()), "non-finite gradient");
-    let difference = actual
-        .iter()
-        .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
-    difference / largest.max(scale_floor)
-}
 
 fn check<C: BertConfig>(case: &str) {
     let batch_file = read_fixture(&format!("grads/{case}/batch.safetensors"));
@@ -30,6 +18,7 @@ fn check<C: BertConfig>(case: &str) {
         &fixture(&format!("grads/{case}/checkpoint")),
         Backend::Cpu,
         MissingPolicy::Refuse,
+        &DropPlan::none(),
     )
     .unwrap();
     let batch = TokenBatch {
@@ -136,6 +125,7 @@ fn dropout_follows_the_config_and_is_seeded() {
             &case,
             Backend::Cpu,
             MissingPolicy::Refuse,
+            &DropPlan::none(),
         )
         .unwrap();
         program.set_dropout_position(seed, 0);

@@ -535,7 +535,7 @@ fn trains_least_squares_through_autograd() {
         },
     ];
     let gradients: Vec<ParameterGradient> =
-        add_backward(&mut graph, TensorRef::of(loss), &parameters)
+        add_backward(&mut graph, TensorRef::of(loss), &parameters, &[])
             .unwrap()
             .into_iter()
             .map(|g| ParameterGradient::new(g.parameter, g.tensor.typed::<()>(&mut graph)).unwrap())

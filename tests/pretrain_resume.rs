@@ -124,7 +124,7 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     saving.save_every = 4;
     pretrain::<Small>(&saving, None, None, Backend::Cpu, false).unwrap();
     let interrupted = dir.join("saving/checkpoint-4");
-    let (state, _) = TrainingCheckpoint::load(&interrupted).unwrap();
+    let state = TrainingCheckpoint::load(&interrupted).unwrap().state;
     assert_eq!(state.steps_taken, 4);
     let mut rest = state.run.clone();
     rest.out_dir = dir.join("resumed");

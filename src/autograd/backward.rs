@@ -6,11 +6,20 @@ use luminal::prelude::{
 };
 
 use super::{
-    rules::{node_inputs, OpKind},
+    rules::{gate_mask, node_inputs, OpKind},
     tensor_ref::{Builder, TensorRef},
     unview::unview,
 };
 use crate::{nn::ParameterRef, DropbertError, Result};
+
+/// The forward nodes of a switchable block (layer dropping) and its gate: every gradient that
+/// leaves the block passes through a [`GateMask`](crate::ops::GateMask), so that a step whose
+/// gate is off computes none of the block's backward pass.
+#[derive(Debug, Clone, Default)]
+pub struct GatedRegion {
+    pub gate: NodeIndex,
+    pub nodes: HashSet<NodeIndex>,
+}
 
 /// The gradient of one parameter: a retrieved graph output of the parameter's shape.
 #[derive(Debug, Clone)]
@@ -22,10 +31,12 @@ pub struct Gradient {
 /// Adds to `graph` the backward pass of the scalar `loss` with respect to `parameters`. A
 /// parameter the loss does not depend on gets a zero gradient. The gradients are plain graph
 /// nodes: retrieve them to read them on the host, or feed them to an optimizer.
+/// `gated` lists the switchable blocks, if any.
 pub fn add_backward(
     graph: &mut Graph,
     loss: TensorRef,
     parameters: &[ParameterRef],
+    gated: &[GatedRegion],
 ) -> Result<Vec<Gradient>> {
     if loss.numel() != 1 {
         return Err(DropbertError::InvalidInput(format!(
@@ -73,6 +84,8 @@ pub fn add_backward(
                 kind.input_gradients(&mut builder, &[input], output, gradient)[0]
             {
                 if relevant.contains(&input.id) {
+                    let input_gradient =
+                        leave_gated_region(&mut builder, gated, node, input.id, input_gradient);
                     accumulate(&mut builder, &mut gradients, input.id, input_gradient);
                 }
             }
@@ -96,6 +109,8 @@ pub fn add_backward(
                 continue;
             }
             let buffer_gradient = unview(&mut builder, input_gradient, &input.view);
+            let buffer_gradient =
+                leave_gated_region(&mut builder, gated, node, input.id, buffer_gradient);
             accumulate(&mut builder, &mut gradients, input.id, buffer_gradient);
         }
     }
@@ -116,6 +131,26 @@ pub fn add_backward(
             })
         })
         .collect()
+}
+
+/// Masks a gradient that flows from `node` inside a switchable block to `input` outside it.
+fn leave_gated_region(
+    builder: &mut Builder<'_>,
+    gated: &[GatedRegion],
+    node: NodeIndex,
+    input: NodeIndex,
+    gradient: TensorRef,
+) -> TensorRef {
+    match gated
+        .iter()
+        .find(|region| region.nodes.contains(&node) && !region.nodes.contains(&input))
+    {
+        Some(region) => {
+            let gate = TensorRef::output(region.gate, &[]);
+            gate_mask(builder, gate, gradient, true)
+        }
+        None => gradient,
+    }
 }
 
 fn physical_len(tensor: &TensorRef) -> usize {

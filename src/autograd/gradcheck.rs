@@ -28,7 +28,8 @@ fn check<S: Shape>(objective: Objective<S>, values: Vec<f32>, tolerance: f32) {
         init: ParameterInit::Zeros,
     };
     graph.keep_tensors(input.id);
-    let gradients = add_backward(&mut graph, TensorRef::of(loss), &[parameter.clone()]).unwrap();
+    let gradients =
+        add_backward(&mut graph, TensorRef::of(loss), &[parameter.clone()], &[]).unwrap();
     let mut gradient = gradients[0].tensor;
     graph.retrieve_tensors(gradient.id);
     Backend::Cpu
@@ -253,7 +254,7 @@ mod random_shapes {
             shape: shape.clone(),
             init: ParameterInit::Zeros,
         };
-        let gradients = add_backward(&mut graph, loss, &[parameter.clone()]).unwrap();
+        let gradients = add_backward(&mut graph, loss, &[parameter.clone()], &[]).unwrap();
         let mut gradient = gradients[0].tensor;
         graph.retrieve_tensors(gradient.id);
         graph.retrieve_tensors(loss.id);

@@ -9,5 +9,5 @@ mod rules;
 mod tensor_ref;
 mod unview;
 
-pub use backward::{add_backward, Gradient};
+pub use backward::{add_backward, GatedRegion, Gradient};
 pub use tensor_ref::TensorRef;

@@ -10,7 +10,10 @@ use luminal::{
 
 use super::tensor_ref::{Builder, TensorRef};
 use crate::{
-    ops::{GatherRows, PickColumns, PlaceColumns, ScatterAddRows},
+    ops::{
+        GateChoose, GateMask, GatherRows, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
+        ZeroRows,
+    },
     DropbertError, Result,
 };
 
@@ -31,6 +34,8 @@ pub(crate) enum OpKind {
     Contiguous,
     GatherRows { rows: usize, width: usize },
     PickColumns { width: usize },
+    ReplaceRows { rows: usize, width: usize },
+    GateChoose,
 }
 
 impl OpKind {
@@ -67,6 +72,13 @@ impl OpKind {
             }
         } else if let Some(pick) = any.downcast_ref::<PickColumns>() {
             OpKind::PickColumns { width: pick.width }
+        } else if let Some(replace) = any.downcast_ref::<ReplaceRows>() {
+            OpKind::ReplaceRows {
+                rows: replace.rows,
+                width: replace.width,
+            }
+        } else if any.is::<GateChoose>() {
+            OpKind::GateChoose
         } else {
             return Err(DropbertError::InvalidInput(format!(
                 "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
@@ -93,6 +105,8 @@ impl OpKind {
             }
             OpKind::GatherRows { width, .. } => vec![inputs[1].numel(), width],
             OpKind::PickColumns { .. } => vec![inputs[1].numel()],
+            OpKind::ReplaceRows { rows, width } => vec![rows, width],
+            OpKind::GateChoose => inputs[1].shape(),
             _ => inputs[0].shape(),
         }
     }
@@ -180,8 +194,52 @@ impl OpKind {
                     .finish();
                 vec![Some(TensorRef::output(id, &[rows, width])), None]
             }
+            OpKind::ReplaceRows { rows, width } => {
+                let positions = inputs[2];
+                let base = builder
+                    .graph
+                    .add_op(ZeroRows { rows, width })
+                    .input(g.id, 0, g.view)
+                    .input(positions.id, 0, positions.view)
+                    .finish();
+                let replaced = builder
+                    .graph
+                    .add_op(GatherRows { rows, width })
+                    .input(g.id, 0, g.view)
+                    .input(positions.id, 0, positions.view)
+                    .finish();
+                vec![
+                    Some(TensorRef::output(base, &[rows, width])),
+                    Some(TensorRef::output(replaced, &[positions.numel(), width])),
+                    None,
+                ]
+            }
+            OpKind::GateChoose => {
+                let skip = gate_mask(builder, inputs[0], g, false);
+                vec![None, Some(g), Some(skip)]
+            }
         }
     }
+}
+
+/// `gate == pass_when ? value : 0`, by the [`GateMask`] op.
+pub(crate) fn gate_mask(
+    builder: &mut Builder<'_>,
+    gate: TensorRef,
+    value: TensorRef,
+    pass_when: bool,
+) -> TensorRef {
+    let shape = value.shape();
+    let id = builder
+        .graph
+        .add_op(GateMask {
+            pass_when,
+            len: value.numel(),
+        })
+        .input(gate.id, 0, gate.view)
+        .input(value.id, 0, value.view)
+        .finish();
+    TensorRef::output(id, &shape)
 }
 
 /// The inputs of `node` as the edges carry them.

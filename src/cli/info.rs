@@ -31,10 +31,13 @@ pub fn run<C: BertConfig>(_args: &InfoArgs) -> Result<()> {
         ),
         None => println!("token dropping: off"),
     }
-    println!(
-        "progressive layer dropping: {}",
-        if dims.layer_drop { "on" } else { "off" }
-    );
+    match dims.layer_drop {
+        Some(drop) => println!(
+            "progressive layer dropping: theta_bar {}, gamma {}",
+            drop.theta_bar, drop.gamma
+        ),
+        None => println!("progressive layer dropping: off"),
+    }
     println!("parameters: {}", parameter_count(&dims));
     Ok(())
 }

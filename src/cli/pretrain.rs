@@ -59,7 +59,7 @@ pub struct PretrainArgs {
 
 pub fn run<C: BertConfig>(args: &PretrainArgs) -> Result<()> {
     let mut run = match (&args.resume, &args.config) {
-        (Some(dir), _) => TrainingCheckpoint::load(dir)?.0.run,
+        (Some(dir), _) => TrainingCheckpoint::load(dir)?.state.run,
         (None, Some(path)) => RunConfig::read(path)?,
         (None, None) => RunConfig::default(),
     };

@@ -39,7 +39,12 @@ pub const fn validate(dims: &BertDims) {
             "kept tokens must not exceed the sequence length"
         );
     }
-    if dims.layer_drop {
+    if let Some(drop) = dims.layer_drop {
+        assert!(
+            drop.theta_bar > 0.0 && drop.theta_bar <= 1.0,
+            "layer drop theta_bar must lie in (0, 1]"
+        );
+        assert!(drop.gamma >= 0.0, "layer drop gamma must not be negative");
         assert!(
             matches!(dims.layout, BlockLayout::PreLn),
             "progressive layer dropping needs the pre-ln block layout"

@@ -15,7 +15,8 @@
 /// ```
 ///
 /// `token_drop: { layer: D, kept: K }` turns token dropping on (split layer `D`, `K` kept tokens);
-/// `layer_drop: on` turns progressive layer dropping on (needs `layout: PreLn`). A configuration
+/// `layer_drop: { theta_bar: X, gamma: Y }` turns progressive layer dropping on with that keep
+/// schedule (`layer_drop: on` takes DeepSpeed's 0.5 and 0.001); it needs `layout: PreLn`. A configuration
 /// that cannot work (heads not dividing hidden, a drop layer outside the encoder, more kept tokens
 /// than the sequence, ...) fails to compile with a message saying which rule it breaks.
 #[macro_export]
@@ -34,7 +35,7 @@ macro_rules! bert_config {
             batch: $batch:expr,
             layout: $layout:ident,
             token_drop: $token_drop:tt,
-            layer_drop: $layer_drop:ident $(,)?
+            layer_drop: $layer_drop:tt $(,)?
         }
     ) => {
         $(#[$attr])*
@@ -57,7 +58,7 @@ macro_rules! bert_config {
                 batch_size: $batch,
                 layout: $crate::config::BlockLayout::$layout,
                 token_drop: $crate::bert_config!(@token_drop $token_drop),
-                layer_drop: $crate::bert_config!(@switch $layer_drop),
+                layer_drop: $crate::bert_config!(@layer_drop $layer_drop),
             };
             type Vocab = $crate::luminal::prelude::Const<{ $vocab }>;
             type Hidden = $crate::luminal::prelude::Const<{ $hidden }>;
@@ -71,6 +72,7 @@ macro_rules! bert_config {
             type Tokens = $crate::luminal::prelude::Const<{ ($batch) * ($seq) }>;
             type Predictions = $crate::luminal::prelude::Const<{ $crate::config::BertDims::max_predictions(&Self::DIMS) }>;
             type Kept = $crate::luminal::prelude::Const<{ Self::DIMS.kept_tokens() }>;
+            type KeptTokens = $crate::luminal::prelude::Const<{ ($batch) * Self::DIMS.kept_tokens() }>;
             type Dropped = $crate::luminal::prelude::Const<{ $crate::config::BertDims::dropped_tokens(&Self::DIMS) }>;
         }
     };
@@ -78,6 +80,9 @@ macro_rules! bert_config {
     (@token_drop { layer: $layer:expr, kept: $kept:expr $(,)? }) => {
         Some($crate::config::TokenDropDims { drop_layer: $layer, kept_tokens: $kept })
     };
-    (@switch off) => { false };
-    (@switch on) => { true };
+    (@layer_drop off) => { None };
+    (@layer_drop on) => { Some($crate::config::LayerDropDims::DEEPSPEED) };
+    (@layer_drop { theta_bar: $theta_bar:expr, gamma: $gamma:expr $(,)? }) => {
+        Some($crate::config::LayerDropDims { theta_bar: $theta_bar, gamma: $gamma })
+    };
 }

@@ -10,8 +10,24 @@ pub struct TokenDropDims {
     pub kept_tokens: usize,
 }
 
+/// Progressive-layer-dropping defaults of a configuration: the keep schedule
+/// `theta(t) = (1 - theta_bar) * exp(-gamma * t) + theta_bar` (a run's `[layer_drop]` may override them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerDropDims {
+    pub theta_bar: f32,
+    pub gamma: f32,
+}
+
+impl LayerDropDims {
+    /// DeepSpeed's defaults.
+    pub const DEEPSPEED: Self = Self {
+        theta_bar: 0.5,
+        gamma: 0.001,
+    };
+}
+
 /// The numbers of a [`BertConfig`](super::BertConfig), readable at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BertDims {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -24,7 +40,7 @@ pub struct BertDims {
     pub batch_size: usize,
     pub layout: BlockLayout,
     pub token_drop: Option<TokenDropDims>,
-    pub layer_drop: bool,
+    pub layer_drop: Option<LayerDropDims>,
 }
 
 impl BertDims {

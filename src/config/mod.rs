@@ -13,7 +13,7 @@ mod settings;
 
 pub use block_layout::BlockLayout;
 pub use checks::validate;
-pub use dims::{BertDims, TokenDropDims};
+pub use dims::{BertDims, LayerDropDims, TokenDropDims};
 pub use settings::BertSettings;
 
 use luminal::prelude::Dimension;
@@ -46,4 +46,6 @@ pub trait BertConfig: 'static {
     type Kept: Dimension;
     /// `Seq - Kept`.
     type Dropped: Dimension;
+    /// `Batch * Kept`: the kept tokens of one batch, flattened.
+    type KeptTokens: Dimension;
 }

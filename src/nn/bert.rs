@@ -4,6 +4,7 @@ use super::{
     attention::attention_mask_bias,
     embeddings::BertEmbeddings,
     encoder::BertEncoder,
+    encoder_drops::EncoderDrops,
     gather::gather_rows,
     mlm_head::BertMlmHead,
     parameters::{ParameterRef, Parameters},
@@ -109,15 +110,22 @@ impl<C: BertConfig> BertForMaskedLM<C> {
 impl<C: BertConfig> BertForMaskedLM<C> {
     /// Vocabulary logits at the predicted positions only, `[predictions, vocab]`:
     /// `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
-    /// predicts about 15% of the positions, so this skips most of the MLM head's work.
+    /// predicts about 15% of the positions, so this skips most of the MLM head's work. `drops`
+    /// is the training step's dropping ([`EncoderDrops::none`] for the full model).
     pub fn forward_at(
         &self,
         inputs: &BertInputs<C>,
         positions: GraphTensor<(C::Predictions,)>,
+        drops: &EncoderDrops<C>,
     ) -> GraphTensor<(C::Predictions, C::Vocab)> {
+        let embedded = self
+            .bert
+            .embeddings
+            .forward(inputs.input_ids, inputs.token_type_ids);
         let hidden = self
             .bert
-            .forward(inputs)
+            .encoder
+            .forward_dropping(embedded, attention_mask_bias(inputs.attention_mask), drops)
             .reshape::<(C::Tokens, C::Hidden)>();
         let predicted =
             gather_rows(hidden, positions).reshape::<(Const<1>, C::Predictions, C::Hidden)>();

@@ -48,25 +48,43 @@ impl<C: BertConfig> BertLayer<C> {
         keys_values: GraphTensor<(C::Batch, K, C::Hidden)>,
         mask_bias: GraphTensor<(C::Batch, K)>,
     ) -> GraphTensor<(C::Batch, Q, C::Hidden)> {
+        self.forward_scaled(queries, keys_values, mask_bias, None)
+    }
+
+    /// [`forward_queries`](Self::forward_queries) with the outputs of both sub-layers (attention
+    /// and feed-forward, before their residual sums) multiplied by `scale`: how a Pre-LN block
+    /// kept by progressive layer dropping compensates for the blocks skipped.
+    pub fn forward_scaled<Q: Dimension, K: Dimension>(
+        &self,
+        queries: GraphTensor<(C::Batch, Q, C::Hidden)>,
+        keys_values: GraphTensor<(C::Batch, K, C::Hidden)>,
+        mask_bias: GraphTensor<(C::Batch, K)>,
+        scale: Option<GraphTensor<()>>,
+    ) -> GraphTensor<(C::Batch, Q, C::Hidden)> {
+        let scaled = |x: GraphTensor<(C::Batch, Q, C::Hidden)>| match scale {
+            Some(scale) => x * scale.expand(),
+            None => x,
+        };
         match C::DIMS.layout {
             BlockLayout::PostLn => {
-                let attended = self
-                    .attention_norm
-                    .forward(self.attention.forward(queries, keys_values, mask_bias) + queries);
+                let attended = self.attention_norm.forward(
+                    scaled(self.attention.forward(queries, keys_values, mask_bias)) + queries,
+                );
                 self.feed_forward_norm
-                    .forward(self.feed_forward.forward(attended) + attended)
+                    .forward(scaled(self.feed_forward.forward(attended)) + attended)
             }
             BlockLayout::PreLn => {
                 let attended = queries
-                    + self.attention.forward(
+                    + scaled(self.attention.forward(
                         self.attention_norm.forward(queries),
                         self.attention_norm.forward(keys_values),
                         mask_bias,
-                    );
+                    ));
                 attended
-                    + self
-                        .feed_forward
-                        .forward(self.feed_forward_norm.forward(attended))
+                    + scaled(
+                        self.feed_forward
+                            .forward(self.feed_forward_norm.forward(attended)),
+                    )
             }
         }
     }

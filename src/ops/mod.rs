@@ -1,15 +1,25 @@
 //! dropbert's own graph ops, beyond luminal's primitives: indexed row gathers and scatters
-//! (embeddings, token dropping), picking one column per row (the label's logit) and the adjoint
-//! of a view (gradients through slices and pads).
-//! Each carries a CPU kernel; each has a backward rule in [`crate::autograd`].
+//! (embeddings, token dropping), picking one column per row (the label's logit), the adjoint
+//! of a view (gradients through slices and pads), token dropping's choice of kept tokens and
+//! importance update, and the gates of switchable blocks (layer dropping).
+//! Each carries a CPU kernel; the differentiable ones have a backward rule in
+//! [`crate::autograd`].
+mod gate;
 mod gather_rows;
+mod importance_update;
 mod input_values;
 mod pick_columns;
+mod replace_rows;
 mod scatter_add_rows;
+mod select_kept_tokens;
 mod view_adjoint;
 
+pub use gate::{gate_choose, GateChoose, GateMask};
 pub use gather_rows::{gather_rows, GatherRows};
+pub use importance_update::{importance_update, update_importance, ImportanceUpdate};
 pub use input_values::{input_buffer, input_values};
 pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};
+pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;
+pub use select_kept_tokens::{select_kept_tokens, KeptTokenRule, SelectKeptTokens, SequenceTokens};
 pub use view_adjoint::ViewAdjoint;

@@ -4,6 +4,7 @@ use super::{masked_lm_graph::MaskedLmGraph, Backend};
 use crate::{
     config::{BertConfig, BertSettings},
     data::batch::TokenBatch,
+    drop::{DropPlan, StepGates},
     hf::{load_weights, HfBertConfig, LoadReport, MissingPolicy},
     nn::ParameterRef,
     Result,
@@ -17,6 +18,10 @@ pub struct StepOutputs {
     pub token_losses: Vec<f32>,
     /// One per parameter, in the order of [`GradientProgram::parameters`].
     pub gradients: Vec<Vec<f32>>,
+    /// Token dropping: the importance table after the step's update.
+    pub importance: Option<Vec<f32>>,
+    /// Token dropping: the kept positions, `[batch * kept]` flat token indexes.
+    pub kept_positions: Vec<usize>,
 }
 
 /// `BertForMaskedLM`, its masked-LM loss and the backward pass, compiled for one backend, with
@@ -29,9 +34,10 @@ pub struct GradientProgram<C: BertConfig> {
 }
 
 impl<C: BertConfig> GradientProgram<C> {
-    /// Builds and compiles the program with the parameters unset.
-    pub fn compile(backend: Backend, settings: &BertSettings) -> Result<Self> {
-        let mut graph = MaskedLmGraph::<C>::build(settings, true)?;
+    /// Builds and compiles the program with the parameters unset; `plan` says what the step
+    /// drops.
+    pub fn compile(backend: Backend, settings: &BertSettings, plan: &DropPlan) -> Result<Self> {
+        let mut graph = MaskedLmGraph::<C>::build(settings, true, plan)?;
         for gradient in &graph.gradients {
             graph.graph.keep_tensors(gradient.tensor.id);
             graph.graph.retrieve_tensors(gradient.tensor.id);
@@ -50,11 +56,12 @@ impl<C: BertConfig> GradientProgram<C> {
         dir: &Path,
         backend: Backend,
         policy: MissingPolicy<'_>,
+        plan: &DropPlan,
     ) -> Result<(Self, LoadReport)> {
         let config = HfBertConfig::read(&dir.join("config.json"))?;
         config.check_matches::<C>()?;
         let settings = config.settings();
-        let mut program = Self::compile(backend, &settings)?;
+        let mut program = Self::compile(backend, &settings, plan)?;
         let (values, report) = load_weights(dir, &program.graph.parameters, &settings, policy)?;
         program.graph.set_parameters(values);
         Ok((program, report))
@@ -76,13 +83,23 @@ impl<C: BertConfig> GradientProgram<C> {
         self.graph.set_parameters(values);
     }
 
+    /// Sets the importance table the next step selects tokens with (token dropping).
+    pub fn set_importance(&mut self, table: Vec<f32>) {
+        self.graph.set_importance(table);
+    }
+
+    /// Sets the layer gates of the next step (layer dropping).
+    pub fn set_gates(&mut self, gates: &StepGates) {
+        self.graph.set_gates(gates);
+    }
+
     /// Loss, per-position losses and gradients for one full batch; `labels` is `[batch * seq]`
     /// with -100 at positions that are not predicted.
     pub fn run(&mut self, batch: &TokenBatch, labels: &[i64]) -> Result<StepOutputs> {
         self.graph
             .feed(batch, labels, self.dropout_seed, self.step)?;
         self.step += 1;
-        self.graph.graph.execute();
+        self.graph.execute();
         let losses = self.graph.take_loss_outputs();
         let graph = &mut self.graph.graph;
         let gradients = self
@@ -106,6 +123,8 @@ impl<C: BertConfig> GradientProgram<C> {
             loss: losses.loss,
             token_losses: losses.token_losses,
             gradients,
+            importance: self.graph.importance(),
+            kept_positions: self.graph.kept_positions().to_vec(),
         })
     }
 }

@@ -1,5 +1,5 @@
 use luminal::prelude::*;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::Backend;
@@ -7,9 +7,31 @@ use crate::{
     autograd::{add_backward, Gradient, TensorRef},
     config::{BertConfig, BertSettings},
     data::batch::TokenBatch,
-    nn::{masked_lm_loss, BertForMaskedLM, BertInputs, DropoutSite, ParameterRef, Parameters},
+    drop::{DropPlan, GateSchedule, StepGates},
+    nn::{
+        masked_lm_loss, BertForMaskedLM, BertInputs, DropoutSite, EncoderDrops, LayerGates,
+        ParameterRef, Parameters,
+    },
+    ops::{importance_update, select_kept_tokens},
     DropbertError, Result,
 };
+
+/// Token dropping's inputs and outputs on a training graph.
+pub struct TokenDropGraph<C: BertConfig> {
+    /// The importance of every vocabulary id: an input that stays in the program, replaced by
+    /// `updated_importance` after every step.
+    pub importance: GraphTensor<(C::Vocab,)>,
+    /// 1 at the batch's predicted positions.
+    pub predicted: GraphTensor<(C::Batch, C::Seq)>,
+    /// The step's random scores (random and mixed selection).
+    pub random: GraphTensor<(C::Batch, C::Seq)>,
+    pub kept_positions: GraphTensor<(C::KeptTokens,)>,
+    pub updated_importance: GraphTensor<(C::Vocab,)>,
+}
+
+/// The random stream of token dropping's random scores (dropout masks use stream 0, layer
+/// gates stream 1).
+const TOKEN_SCORE_STREAM: u64 = 2;
 
 /// `BertForMaskedLM` with its masked-LM loss (and, for training, its backward pass) on one
 /// graph, before compilation: what the gradient, training and evaluation programs share.
@@ -28,28 +50,87 @@ pub struct MaskedLmGraph<C: BertConfig> {
     /// Empty unless built with the backward pass.
     pub gradients: Vec<Gradient>,
     pub dropout_sites: Vec<DropoutSite>,
+    pub token_drop: Option<TokenDropGraph<C>>,
+    pub layer_gates: Option<LayerGates>,
+    /// Set by [`compile`](Self::compile) where layer dropping is on.
+    gate_schedule: Option<GateSchedule>,
+    gates_on: Vec<bool>,
+    /// Token dropping's kept positions in the last execution.
+    kept_positions: Vec<usize>,
 }
 
 impl<C: BertConfig> MaskedLmGraph<C> {
-    pub fn build(settings: &BertSettings, with_backward: bool) -> Result<Self> {
+    /// The graph of `C` with the dropping of `plan` ([`DropPlan::none`] for the full model).
+    pub fn build(settings: &BertSettings, with_backward: bool, plan: &DropPlan) -> Result<Self> {
         let mut graph = Box::new(Graph::new());
         let inputs = BertInputs::<C>::new(&mut graph);
         let prediction_positions = graph.named_tensor::<(C::Predictions,)>("prediction positions");
         let prediction_labels = graph.named_tensor::<(C::Predictions,)>("prediction labels");
         let model = BertForMaskedLM::<C>::new(&mut graph, settings);
+        let mut token_drop = plan.token_drop.as_ref().map(|(token_drop, special)| {
+            let importance = graph.named_tensor::<(C::Vocab,)>("token importance");
+            let predicted = graph.named_tensor("predicted positions");
+            let random = graph.named_tensor("token scores");
+            let rule = token_drop.kept_token_rule(C::DIMS.seq_len, C::DIMS.kept_tokens(), *special);
+            let kept_positions =
+                select_kept_tokens(inputs.input_ids, predicted, importance, random, rule);
+            graph.keep_tensors(importance.id);
+            (
+                importance,
+                predicted,
+                random,
+                kept_positions,
+                token_drop.beta,
+            )
+        });
+        let layer_gates = plan
+            .layer_drop
+            .map(|_| LayerGates::new(&mut graph, C::DIMS.num_layers));
+        let drops = EncoderDrops {
+            kept_positions: token_drop.as_ref().map(|t| t.3),
+            layer_gates,
+        };
         let objective = masked_lm_loss::<C>(
-            model.forward_at(&inputs, prediction_positions),
+            model.forward_at(&inputs, prediction_positions, &drops),
             prediction_labels,
         );
         let parameters = model.parameters("");
         for parameter in &parameters {
             graph.keep_tensors(parameter.id);
         }
+        let gated = drops
+            .layer_gates
+            .as_ref()
+            .map(LayerGates::regions)
+            .unwrap_or_default();
         let gradients = if with_backward {
-            add_backward(&mut graph, TensorRef::of(objective.loss), &parameters)?
+            add_backward(
+                &mut graph,
+                TensorRef::of(objective.loss),
+                &parameters,
+                &gated,
+            )?
         } else {
             Vec::new()
         };
+        let token_drop =
+            token_drop
+                .take()
+                .map(
+                    |(importance, predicted, random, kept_positions, beta)| TokenDropGraph {
+                        importance,
+                        predicted,
+                        random,
+                        kept_positions: kept_positions.retrieve(),
+                        updated_importance: importance_update(
+                            importance,
+                            prediction_labels,
+                            objective.token_losses,
+                            beta,
+                        )
+                        .retrieve(),
+                    },
+                );
         Ok(Self {
             graph,
             inputs,
@@ -61,6 +142,11 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             parameters,
             gradients,
             dropout_sites: settings.dropout.sites(),
+            token_drop,
+            layer_gates: drops.layer_gates,
+            gate_schedule: None,
+            gates_on: Vec::new(),
+            kept_positions: Vec::new(),
         })
     }
 
@@ -73,6 +159,10 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         ids.extend(extra);
         let result = backend.compile(&mut graph, ids);
         self.graph = graph;
+        if let Some(gates) = &self.layer_gates {
+            let ids = gates.gates.iter().map(|gate| gate.id).collect();
+            self.gate_schedule = Some(GateSchedule::new(&self.graph, ids));
+        }
         result
     }
 
@@ -94,6 +184,19 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             ids.push(&mut gradient.tensor.id);
         }
         ids.extend(self.dropout_sites.iter_mut().map(|site| &mut site.id));
+        if let Some(token_drop) = &mut self.token_drop {
+            ids.extend([
+                &mut token_drop.importance.id,
+                &mut token_drop.predicted.id,
+                &mut token_drop.random.id,
+                &mut token_drop.kept_positions.id,
+                &mut token_drop.updated_importance.id,
+            ]);
+        }
+        if let Some(gates) = &mut self.layer_gates {
+            ids.extend(gates.gates.iter_mut().map(|gate| &mut gate.id));
+            ids.extend(gates.scales.iter_mut().map(|scale| &mut scale.id));
+        }
         ids
     }
 
@@ -138,7 +241,80 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             self.graph
                 .set_tensor(site.id, 0, Tensor::new(site.sample(&mut rng)));
         }
+        if let Some(token_drop) = &self.token_drop {
+            let predicted: Vec<f32> = labels.iter().map(|&l| (l != -100) as u8 as f32).collect();
+            rng.set_stream(TOKEN_SCORE_STREAM);
+            let random: Vec<f32> = (0..labels.len()).map(|_| rng.gen::<f32>()).collect();
+            self.graph
+                .set_tensor(token_drop.predicted.id, 0, Tensor::new(predicted));
+            self.graph
+                .set_tensor(token_drop.random.id, 0, Tensor::new(random));
+        }
         Ok(())
+    }
+
+    /// Sets the importance table (token dropping).
+    pub fn set_importance(&mut self, table: Vec<f32>) {
+        let token_drop = self.token_drop.as_ref().expect("token dropping is on");
+        assert_eq!(table.len(), C::DIMS.vocab_size);
+        self.graph
+            .set_tensor(token_drop.importance.id, 0, Tensor::new(table));
+    }
+
+    /// The importance table the next step selects with.
+    pub fn importance(&self) -> Option<Vec<f32>> {
+        let token_drop = self.token_drop.as_ref()?;
+        crate::optim::host_values(&self.graph, token_drop.importance.id)
+    }
+
+    /// Sets the layer gates of the next step (layer dropping).
+    pub fn set_gates(&mut self, gates: &StepGates) {
+        let layer_gates = self.layer_gates.as_ref().expect("layer dropping is on");
+        assert_eq!(gates.on.len(), C::DIMS.num_layers);
+        for (layer, (&on, &scale)) in gates.on.iter().zip(&gates.scales).enumerate() {
+            let gate = Tensor::new(vec![on as u8 as f32]);
+            self.graph.set_tensor(layer_gates.gates[layer].id, 0, gate);
+            self.graph
+                .set_tensor(layer_gates.scales[layer].id, 0, Tensor::new(vec![scale]));
+        }
+        self.gates_on = gates.on.clone();
+    }
+
+    /// Runs the program once on what was fed, skipping the blocks gated off; under token
+    /// dropping, the updated importance table replaces the table.
+    pub fn execute(&mut self) {
+        match &mut self.gate_schedule {
+            Some(schedule) => {
+                assert_eq!(
+                    self.gates_on.len(),
+                    C::DIMS.num_layers,
+                    "set the layer gates before running a layer-dropping program"
+                );
+                schedule.execute(&mut self.graph, &self.gates_on)
+            }
+            None => self.graph.execute(),
+        }
+        if let Some(token_drop) = &self.token_drop {
+            let updated = self
+                .graph
+                .tensors
+                .remove(&(token_drop.updated_importance.id, 0))
+                .expect("the updated importance table is an output");
+            self.graph.set_tensor(token_drop.importance.id, 0, updated);
+            self.kept_positions = token_drop
+                .kept_positions
+                .data()
+                .into_iter()
+                .map(|p| p as usize)
+                .collect();
+            token_drop.kept_positions.drop();
+        }
+    }
+
+    /// The kept positions of the last execution, `[batch * kept]` flat token indexes (empty
+    /// without token dropping).
+    pub fn kept_positions(&self) -> &[usize] {
+        &self.kept_positions
     }
 
     /// Reads and clears the loss outputs of the last execution.

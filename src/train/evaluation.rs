@@ -3,6 +3,7 @@ use serde::Serialize;
 use crate::{
     config::{BertConfig, BertSettings},
     data::mlm_batches::MlmBatch,
+    drop::DropPlan,
     runtime::{Backend, MaskedLmGraph},
     Result,
 };
@@ -24,7 +25,8 @@ pub struct EvaluationProgram<C: BertConfig> {
 
 impl<C: BertConfig> EvaluationProgram<C> {
     pub fn compile(backend: Backend, settings: &BertSettings) -> Result<Self> {
-        let mut graph = MaskedLmGraph::<C>::build(&settings.for_inference(), false)?;
+        let mut graph =
+            MaskedLmGraph::<C>::build(&settings.for_inference(), false, &DropPlan::none())?;
         graph.compile(backend, Vec::new())?;
         Ok(Self { graph })
     }
@@ -42,7 +44,7 @@ impl<C: BertConfig> EvaluationProgram<C> {
                 continue;
             }
             self.graph.feed(&batch.tokens, &batch.labels, 0, 0)?;
-            self.graph.graph.execute();
+            self.graph.execute();
             let outputs = self.graph.take_loss_outputs();
             loss_sum += outputs.token_losses.iter().map(|&l| l as f64).sum::<f64>();
             correct += outputs.token_correct.iter().map(|&c| c as f64).sum::<f64>();

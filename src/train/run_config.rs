@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    drop::{LayerDropSchedule, TokenDropSettings},
     optim::{AdamW, Algorithm, Lamb, LearningRateSchedule, OptimizerSettings},
     DropbertError, Result,
 };
@@ -38,6 +39,12 @@ pub struct RunConfig {
     pub eval_batches: usize,
     /// Save a checkpoint every this many steps (and at the end); 0 only at the end.
     pub save_every: u64,
+    /// `[token_drop]`: token dropping's selection and importance update (binaries compiled
+    /// with token dropping only; absent = the defaults).
+    pub token_drop: Option<TokenDropSettings>,
+    /// `[layer_drop]`: progressive layer dropping's keep schedule (binaries compiled with layer
+    /// dropping only; absent = the configuration's).
+    pub layer_drop: Option<LayerDropSchedule>,
 }
 
 impl Default for RunConfig {
@@ -61,6 +68,8 @@ impl Default for RunConfig {
             eval_every: 100,
             eval_batches: 20,
             save_every: 0,
+            token_drop: None,
+            layer_drop: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::{
         tokenizer::WordPieceTokenizer,
         vocab_training::{train_wordpiece_vocab, VocabTraining},
     },
+    drop::DropPlan,
     hf::{initial_values, load_weights, HfBertConfig, MissingPolicy},
     nn::Dropout,
     runtime::Backend,
@@ -75,15 +76,26 @@ pub fn pretrain<C: BertConfig>(
     hf_config.hidden_dropout_prob = run.hidden_dropout as f64;
     hf_config.attention_probs_dropout_prob = run.attention_dropout as f64;
 
+    let plan = DropPlan::for_training::<C>(
+        run.token_drop.clone(),
+        run.layer_drop,
+        tokenizer.special_ids(),
+    )?;
     let started = Instant::now();
-    let mut program =
-        TrainingProgram::<C>::compile(backend, &settings, run.optimizer_settings()?, run.seed)?;
+    let mut program = TrainingProgram::<C>::compile(
+        backend,
+        &settings,
+        run.optimizer_settings()?,
+        run.seed,
+        &plan,
+    )?;
     let mut evaluation = EvaluationProgram::<C>::compile(backend, &settings)?;
     let parameters = program.parameters().to_vec();
     let mut position = DataPosition::default();
     match (resume, init) {
         (Some(dir), _) => {
-            let (state, optimizer_state) = TrainingCheckpoint::load(dir)?;
+            let saved = TrainingCheckpoint::load(dir)?;
+            let state = saved.state;
             if state.dataset_fingerprint != dataset.fingerprint() {
                 return Err(DropbertError::InvalidInput(format!(
                     "{}: the checkpoint was trained on other data (dataset fingerprint {:x}, now {:x}); resume with the same corpus, vocabulary and seed",
@@ -93,7 +105,30 @@ pub fn pretrain<C: BertConfig>(
                 )));
             }
             let (weights, _) = load_weights(dir, &parameters, &settings, MissingPolicy::Refuse)?;
-            program.resume(weights, &optimizer_state, state.steps_taken)?;
+            program.resume(weights, &saved.optimizer, state.steps_taken)?;
+            if let Some((settings, special)) = &plan.token_drop {
+                let table = match saved.importance {
+                    Some(table) if table.len() == dims.vocab_size => table,
+                    Some(table) => {
+                        return Err(DropbertError::InvalidInput(format!(
+                            "{}: the importance table has {} entries, the vocabulary {}",
+                            dir.display(),
+                            table.len(),
+                            dims.vocab_size
+                        )))
+                    }
+                    None if state.steps_taken == 0 => {
+                        settings.initial_table(dims.vocab_size, *special)
+                    }
+                    None => {
+                        return Err(DropbertError::InvalidInput(format!(
+                            "{}: a token-dropping run needs the checkpoint's token_importance.safetensors to resume",
+                            dir.display()
+                        )))
+                    }
+                };
+                program.set_importance(table);
+            }
             position = state.data_position;
         }
         (None, Some(dir)) => {
@@ -117,6 +152,11 @@ pub fn pretrain<C: BertConfig>(
                 .map(|p| initial_values(p, &settings, &mut rng))
                 .collect();
             program.start(weights);
+        }
+    }
+    if resume.is_none() {
+        if let Some((settings, special)) = &plan.token_drop {
+            program.set_importance(settings.initial_table(dims.vocab_size, *special));
         }
     }
     eprintln!(
@@ -151,6 +191,7 @@ pub fn pretrain<C: BertConfig>(
             &program.weights()?,
             &tokenizer,
             &program.optimizer_state()?,
+            program.importance().as_deref(),
             &TrainingState {
                 configuration: C::NAME.to_string(),
                 steps_taken: program.steps_taken(),
@@ -184,6 +225,7 @@ pub fn pretrain<C: BertConfig>(
             "event": "train", "step": step.step + 1, "loss": step.loss,
             "learning_rate": step.learning_rate, "grad_norm": step.grad_norm,
             "tokens_per_second": tokens_per_second, "step_seconds": seconds,
+            "flops": step.flops, "blocks_run": step.gates.iter().filter(|&&on| on).count(),
         }))?;
         progress.set_message(format!(
             "loss {:.3} | {:.0} tok/s",

@@ -28,10 +28,21 @@ pub struct TrainingState {
 }
 
 /// A training checkpoint: a Hugging Face checkpoint folder (config.json, model.safetensors,
-/// vocab.txt) plus `optimizer_state.safetensors` and `training_state.json`.
+/// vocab.txt) plus `optimizer_state.safetensors`, `training_state.json` and, under token
+/// dropping, `token_importance.safetensors` (the importance table, which is training state,
+/// not part of the model).
 pub struct TrainingCheckpoint;
 
+/// What a training checkpoint holds beside the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedTraining {
+    pub state: TrainingState,
+    pub optimizer: BTreeMap<String, Vec<f32>>,
+    pub importance: Option<Vec<f32>>,
+}
+
 const OPTIMIZER_STATE: &str = "optimizer_state.safetensors";
+const TOKEN_IMPORTANCE: &str = "token_importance.safetensors";
 const TRAINING_STATE: &str = "training_state.json";
 
 impl TrainingCheckpoint {
@@ -45,6 +56,7 @@ impl TrainingCheckpoint {
         weights: &[Vec<f32>],
         tokenizer: &WordPieceTokenizer,
         optimizer_state: &[(String, Vec<f32>)],
+        importance: Option<&[f32]>,
         state: &TrainingState,
     ) -> Result<()> {
         let temporary = temporary_sibling(dir);
@@ -68,6 +80,13 @@ impl TrainingCheckpoint {
             })
             .collect();
         write_tensor_file(&temporary.join(OPTIMIZER_STATE), &tensors)?;
+        if let Some(table) = importance {
+            let tensors = BTreeMap::from([(
+                "token_importance".to_string(),
+                TensorData::f32(vec![table.len()], table.to_vec()),
+            )]);
+            write_tensor_file(&temporary.join(TOKEN_IMPORTANCE), &tensors)?;
+        }
         let json = serde_json::to_string_pretty(state).expect("training state serializes");
         write_atomically(&temporary.join(TRAINING_STATE), json.as_bytes())?;
         if dir.exists() {
@@ -76,8 +95,8 @@ impl TrainingCheckpoint {
         std::fs::rename(&temporary, dir).map_err(|e| DropbertError::io(dir, e))
     }
 
-    /// The training state and optimizer state of the checkpoint in `dir`.
-    pub fn load(dir: &Path) -> Result<(TrainingState, BTreeMap<String, Vec<f32>>)> {
+    /// What the checkpoint in `dir` holds beside the weights.
+    pub fn load(dir: &Path) -> Result<SavedTraining> {
         let path = dir.join(TRAINING_STATE);
         let text = std::fs::read_to_string(&path).map_err(|e| DropbertError::io(&path, e))?;
         let state = serde_json::from_str(&text).map_err(|e| DropbertError::Json {
@@ -88,7 +107,25 @@ impl TrainingCheckpoint {
             .into_iter()
             .map(|(name, tensor)| (name, tensor.to_f32()))
             .collect();
-        Ok((state, optimizer))
+        let importance_path = dir.join(TOKEN_IMPORTANCE);
+        let importance = if importance_path.is_file() {
+            let tensors = read_tensor_file(&importance_path)?;
+            let table =
+                tensors
+                    .get("token_importance")
+                    .ok_or_else(|| DropbertError::MissingTensor {
+                        path: importance_path.clone(),
+                        name: "token_importance".into(),
+                    })?;
+            Some(table.to_f32())
+        } else {
+            None
+        };
+        Ok(SavedTraining {
+            state,
+            optimizer,
+            importance,
+        })
     }
 }
 

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use crate::{
     config::{BertConfig, BertSettings},
     data::mlm_batches::MlmBatch,
+    drop::{DropPlan, LayerDropSchedule, StepCost, StepGates, StepShape},
     nn::ParameterRef,
     optim::{host_values, Optimizer, OptimizerSettings, ParameterGradient},
     runtime::{Backend, MaskedLmGraph},
@@ -17,8 +18,12 @@ pub struct TrainStep {
     pub learning_rate: f32,
     pub grad_norm: Option<f32>,
     pub predictions: usize,
-    /// Per-prediction losses, for token dropping's importance update.
+    /// Per-prediction losses.
     pub token_losses: Vec<f32>,
+    /// Matrix-multiply FLOPs of the step, as [`StepCost`] counts them.
+    pub flops: f64,
+    /// Which blocks ran (all, without layer dropping).
+    pub gates: Vec<bool>,
 }
 
 /// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
@@ -27,18 +32,21 @@ pub struct TrainingProgram<C: BertConfig> {
     graph: MaskedLmGraph<C>,
     optimizer: Optimizer,
     seed: u64,
+    layer_drop: Option<LayerDropSchedule>,
 }
 
 impl<C: BertConfig> TrainingProgram<C> {
-    /// Builds and compiles the step; parameters must then be set and the optimizer state reset
-    /// or loaded. `seed` seeds the dropout masks.
+    /// Builds and compiles the step; parameters (and under token dropping the importance table)
+    /// must then be set and the optimizer state reset or loaded. `seed` seeds the dropout masks
+    /// and the layer gates; `plan` says what the step drops.
     pub fn compile(
         backend: Backend,
         settings: &BertSettings,
         optimizer: OptimizerSettings,
         seed: u64,
+        plan: &DropPlan,
     ) -> Result<Self> {
-        let mut graph = MaskedLmGraph::<C>::build(settings, true)?;
+        let mut graph = MaskedLmGraph::<C>::build(settings, true, plan)?;
         let gradients = graph
             .gradients
             .iter()
@@ -52,7 +60,18 @@ impl<C: BertConfig> TrainingProgram<C> {
             graph,
             optimizer,
             seed,
+            layer_drop: plan.layer_drop,
         })
+    }
+
+    /// Sets the importance table (token dropping).
+    pub fn set_importance(&mut self, table: Vec<f32>) {
+        self.graph.set_importance(table);
+    }
+
+    /// The importance table after the steps taken (token dropping).
+    pub fn importance(&self) -> Option<Vec<f32>> {
+        self.graph.importance()
     }
 
     pub fn parameters(&self) -> &[ParameterRef] {
@@ -85,8 +104,17 @@ impl<C: BertConfig> TrainingProgram<C> {
         let step = self.optimizer.steps_taken();
         self.graph
             .feed(&batch.tokens, &batch.labels, self.seed, step)?;
+        let layers = C::DIMS.num_layers;
+        let gates = match &self.layer_drop {
+            Some(schedule) => {
+                let gates = schedule.sample(self.seed, step, layers);
+                self.graph.set_gates(&gates);
+                gates
+            }
+            None => StepGates::all_on(layers),
+        };
         self.optimizer.prepare_step(&mut self.graph.graph);
-        self.graph.graph.execute();
+        self.graph.execute();
         if std::env::var_os("DROPBERT_PROFILE").is_some() {
             eprintln!("{}", crate::runtime::profile::report(25));
         }
@@ -99,6 +127,8 @@ impl<C: BertConfig> TrainingProgram<C> {
             grad_norm: report.grad_norm,
             predictions: batch.predictions(),
             token_losses: losses.token_losses,
+            flops: StepCost::of(&C::DIMS, &StepShape::new(&C::DIMS, &gates.on)).training_flops(),
+            gates: gates.on,
         })
     }
 

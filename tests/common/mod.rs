@@ -71,3 +71,17 @@ pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max)
 }
+
+/// Largest difference relative to the tensor's largest reference value; tensors whose reference
+/// is all rounding noise (the attention key bias, whose true gradient is 0) are compared against
+/// the gradients' overall scale instead.
+pub fn relative_error(actual: &[f32], expected: &[f32], scale_floor: f32) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "lengths differ");
+    let largest = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(actual.iter().all(|v| v.is_finite()), "non-finite value");
+    let difference = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+    difference / largest.max(scale_floor)
+}

@@ -1,0 +1,139 @@
+use std::collections::{HashMap, HashSet};
+
+use luminal::prelude::{
+    petgraph::{visit::EdgeRef, Direction},
+    *,
+};
+
+use crate::ops::{GateChoose, GateMask};
+
+/// An input edge of a gate op that is read only while its gate is in one state.
+#[derive(Debug, Clone, Copy)]
+struct GatedEdge {
+    consumer: NodeIndex,
+    input_order: u8,
+    gate: NodeIndex,
+    read_when_on: bool,
+}
+
+/// Runs a compiled program with some blocks gated off without computing them: the nodes whose
+/// values reach the program's outputs only through edges a gate does not read this step (a
+/// gated-off block's forward pass and its backward pass) are given an empty placeholder value
+/// before execution, and luminal skips nodes whose value exists.
+#[derive(Debug, Default)]
+pub struct GateSchedule {
+    edges: Vec<GatedEdge>,
+    roots: Vec<NodeIndex>,
+    skipped: HashMap<Vec<bool>, Vec<NodeIndex>>,
+    /// The gate inputs, in the order of the gates passed to [`execute`](Self::execute).
+    gates: Vec<NodeIndex>,
+}
+
+impl GateSchedule {
+    /// Reads the gate ops of a compiled `graph`; `gates` are its gate inputs, block by block.
+    pub fn new(graph: &Graph, gates: Vec<NodeIndex>) -> Self {
+        let mut edges = Vec::new();
+        for node in graph.graph.node_indices() {
+            let op = graph.graph.node_weight(node).expect("live node").as_any();
+            let sources = graph.get_sources(node);
+            let gate = || sources[0].0;
+            if op.is::<GateChoose>() {
+                for (input_order, read_when_on) in
+                    [(GateChoose::ON, true), (GateChoose::OFF, false)]
+                {
+                    edges.push(GatedEdge {
+                        consumer: node,
+                        input_order,
+                        gate: gate(),
+                        read_when_on,
+                    });
+                }
+            } else if let Some(mask) = op.downcast_ref::<GateMask>() {
+                edges.push(GatedEdge {
+                    consumer: node,
+                    input_order: GateMask::VALUE,
+                    gate: gate(),
+                    read_when_on: mask.pass_when,
+                });
+            }
+        }
+        let roots = graph
+            .graph
+            .node_indices()
+            .filter(|&node| {
+                let consumed = graph
+                    .graph
+                    .edges_directed(node, Direction::Outgoing)
+                    .any(|e| !e.weight().is_schedule());
+                !consumed || graph.to_retrieve.contains(&node) || graph.no_delete.contains(&node)
+            })
+            .collect();
+        Self {
+            edges,
+            roots,
+            skipped: HashMap::new(),
+            gates,
+        }
+    }
+
+    /// The nodes not computed when the gates are `on`.
+    pub fn skipped_nodes(&mut self, graph: &Graph, on: &[bool]) -> &[NodeIndex] {
+        assert_eq!(on.len(), self.gates.len(), "one state per gate");
+        if !self.skipped.contains_key(on) {
+            let skipped = self.find_skipped(graph, on);
+            self.skipped.insert(on.to_vec(), skipped);
+        }
+        &self.skipped[on]
+    }
+
+    fn find_skipped(&self, graph: &Graph, on: &[bool]) -> Vec<NodeIndex> {
+        let state: HashMap<NodeIndex, bool> =
+            self.gates.iter().copied().zip(on.iter().copied()).collect();
+        let unread: HashSet<(NodeIndex, u8)> = self
+            .edges
+            .iter()
+            .filter(|edge| state.get(&edge.gate).copied().unwrap_or(true) != edge.read_when_on)
+            .map(|edge| (edge.consumer, edge.input_order))
+            .collect();
+        let mut needed: HashSet<NodeIndex> = self.roots.iter().copied().collect();
+        let mut stack = self.roots.clone();
+        while let Some(node) = stack.pop() {
+            for edge in graph.graph.edges_directed(node, Direction::Incoming) {
+                if let Some((input_order, _, _)) = edge.weight().as_data() {
+                    if unread.contains(&(node, input_order)) {
+                        continue;
+                    }
+                }
+                if needed.insert(edge.source()) {
+                    stack.push(edge.source());
+                }
+            }
+        }
+        graph
+            .graph
+            .node_indices()
+            .filter(|node| !needed.contains(node))
+            .filter(|&node| {
+                graph
+                    .graph
+                    .edges_directed(node, Direction::Incoming)
+                    .next()
+                    .is_some()
+            })
+            .collect()
+    }
+
+    /// Executes `graph` with the gates `on`, computing only what they need.
+    pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) {
+        let skipped = self.skipped_nodes(graph, on).to_vec();
+        for &node in &skipped {
+            graph
+                .tensors
+                .insert((node, 0), Tensor::new(Vec::<f32>::new()));
+        }
+        graph.execute();
+        for node in skipped {
+            graph.tensors.remove(&(node, 0));
+        }
+    }
+}
