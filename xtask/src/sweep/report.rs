@@ -98,7 +98,13 @@ pub fn plots_of(results: &[PointResult]) -> Vec<(&'static str, String)> {
     };
     let groups: Vec<(String, Vec<Option<f64>>)> = results
         .iter()
-        .map(|r| (r.point.clone(), vec![r.speedup, r.flop_ratio]))
+        .map(|r| {
+            let label = match r.status {
+                "ok" => r.point.clone(),
+                status => format!("{} ({status})", r.point),
+            };
+            (label, vec![r.speedup, r.flop_ratio])
+        })
         .collect();
     vec![
         (

@@ -9,6 +9,8 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 230.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
+/// Room below a bar chart for its slanted group labels.
+const LABELS_BELOW: f64 = 80.0;
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -27,7 +29,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         .unzip();
     let x_axis = Axis::fit(&xs, true);
     let y_axis = Axis::fit(&ys, false);
-    let mut svg = open(title, x_label, y_label);
+    let mut svg = open(title, x_label, y_label, HEIGHT);
     axes(&mut svg, &x_axis, &y_axis);
     for (index, s) in series.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
@@ -70,7 +72,7 @@ pub fn bar_chart(
         .collect();
     values.push(reference);
     let y_axis = Axis::fit(&values, true);
-    let mut svg = open(title, "", y_label);
+    let mut svg = open(title, "", y_label, HEIGHT + LABELS_BELOW);
     let plot_width = WIDTH - LEFT - RIGHT;
     let group_width = plot_width / groups.len().max(1) as f64;
     let bar_width = group_width * 0.8 / bar_names.len().max(1) as f64;
@@ -92,9 +94,9 @@ pub fn bar_chart(
         }
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" transform="rotate(-25 {0:.1} {1:.1})">{}</text>"#,
-            LEFT + (g as f64 + 0.5) * group_width,
-            HEIGHT - BOTTOM + 16.0,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11" transform="rotate(30 {0:.1} {1:.1})">{}</text>"#,
+            LEFT + (g as f64 + 0.3) * group_width,
+            HEIGHT - BOTTOM + 14.0,
             escape(label)
         );
     }
@@ -168,9 +170,10 @@ fn nice_step(rough: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-fn open(title: &str, x_label: &str, y_label: &str) -> String {
+/// The canvas (`height` tall; the plot area is the same in every chart), title and axis labels.
+fn open(title: &str, x_label: &str, y_label: &str, height: f64) -> String {
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{:.1}" y="24" font-size="16" text-anchor="middle">{}</text>
 "#,

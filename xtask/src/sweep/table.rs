@@ -153,7 +153,13 @@ pub fn markdown(results: &[PointResult]) -> String {
         COLUMNS
             .iter()
             .enumerate()
-            .map(|(i, _)| if i < 2 { "---" } else { "---:" })
+            .map(|(i, _)| {
+                if i < 2 || i + 1 == COLUMNS.len() {
+                    "---"
+                } else {
+                    "---:"
+                }
+            })
             .collect::<Vec<_>>()
             .join("|")
     );
