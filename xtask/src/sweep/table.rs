@@ -23,7 +23,7 @@ const COLUMNS: &[Column] = &[
     },
     Column {
         header: "GFLOP/step",
-        cell: |r| number(r.flops_per_step.map(|f| f / 1e9), 2),
+        cell: |r| significant(r.flops_per_step.map(|f| f / 1e9)),
     },
     Column {
         header: "FLOP ratio",
@@ -63,7 +63,7 @@ const COLUMNS: &[Column] = &[
     },
     Column {
         header: "GFLOP to target",
-        cell: |r| number(r.flops_to_target.map(|f| f / 1e9), 1),
+        cell: |r| significant(r.flops_to_target.map(|f| f / 1e9)),
     },
     Column {
         header: "build s",
@@ -89,6 +89,19 @@ fn join(method: &str, parameters: &str) -> String {
 /// A blank for a missing value.
 fn number(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// Three significant digits (at least the units): `13.3`, `0.0123`, `533`.
+fn significant(value: Option<f64>) -> String {
+    let decimals = value.map_or(0, |v| {
+        let magnitude = v.abs().log10().floor();
+        if magnitude.is_finite() {
+            (2.0 - magnitude).max(0.0) as usize
+        } else {
+            0
+        }
+    });
+    number(value, decimals)
 }
 
 fn cells(results: &[PointResult]) -> Vec<Vec<String>> {
@@ -173,30 +186,54 @@ pub fn markdown(results: &[PointResult]) -> String {
 /// Every field but the validation curve, at full precision; empty for missing.
 pub fn csv(results: &[PointResult]) -> String {
     let mut out = String::new();
-    let mut header_written = false;
-    for result in results {
-        let value = serde_json::to_value(result).expect("a result serializes");
-        let object = value.as_object().expect("a result is an object");
-        let fields: Vec<(&String, &serde_json::Value)> = object
-            .iter()
-            .filter(|(key, _)| *key != "validation")
-            .collect();
-        if !header_written {
-            let keys: Vec<String> = fields.iter().map(|(key, _)| csv_field(key)).collect();
+    for (index, result) in results.iter().enumerate() {
+        let fields = csv_fields(result);
+        if index == 0 {
+            let keys: Vec<&str> = fields.iter().map(|(key, _)| *key).collect();
             out += &(keys.join(",") + "\n");
-            header_written = true;
         }
-        let cells: Vec<String> = fields
-            .iter()
-            .map(|(_, value)| match value {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => csv_field(s),
-                other => csv_field(&other.to_string()),
-            })
-            .collect();
+        let cells: Vec<String> = fields.iter().map(|(_, value)| csv_field(value)).collect();
         out += &(cells.join(",") + "\n");
     }
     out
+}
+
+/// The columns in the struct's order (a JSON object of the struct would sort them).
+fn csv_fields(r: &PointResult) -> Vec<(&'static str, String)> {
+    fn show<T: ToString>(value: &Option<T>) -> String {
+        value.as_ref().map(T::to_string).unwrap_or_default()
+    }
+    vec![
+        ("point", r.point.clone()),
+        ("preset", r.preset.clone()),
+        ("method", r.method.to_owned()),
+        ("method_parameters", r.method_parameters.clone()),
+        ("configuration", show(&r.configuration)),
+        ("parameters", show(&r.parameters)),
+        ("flops_per_step", show(&r.flops_per_step)),
+        ("flops_per_step_full", show(&r.flops_per_step_full)),
+        ("activation_bytes", show(&r.activation_bytes)),
+        ("flop_ratio", show(&r.flop_ratio)),
+        ("median_step_seconds", show(&r.median_step_seconds)),
+        (
+            "median_tokens_per_second",
+            show(&r.median_tokens_per_second),
+        ),
+        ("speedup", show(&r.speedup)),
+        ("wall_seconds", show(&r.wall_seconds)),
+        ("run_seconds", show(&r.run_seconds)),
+        ("final_step", show(&r.final_step)),
+        ("final_loss", show(&r.final_loss)),
+        ("final_accuracy", show(&r.final_accuracy)),
+        ("target_loss", show(&r.target_loss)),
+        ("step_to_target", show(&r.step_to_target)),
+        ("seconds_to_target", show(&r.seconds_to_target)),
+        ("flops_to_target", show(&r.flops_to_target)),
+        ("build_seconds", show(&r.build_seconds)),
+        ("status", r.status.to_owned()),
+        ("error", show(&r.error)),
+        ("binary", show(&r.binary)),
+    ]
 }
 
 /// RFC 4180: quoted where it holds a comma, quote or line break; quotes doubled.
@@ -220,7 +257,20 @@ mod tests {
         assert!(lines[0].starts_with("point,preset,method,method_parameters,configuration,"));
         assert!(!lines[0].contains("validation"));
         let columns = lines[0].split(',').count();
-        assert!(lines[1].starts_with("l4-h128-baseline,l4-h128,baseline,,,1000,4000000000.0,"));
+        assert!(lines[1].starts_with("l4-h128-baseline,l4-h128,baseline,,,1000,4000000000,"));
+        // Every field of the JSON rows but the curve is a column.
+        let row = serde_json::to_value(&crate::sweep::results::sample()[0]).unwrap();
+        let mut keys: Vec<&str> = lines[0].split(',').collect();
+        keys.sort();
+        let mut fields: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "validation")
+            .collect();
+        fields.sort();
+        assert_eq!(keys, fields);
         // The failed row's error holds no comma or quote, so it is not quoted; every row has all
         // the columns.
         assert!(
@@ -254,6 +304,10 @@ mod tests {
             .lines()
             .all(|l| l.starts_with('|') && l.ends_with('|')));
         assert_eq!(number(None, 2), "-");
+        assert_eq!(significant(Some(13.319)), "13.3");
+        assert_eq!(significant(Some(0.012345)), "0.0123");
+        assert_eq!(significant(Some(532.8)), "533");
+        assert_eq!(significant(Some(0.0)), "0");
         assert_eq!(number(Some(1.0 / 3.0), 2), "0.33");
     }
 }
