@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use dropbert::{
+    config::BertConfig,
+    drop::LayerDropSchedule,
     hf::{read_tensor_file, HfBertConfig},
     runtime::Backend,
     train::{pretrain, RunConfig, TrainingCheckpoint},
@@ -14,6 +16,16 @@ dropbert::bert_config! {
         vocab: 160, hidden: 32, layers: 2, heads: 2, intermediate: 64,
         max_positions: 32, type_vocab: 2, seq: 32, batch: 4,
         layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+// Both methods at once: token dropping from block 1 (16 of 32 tokens kept) and layer
+// dropping with a schedule fast enough to skip blocks within a few steps.
+dropbert::bert_config! {
+    pub SmallBoth {
+        vocab: 160, hidden: 32, layers: 3, heads: 2, intermediate: 64,
+        max_positions: 32, type_vocab: 2, seq: 32, batch: 4,
+        layout: PreLn, token_drop: { layer: 1, kept: 16 }, layer_drop: { theta_bar: 0.5, gamma: 0.2 },
     }
 }
 
@@ -109,9 +121,77 @@ fn loss_falls_and_the_checkpoint_is_a_hugging_face_checkpoint() {
 
 #[test]
 fn an_interrupted_run_resumes_bit_for_bit() {
-    let dir = scratch("resume");
+    resumes_bit_for_bit::<Small>(
+        "resume",
+        &["model.safetensors", "optimizer_state.safetensors"],
+    );
+}
+
+#[test]
+fn an_interrupted_run_with_both_drops_resumes_bit_for_bit() {
+    resumes_bit_for_bit::<SmallBoth>(
+        "resume-both",
+        &[
+            "model.safetensors",
+            "optimizer_state.safetensors",
+            "token_importance.safetensors",
+        ],
+    );
+}
+
+#[test]
+fn a_run_with_both_drops_learns_skips_blocks_and_updates_the_importance_table() {
+    let dir = scratch("pretrain-both");
     let corpus = write_corpus(&dir);
-    let whole = pretrain::<Small>(
+    let mut run = run_config(corpus, dir.join("run"), 40);
+    run.layer_drop = Some(LayerDropSchedule {
+        theta_bar: 0.5,
+        gamma: 0.1,
+    });
+    let outcome = pretrain::<SmallBoth>(&run, None, None, Backend::Cpu, false).unwrap();
+    let (initial, last) = (
+        outcome.initial_validation.unwrap().loss,
+        outcome.final_validation.loss,
+    );
+    assert!(last < initial - 1.0, "validation loss {initial} -> {last}");
+    let metrics = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
+    let blocks_run: Vec<u64> = metrics
+        .lines()
+        .filter(|l| l.contains("\"train\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["blocks_run"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(blocks_run.len(), 40);
+    assert!(
+        blocks_run.iter().any(|&b| b < 3),
+        "no block was ever skipped"
+    );
+    let table = read_tensor_file(
+        &outcome
+            .final_checkpoint
+            .join("token_importance.safetensors"),
+    )
+    .unwrap()["token_importance"]
+        .to_f32();
+    assert_eq!(table.len(), 160);
+    let moved = table
+        .iter()
+        .filter(|&&v| v != 10.0 && v.abs() != 1e4)
+        .count();
+    assert!(
+        moved > 10,
+        "only {moved} ids moved from their initial importance"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn resumes_bit_for_bit<C: BertConfig>(name: &str, files: &[&str]) {
+    let dir = scratch(name);
+    let corpus = write_corpus(&dir);
+    let whole = pretrain::<C>(
         &run_config(corpus.clone(), dir.join("whole"), 8),
         None,
         None,
@@ -122,15 +202,15 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     // The same run, saving at step 4: its checkpoint-4 is what an interrupted run leaves.
     let mut saving = run_config(corpus, dir.join("saving"), 8);
     saving.save_every = 4;
-    pretrain::<Small>(&saving, None, None, Backend::Cpu, false).unwrap();
+    pretrain::<C>(&saving, None, None, Backend::Cpu, false).unwrap();
     let interrupted = dir.join("saving/checkpoint-4");
     let state = TrainingCheckpoint::load(&interrupted).unwrap().state;
     assert_eq!(state.steps_taken, 4);
     let mut rest = state.run.clone();
     rest.out_dir = dir.join("resumed");
-    let resumed = pretrain::<Small>(&rest, None, Some(&interrupted), Backend::Cpu, false).unwrap();
+    let resumed = pretrain::<C>(&rest, None, Some(&interrupted), Backend::Cpu, false).unwrap();
     assert_eq!(resumed.steps_taken, 8);
-    for file in ["model.safetensors", "optimizer_state.safetensors"] {
+    for file in files {
         let expected = read_tensor_file(&whole.final_checkpoint.join(file)).unwrap();
         let actual = read_tensor_file(&resumed.final_checkpoint.join(file)).unwrap();
         assert_eq!(expected.len(), actual.len());

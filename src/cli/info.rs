@@ -1,12 +1,24 @@
 use clap::Args;
 
-use crate::{config::BertConfig, Result};
+use crate::{config::BertConfig, drop::CostReport, Result};
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {}
+pub struct InfoArgs {
+    /// Print the cost report as one JSON object (for scripts and `cargo xtask sweep`).
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run<C: BertConfig>(_args: &InfoArgs) -> Result<()> {
+pub fn run<C: BertConfig>(args: &InfoArgs) -> Result<()> {
     let dims = C::DIMS;
+    let cost = CostReport::of::<C>(parameter_count(&dims))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&cost).expect("the cost report serializes")
+        );
+        return Ok(());
+    }
     println!("configuration: {}", C::NAME);
     println!(
         "layers {} hidden {} heads {} (head size {}) intermediate {}",
@@ -38,7 +50,21 @@ pub fn run<C: BertConfig>(_args: &InfoArgs) -> Result<()> {
         ),
         None => println!("progressive layer dropping: off"),
     }
-    println!("parameters: {}", parameter_count(&dims));
+    println!("parameters: {}", cost.parameters);
+    println!(
+        "matmul FLOPs of one training step: {:.4e} (counted off the graph: {:.4e}); without dropping {:.4e}, ratio {:.3}",
+        cost.flops_per_step, cost.flops_per_step_counted, cost.flops_per_step_full, cost.flop_ratio
+    );
+    if let Some(expected) = cost.expected_flops_at_theta_bar {
+        println!(
+            "  expected once layer dropping reaches theta_bar: {expected:.4e} (ratio {:.3})",
+            cost.flops_per_step_full / expected
+        );
+    }
+    println!(
+        "activations kept for the backward pass: {:.1} MiB (float32)",
+        cost.activation_bytes as f64 / (1024.0 * 1024.0)
+    );
     Ok(())
 }
 

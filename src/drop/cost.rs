@@ -72,6 +72,22 @@ impl StepCost {
         }
     }
 
+    /// The expected cost of a step whose block `i` runs with probability `keep[i]`.
+    pub fn expected(dims: &BertDims, keep: &[f64]) -> Self {
+        let head = Self::of(dims, &StepShape::new(dims, &vec![false; dims.num_layers]));
+        let blocks: f64 = (0..dims.num_layers)
+            .map(|index| {
+                let mut only = vec![false; dims.num_layers];
+                only[index] = true;
+                let one = Self::of(dims, &StepShape::new(dims, &only)).forward_flops;
+                keep[index] * (one - head.forward_flops)
+            })
+            .sum();
+        Self {
+            forward_flops: head.forward_flops + blocks,
+        }
+    }
+
     pub fn training_flops(&self) -> f64 {
         3.0 * self.forward_flops
     }

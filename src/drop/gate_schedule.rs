@@ -57,16 +57,15 @@ impl GateSchedule {
                 });
             }
         }
+        // The program's outputs: what it retrieves or keeps. (Compilation removes the other
+        // nodes nothing consumes; before it, they are dead code, not outputs.)
         let roots = graph
-            .graph
-            .node_indices()
-            .filter(|&node| {
-                let consumed = graph
-                    .graph
-                    .edges_directed(node, Direction::Outgoing)
-                    .any(|e| !e.weight().is_schedule());
-                !consumed || graph.to_retrieve.contains(&node) || graph.no_delete.contains(&node)
-            })
+            .to_retrieve
+            .iter()
+            .chain(&graph.no_delete)
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
             .collect();
         Self {
             edges,

@@ -49,6 +49,8 @@ pub struct MaskedLmGraph<C: BertConfig> {
     pub parameters: Vec<ParameterRef>,
     /// Empty unless built with the backward pass.
     pub gradients: Vec<Gradient>,
+    /// Nodes from this index on are the backward pass and the updates (before compilation).
+    pub backward_start: usize,
     pub dropout_sites: Vec<DropoutSite>,
     pub token_drop: Option<TokenDropGraph<C>>,
     pub layer_gates: Option<LayerGates>,
@@ -103,6 +105,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             .as_ref()
             .map(LayerGates::regions)
             .unwrap_or_default();
+        let backward_start = graph.graph.node_count();
         let gradients = if with_backward {
             add_backward(
                 &mut graph,
@@ -141,6 +144,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             token_correct: objective.token_correct.retrieve(),
             parameters,
             gradients,
+            backward_start,
             dropout_sites: settings.dropout.sites(),
             token_drop,
             layer_gates: drops.layer_gates,
@@ -159,9 +163,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         ids.extend(extra);
         let result = backend.compile(&mut graph, ids);
         self.graph = graph;
-        if let Some(gates) = &self.layer_gates {
-            let ids = gates.gates.iter().map(|gate| gate.id).collect();
-            self.gate_schedule = Some(GateSchedule::new(&self.graph, ids));
+        if self.layer_gates.is_some() {
+            self.gate_schedule = Some(GateSchedule::new(&self.graph, self.gate_ids()));
         }
         result
     }
@@ -265,6 +268,14 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     pub fn importance(&self) -> Option<Vec<f32>> {
         let token_drop = self.token_drop.as_ref()?;
         crate::optim::host_values(&self.graph, token_drop.importance.id)
+    }
+
+    /// The gate inputs, block by block (layer dropping).
+    pub fn gate_ids(&self) -> Vec<NodeIndex> {
+        self.layer_gates
+            .iter()
+            .flat_map(|gates| gates.gates.iter().map(|gate| gate.id))
+            .collect()
     }
 
     /// Sets the layer gates of the next step (layer dropping).
