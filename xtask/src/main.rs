@@ -3,6 +3,7 @@
 mod build_model;
 mod example;
 mod hf_config;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Task {
     BuildModel(build_model::Args),
     /// The main job: build a model for a bundled checkpoint, encode text, compare with transformers.
     Example,
+    /// Build and pretrain every point of a grid (preset x drop method); write tables, plots, a report.
+    Sweep(sweep::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
             println!("{}", binary.display());
         }),
         Task::Example => example::run(&repo_root()),
+        Task::Sweep(args) => sweep::run(&args, &repo_root()).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,10 @@ use serde_json::Value;
 
 use crate::hf_config::HfConfig;
 
+pub mod drops;
+
+pub use drops::{DropArgs, Drops, LayerDrop};
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The Hugging Face `config.json` whose dimensions the model takes.
@@ -34,6 +38,8 @@ pub struct Args {
     /// Where each encoder block puts its LayerNorms.
     #[arg(long, value_enum, default_value_t = Layout::PostLn)]
     layout: Layout,
+    #[command(flatten)]
+    drops: DropArgs,
     /// Features of dropbert to turn on (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     features: Vec<Feature>,
@@ -51,9 +57,29 @@ impl Args {
             batch,
             name: None,
             layout: Layout::PostLn,
+            drops: DropArgs::default(),
             features: Vec::new(),
             debug: false,
         }
+    }
+
+    pub fn with_name(self, name: String) -> Self {
+        Self {
+            name: Some(name),
+            ..self
+        }
+    }
+
+    pub fn with_layout(self, layout: Layout) -> Self {
+        Self { layout, ..self }
+    }
+
+    pub fn with_drops(self, drops: DropArgs) -> Self {
+        Self { drops, ..self }
+    }
+
+    pub fn with_features(self, features: Vec<Feature>) -> Self {
+        Self { features, ..self }
     }
 }
 
@@ -80,13 +106,14 @@ pub enum Feature {
 }
 
 /// Everything the generated crate depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct ModelSpec {
     name: String,
     config: HfConfig,
     seq: usize,
     batch: usize,
     layout: Layout,
+    drops: Drops,
     cuda: bool,
     /// The `config.json` the model came from, named in a doc comment.
     source: PathBuf,
@@ -115,7 +142,7 @@ pub fn run(args: &Args) -> Result<PathBuf, Box<dyn Error>> {
     cargo
         .current_dir(&crate_dir)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "--message-format", "json-render-diagnostics"]);
+        .args(["build", "--message-format", "json"]);
     if !args.debug {
         cargo.arg("--release");
     }
@@ -147,12 +174,18 @@ impl ModelSpec {
                 source.display()
             ));
         }
+        let drops = args
+            .drops
+            .resolve(seq, config.num_hidden_layers, args.layout)?;
         let name = match &args.name {
             Some(name) => {
                 check_name(name)?;
                 name.clone()
             }
-            None => default_name(&config, seq, args.batch.get(), args.layout, cuda),
+            None => {
+                default_name(&config, seq, args.batch.get(), args.layout, cuda)
+                    + &drops.name_suffix()
+            }
         };
         Ok(Self {
             name,
@@ -160,6 +193,7 @@ impl ModelSpec {
             seq,
             batch: args.batch.get(),
             layout: args.layout,
+            drops,
             cuda,
             source,
         })
@@ -167,8 +201,8 @@ impl ModelSpec {
 }
 
 /// `bert-l6-h384-a12-i1536-v30522-s32-b4`, with `-p<max positions>` where that is not 512,
-/// `-t<type vocab>` where that is not 2, `-preln` and `-cuda` where they apply: distinct binaries
-/// get distinct names.
+/// `-t<type vocab>` where that is not 2, `-preln` and `-cuda` where they apply (and the drops'
+/// suffix after them): distinct binaries get distinct names.
 fn default_name(config: &HfConfig, seq: usize, batch: usize, layout: Layout, cuda: bool) -> String {
     let mut name = format!(
         "bert-l{}-h{}-a{}-i{}-v{}-s{seq}-b{batch}",
@@ -228,7 +262,7 @@ dropbert::bert_config! {{
     pub Model {{
         vocab: {}, hidden: {}, layers: {}, heads: {}, intermediate: {},
         max_positions: {}, type_vocab: {}, seq: {}, batch: {},
-        layout: {}, token_drop: off, layer_drop: off,
+        layout: {}, {},
     }}
 }}
 
@@ -246,6 +280,7 @@ fn main() -> std::process::ExitCode {{
         spec.seq,
         spec.batch,
         spec.layout.variant(),
+        spec.drops.macro_fields(),
     )
 }
 
@@ -409,8 +444,9 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Runs `cargo build` (with JSON messages on stdout; cargo's progress and rendered diagnostics go
-/// straight to stderr) and returns the path of binary `name`.
+/// Runs `cargo build` with JSON messages on stdout (cargo's progress goes straight to stderr),
+/// renders the compiler's diagnostics to stderr, and returns the path of binary `name`; a failed
+/// build's error names the compiler's first error, so that a sweep can record why.
 fn build(mut cargo: Command, name: &str, crate_dir: &Path) -> Result<PathBuf, Box<dyn Error>> {
     let mut child = cargo
         .stdout(Stdio::piped())
@@ -419,12 +455,19 @@ fn build(mut cargo: Command, name: &str, crate_dir: &Path) -> Result<PathBuf, Bo
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut executable = None;
+    let mut first_error = None;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         match serde_json::from_str::<Value>(&line) {
             Ok(message) => {
                 if let Some(path) = executable_of(&message, name) {
                     executable = Some(path);
+                }
+                if let Some(rendered) = message["message"]["rendered"].as_str() {
+                    eprint!("{rendered}");
+                }
+                if first_error.is_none() {
+                    first_error = compiler_error(&message);
                 }
             }
             // Not a cargo message: pass it on, away from stdout.
@@ -433,13 +476,23 @@ fn build(mut cargo: Command, name: &str, crate_dir: &Path) -> Result<PathBuf, Bo
     }
     let status = child.wait()?;
     if !status.success() {
+        let reason = first_error.map(|e| format!(": {e}")).unwrap_or_default();
         return Err(format!(
-            "cargo build of the generated crate {} failed ({status})",
+            "cargo build of the generated crate {} failed ({status}){reason}",
             crate_dir.display()
         )
         .into());
     }
     executable.ok_or_else(|| format!("cargo built no binary named {name}").into())
+}
+
+/// The first line of a cargo `compiler-message` of level error.
+fn compiler_error(message: &Value) -> Option<String> {
+    if message["reason"] != "compiler-message" || message["message"]["level"] != "error" {
+        return None;
+    }
+    let text = message["message"]["message"].as_str()?;
+    text.lines().next().map(str::to_owned)
 }
 
 /// The executable of a cargo `compiler-artifact` message for binary `name`.
@@ -554,6 +607,51 @@ fn main() -> std::process::ExitCode {
         let spec = spec(&["--seq", "32", "--batch", "4", "--features", "cuda"]).unwrap();
         assert!(spec.cuda);
         assert!(spec.name.ends_with("-cuda"));
+    }
+
+    #[test]
+    fn drop_flags_reach_the_model_source_and_the_name() {
+        let spec = spec(&[
+            "--seq",
+            "128",
+            "--batch",
+            "16",
+            "--layout",
+            "pre-ln",
+            "--token-drop-layer",
+            "1",
+            "--kept-ratio",
+            "0.5",
+            "--layer-drop",
+        ])
+        .unwrap();
+        assert_eq!(
+            spec.name,
+            "bert-l6-h384-a12-i1536-v30522-s128-b16-preln-td1k64-ld0p5"
+        );
+        assert!(main_rs(&spec).contains(
+            "        layout: PreLn, token_drop: { layer: 1, kept: 64 }, \
+             layer_drop: { theta_bar: 0.5, gamma: 0.001 },\n"
+        ));
+        let error = ModelSpec::new(
+            &args(&["--seq", "32", "--batch", "4", "--layer-drop"]),
+            mini(),
+            "c.json".into(),
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with("--layer-drop needs --layout pre-ln"),
+            "{error}"
+        );
+        let error = spec_error(&["--seq", "32", "--batch", "4", "--token-drop-layer", "5"]);
+        assert_eq!(
+            error,
+            "--token-drop-layer needs --kept-tokens or --kept-ratio"
+        );
+    }
+
+    fn spec_error(extra: &[&str]) -> String {
+        spec(extra).unwrap_err()
     }
 
     #[test]
@@ -707,6 +805,25 @@ name = "bert-tiny"
         let finished: Value =
             serde_json::from_str(r#"{"reason":"build-finished","success":true}"#).unwrap();
         assert_eq!(executable_of(&finished, "m"), None);
+    }
+
+    #[test]
+    fn takes_the_first_compiler_error() {
+        let message: Value = serde_json::from_str(
+            r#"{"reason":"compiler-message","message":{"level":"error",
+                "message":"evaluation panicked: kept tokens must not exceed the sequence length",
+                "rendered":"error[E0080]: ..."}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            compiler_error(&message).as_deref(),
+            Some("evaluation panicked: kept tokens must not exceed the sequence length")
+        );
+        let warning: Value = serde_json::from_str(
+            r#"{"reason":"compiler-message","message":{"level":"warning","message":"unused"}}"#,
+        )
+        .unwrap();
+        assert_eq!(compiler_error(&warning), None);
     }
 
     #[test]
