@@ -48,7 +48,8 @@ impl StepGates {
 
 impl LayerDropSchedule {
     pub fn check(&self) -> Result<()> {
-        if !(self.theta_bar > 0.0 && self.theta_bar <= 1.0) || !(self.gamma >= 0.0) {
+        let valid = self.theta_bar > 0.0 && self.theta_bar <= 1.0 && self.gamma >= 0.0;
+        if !valid {
             return Err(DropbertError::InvalidInput(format!(
                 "[layer_drop] theta_bar = {} must lie in (0, 1] and gamma = {} must not be negative",
                 self.theta_bar, self.gamma
