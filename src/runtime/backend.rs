@@ -30,8 +30,9 @@ impl Backend {
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        UnaryFusionCompiler,
                         crate::compile::cpu::DropbertCpuCompiler::default(),
+                        // Only unary chains the elementwise fusion left alone remain for it.
+                        UnaryFusionCompiler,
                     ),
                     remap,
                 );

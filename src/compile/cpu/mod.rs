@@ -2,11 +2,19 @@
 //! strided GEMM calls, and elementwise and reduction primitives run on strides precomputed at
 //! compile time instead of interpreting index expressions per element.
 mod contraction;
+mod elementwise_fusion;
+mod elementwise_kernel;
 mod strided_ops;
 mod strided_view;
 
 pub use contraction::{Contraction, ContractionCompiler};
+pub use elementwise_fusion::ElementwiseFusionCompiler;
+pub use elementwise_kernel::FusedElementwise;
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.
-pub type DropbertCpuCompiler = (ContractionCompiler, StridedOpsCompiler);
+pub type DropbertCpuCompiler = (
+    ContractionCompiler,
+    ElementwiseFusionCompiler,
+    StridedOpsCompiler,
+);

@@ -15,7 +15,7 @@ pub enum BinaryKind {
 }
 
 impl BinaryKind {
-    fn apply(self, a: f32, b: f32) -> f32 {
+    pub(super) fn apply(self, a: f32, b: f32) -> f32 {
         match self {
             BinaryKind::Add => a + b,
             BinaryKind::Mul => a * b,

@@ -55,6 +55,46 @@ pub fn contiguous_strides(sizes: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// `sizes` with its size-1 axes dropped and every pair of neighbouring axes that all `strides`
+/// traverse as one axis merged, and each of `strides` to match.
+pub fn merge_axes(sizes: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut merged_sizes: Vec<usize> = Vec::new();
+    let mut merged: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for (axis, &size) in sizes.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let joins = merged_sizes.last().is_some()
+            && strides
+                .iter()
+                .zip(&merged)
+                .all(|(s, m)| *m.last().unwrap() == s[axis] * size);
+        if joins {
+            *merged_sizes.last_mut().unwrap() *= size;
+            for (s, m) in strides.iter().zip(&mut merged) {
+                *m.last_mut().unwrap() = s[axis];
+            }
+        } else {
+            merged_sizes.push(size);
+            for (s, m) in strides.iter().zip(&mut merged) {
+                m.push(s[axis]);
+            }
+        }
+    }
+    (merged_sizes, merged)
+}
+
+/// Whether `view`, read over `sizes`, visits its buffer in order: element `i` at offset `i`.
+pub fn is_identity(view: &StridedView, sizes: &[usize]) -> bool {
+    view.sizes == sizes
+        && view
+            .strides
+            .iter()
+            .zip(contiguous_strides(sizes))
+            .zip(sizes)
+            .all(|((&s, c), &size)| size == 1 || s == c)
+}
+
 /// Calls `visit(offsets)` for every index of `sizes` in row-major order, where `offsets[t]` is
 /// the position of that index under `strides[t]`; the last axis runs in the innermost loop, and
 /// `inner(offsets, len, inner_strides)` handles it whole.
@@ -128,5 +168,18 @@ mod tests {
         assert_eq!(seen[0], (vec![0, 0], 2, vec![1, 10]));
         assert_eq!(seen[1], (vec![2, 0], 2, vec![1, 10]));
         assert_eq!(seen[3], (vec![6, 1], 2, vec![1, 10]));
+    }
+
+    #[test]
+    fn axes_merge_where_every_tensor_steps_through_them_as_one() {
+        let (sizes, strides) = merge_axes(
+            &[2, 1, 3, 4],
+            &[vec![12, 12, 4, 1], vec![0, 0, 0, 0], vec![3, 3, 1, 0]],
+        );
+        assert_eq!(sizes, vec![6, 4]);
+        assert_eq!(strides, vec![vec![4, 1], vec![0, 0], vec![1, 0]]);
+        let (sizes, strides) = merge_axes(&[2, 3], &[vec![3, 1], vec![1, 2]]);
+        assert_eq!(sizes, vec![2, 3]);
+        assert_eq!(strides, vec![vec![3, 1], vec![1, 2]]);
     }
 }
