@@ -3,7 +3,7 @@ use luminal::{
     prelude::{petgraph::Direction, *},
 };
 
-use super::strided_view::{contiguous_strides, StridedView};
+use super::strided_view::{contiguous_strides, for_each_row, StridedView};
 use crate::ops::input_buffer;
 
 /// One axis of a contraction with its stride in each operand and in the output.
@@ -115,8 +115,68 @@ fn merge_adjacent(axes: Vec<Axis>) -> Vec<Axis> {
     merged
 }
 
+impl Contraction {
+    /// The contraction without a GEMM shape (no axis only one operand reads): a sum of
+    /// products per output, where a GEMM call per output would cost far more than its work.
+    fn multiply_reduce(&self, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.out_len];
+        let k = self.k;
+        let sizes: Vec<usize> = self.loops.iter().map(|axis| axis.size).collect();
+        let strides: [Vec<usize>; 3] = [
+            self.loops.iter().map(|axis| axis.a).collect(),
+            self.loops.iter().map(|axis| axis.b).collect(),
+            self.loops.iter().map(|axis| axis.out).collect(),
+        ];
+        let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
+        if k.a == 1 && k.b == 1 {
+            // The summed axis is contiguous: one dot product per output.
+            for_each_row(&sizes, &strides, |offsets, len, steps| {
+                for i in 0..len {
+                    let (a_at, b_at) = (offsets[0] + i * steps[0], offsets[1] + i * steps[1]);
+                    out[offsets[2] + i * steps[2]] =
+                        dot(&a[a_at..a_at + k.size], &b[b_at..b_at + k.size]);
+                }
+            });
+        } else {
+            // Walk the summed axis outermost so that the inner loop runs along the outputs.
+            for step in 0..k.size {
+                let (a_base, b_base) = (step * k.a, step * k.b);
+                for_each_row(&sizes, &strides, |offsets, len, steps| {
+                    for i in 0..len {
+                        out[offsets[2] + i * steps[2]] += a[a_base + offsets[0] + i * steps[0]]
+                            * b[b_base + offsets[1] + i * steps[1]];
+                    }
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A dot product in eight independent partial sums, so that it vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            partial[lane] += x[lane] * y[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
 impl Operator for Contraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        if self.m.size == 1 && self.n.size == 1 {
+            let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
+            return vec![Tensor::new(self.multiply_reduce(a, b))];
+        }
         // The operands' views are in the plan; read their buffers as they are.
         let (a, b) = (
             input_buffer(&inputs[0].0).as_ptr(),
@@ -344,6 +404,30 @@ mod tests {
         let actual = run(&mut contraction, a, b);
         for (x, y) in actual.iter().zip(&expected) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn products_without_a_gemm_shape_match_brute_force() {
+        // Both operands read every axis: no GEMM M or N, only sums of products.
+        let view = StridedView {
+            sizes: vec![3, 4, 37],
+            strides: vec![148, 37, 1],
+        };
+        let transposed = StridedView {
+            sizes: vec![3, 4, 37],
+            strides: vec![1, 3, 12],
+        };
+        let a: Vec<f32> = (0..444).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..444).map(|i| (i as f32 * 0.11).cos()).collect();
+        for (bv, reduced) in [(&view, 2), (&view, 0), (&transposed, 2), (&transposed, 1)] {
+            let mut contraction = Contraction::plan(&view, bv, reduced).unwrap();
+            assert_eq!((contraction.m.size, contraction.n.size), (1, 1));
+            let expected = reference(&a, &view, &b, bv, reduced);
+            let actual = run(&mut contraction, a.clone(), b.clone());
+            for (x, y) in actual.iter().zip(&expected) {
+                assert!((x - y).abs() < 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+            }
         }
     }
 
