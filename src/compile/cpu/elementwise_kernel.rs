@@ -6,6 +6,7 @@ use luminal::{
 };
 
 use super::{
+    exp2::exp2,
     strided_ops::BinaryKind,
     strided_view::{contiguous_strides, merge_axes},
 };
@@ -28,7 +29,7 @@ pub enum UnaryKind {
 impl UnaryKind {
     pub fn apply(self, x: f32) -> f32 {
         match self {
-            UnaryKind::Exp2 => x.exp2(),
+            UnaryKind::Exp2 => exp2(x),
             UnaryKind::Log2 => x.log2(),
             UnaryKind::Sin => x.sin(),
             UnaryKind::Sqrt => x.sqrt(),
@@ -184,6 +185,10 @@ impl FusedElementwise {
         }
     }
 
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+
     /// Evaluates flat indices `start..end` into `outs` (each `end - start` long).
     fn run_range(&self, inputs: &[&[f32]], start: usize, end: usize, outs: &mut [&mut [f32]]) {
         let row = self.sizes.last().copied().unwrap_or(1);
@@ -305,7 +310,7 @@ fn unary(kind: UnaryKind, values: &[f32], out: &mut [f32]) {
         }
     }
     match kind {
-        UnaryKind::Exp2 => map(values, out, f32::exp2),
+        UnaryKind::Exp2 => map(values, out, exp2),
         UnaryKind::Log2 => map(values, out, f32::log2),
         UnaryKind::Sin => map(values, out, f32::sin),
         UnaryKind::Sqrt => map(values, out, f32::sqrt),

@@ -4,6 +4,8 @@
 mod contraction;
 mod elementwise_fusion;
 mod elementwise_kernel;
+mod elementwise_recompute;
+mod exp2;
 mod strided_ops;
 mod strided_view;
 
