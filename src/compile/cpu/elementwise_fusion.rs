@@ -157,7 +157,7 @@ fn classify(graph: &Graph, order: &[NodeIndex]) -> HashMap<NodeIndex, Elementwis
             _ => {
                 let views: Option<Vec<StridedView>> = sources
                     .iter()
-                    .map(|(_, _, view)| StridedView::of(view))
+                    .map(|(_, _, view)| StridedView::of_sliced(view).map(|(v, _)| v))
                     .collect();
                 let Some(views) = views else { continue };
                 if views.iter().any(|v| v.sizes != views[0].sizes) {
@@ -193,7 +193,9 @@ pub(super) fn reads_in_place(
         Kind::Unary(_) => true,
         _ => {
             let shape = consumer.layout.as_ref().unwrap();
-            layout == shape && StridedView::of(view).is_some_and(|v| is_identity(&v, shape))
+            layout == shape
+                && StridedView::of_sliced(view)
+                    .is_some_and(|(v, offset)| offset == 0 && is_identity(&v, shape))
         }
     }
 }
@@ -366,7 +368,6 @@ fn rewrite<T: ToIdsMut>(
         program: Program::default(),
         inputs: Vec::new(),
         reads: HashMap::new(),
-        recomputed: 0,
     };
     let mut values: HashMap<NodeIndex, Operand> = HashMap::new();
     for &member in members {
@@ -399,10 +400,10 @@ fn rewrite<T: ToIdsMut>(
     let Builder {
         mut program,
         inputs,
-        recomputed,
         ..
     } = builder;
-    if (members.len() + recomputed < 2) || inputs.len() > MAX_INPUTS {
+    // A kernel of one op still pays: it runs on both cores, and reads sliced views.
+    if inputs.len() > MAX_INPUTS {
         return None;
     }
     // Outputs: the member kept by id first, then every member read outside the kernel.
@@ -505,9 +506,7 @@ struct Builder<'a> {
     infos: &'a HashMap<NodeIndex, Elementwise>,
     program: Program,
     inputs: Vec<(NodeIndex, u8, ShapeTracker)>,
-    reads: HashMap<(NodeIndex, u8, Vec<usize>), Operand>,
-    /// Transparent unary ops the kernel evaluates itself.
-    recomputed: usize,
+    reads: HashMap<(NodeIndex, u8, Vec<usize>, usize), Operand>,
 }
 
 impl Builder<'_> {
@@ -522,7 +521,7 @@ impl Builder<'_> {
     ) -> Operand {
         let strides = contiguous_strides(sizes);
         let index = self.input(source, output, view);
-        self.program.load(index, strides)
+        self.program.load(index, strides, 0)
     }
 
     fn input(&mut self, source: NodeIndex, output: u8, view: &ShapeTracker) -> usize {
@@ -538,8 +537,9 @@ impl Builder<'_> {
     /// The value of output `output` of non-member `source` read through `view` (over the
     /// kernel's iteration shape).
     fn read(&mut self, source: NodeIndex, output: u8, view: &ShapeTracker) -> Operand {
-        let strides = StridedView::of(view).unwrap().strides;
-        let key = (source, output, strides.clone());
+        let (view_strides, offset) = StridedView::of_sliced(view).unwrap();
+        let strides = view_strides.strides;
+        let key = (source, output, strides.clone(), offset);
         if let Some(&value) = self.reads.get(&key) {
             return value;
         }
@@ -549,7 +549,6 @@ impl Builder<'_> {
                 let Kind::Unary(kind) = info.kind else {
                     unreachable!("only unary ops have no layout")
                 };
-                self.recomputed += 1;
                 let (input, input_output, _) = info.sources[0];
                 let inner = self.read(input, input_output, view);
                 self.program.unary(kind, inner)
@@ -570,7 +569,7 @@ impl Builder<'_> {
                     Operand::Imm(x)
                 } else {
                     let index = self.input(source, output, view);
-                    self.program.load(index, strides)
+                    self.program.load(index, strides, offset)
                 }
             }
         };
@@ -747,6 +746,27 @@ mod tests {
         });
         // `shifted` is recomputed by the second kernel: the first stores only `e`.
         assert_eq!(kernels, vec![1, 1]);
+        assert_close(&expected, &actual);
+    }
+
+    #[test]
+    fn sliced_and_unit_axis_views_fuse() {
+        let (expected, actual, kernels) = compare(|cx, rng| {
+            let x = cx.tensor::<R3<1, 6, 8>>().set(random(48, rng));
+            let table = cx.tensor::<R2<20, 8>>().set(random(160, rng));
+            // Rows 3..9 of the table, broadcast over the unit axis, as position embeddings are.
+            let rows = table
+                .slice((
+                    symbolic::Expression::from(3)..symbolic::Expression::from(9),
+                    ..,
+                ))
+                .realize::<R2<6, 8>>()
+                .expand::<R3<1, 6, 8>, _>();
+            let summed = (x + rows).exp();
+            let flat = summed.reshape::<R2<6, 8>>() * 3.0;
+            vec![erased(flat)]
+        });
+        assert_eq!(kernels, vec![1]);
         assert_close(&expected, &actual);
     }
 

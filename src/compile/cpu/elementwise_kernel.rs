@@ -55,6 +55,7 @@ pub enum Step {
     Load {
         input: usize,
         strides: Vec<usize>,
+        offset: usize,
         dst: usize,
     },
     Unary {
@@ -96,13 +97,14 @@ impl Program {
         Operand::Reg(self.steps.len() - 1)
     }
 
-    pub fn load(&mut self, input: usize, strides: Vec<usize>) -> Operand {
-        if strides.iter().all(|&s| s == 0) {
+    pub fn load(&mut self, input: usize, strides: Vec<usize>, offset: usize) -> Operand {
+        if offset == 0 && strides.iter().all(|&s| s == 0) {
             return Operand::Scalar(input);
         }
         self.push(Step::Load {
             input,
             strides,
+            offset,
             dst: 0,
         })
     }
@@ -114,6 +116,7 @@ impl Program {
             Operand::Scalar(input) => match self.push(Step::Load {
                 input,
                 strides: Vec::new(),
+                offset: 0,
                 dst: 0,
             }) {
                 Operand::Reg(value) => value,
@@ -207,15 +210,21 @@ impl FusedElementwise {
                     Step::Load {
                         input,
                         strides,
+                        offset,
                         dst,
                     } => {
                         let data = inputs[*input];
                         let out = &mut regs[*dst][..len];
                         if strides.is_empty() {
-                            out.fill(data[0]);
+                            out.fill(data[*offset]);
                             continue;
                         }
-                        let offset: usize = coords.iter().zip(strides).map(|(c, s)| c * s).sum();
+                        let offset: usize = offset
+                            + coords
+                                .iter()
+                                .zip(strides)
+                                .map(|(c, s)| c * s)
+                                .sum::<usize>();
                         match *strides.last().unwrap() {
                             0 => out.fill(data[offset]),
                             1 => out.copy_from_slice(&data[offset..offset + len]),
@@ -388,9 +397,15 @@ fn allocate_registers(steps: Vec<Step>, outputs: &[usize]) -> (Vec<Step>, Vec<us
             other => other,
         };
         rewritten.push(match step {
-            Step::Load { input, strides, .. } => Step::Load {
+            Step::Load {
                 input,
                 strides,
+                offset,
+                ..
+            } => Step::Load {
+                input,
+                strides,
+                offset,
                 dst,
             },
             Step::Unary { kind, src, .. } => Step::Unary {

@@ -44,6 +44,44 @@ impl StridedView {
     }
 }
 
+impl StridedView {
+    /// Like [`of`](Self::of), but also for sliced views (padding still excluded): the view, its
+    /// size-1 axes dropped, and the buffer offset of its first element.
+    pub fn of_sliced(view: &ShapeTracker) -> Option<(Self, usize)> {
+        if view.is_padded() {
+            return None;
+        }
+        let rank = view.len();
+        let dims: Vec<usize> = (0..rank)
+            .map(|axis| view.dims[axis].to_usize())
+            .collect::<Option<_>>()?;
+        let mut buffer_strides = vec![0; rank];
+        let mut next = 1;
+        for axis in (0..rank).rev() {
+            if !view.fake[axis] {
+                buffer_strides[axis] = next;
+                next *= dims[axis];
+            }
+        }
+        let mut offset = 0;
+        let mut sizes = vec![0; rank];
+        for axis in 0..rank {
+            let (start, end) = view.slices[axis];
+            let start = start.to_usize()?;
+            let end = end.to_usize().unwrap_or(usize::MAX).min(dims[axis]);
+            sizes[axis] = end.saturating_sub(start);
+            offset += start * buffer_strides[axis];
+        }
+        let (sizes, strides) = view
+            .indexes
+            .iter()
+            .map(|&axis| (sizes[axis], buffer_strides[axis]))
+            .filter(|&(size, _)| size != 1)
+            .unzip();
+        Some((Self { sizes, strides }, offset))
+    }
+}
+
 /// Row-major strides of a contiguous tensor of `sizes`.
 pub fn contiguous_strides(sizes: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; sizes.len()];
@@ -152,6 +190,17 @@ mod tests {
         let strided = StridedView::of(&view).unwrap();
         assert_eq!(strided.sizes, vec![3, 4, 2]);
         assert_eq!(strided.strides, vec![1, 0, 3]);
+    }
+
+    #[test]
+    fn sliced_views_become_strides_and_an_offset() {
+        let mut view = ShapeTracker::new(&[512.into(), 4.into()]);
+        view.slice(&[(3.into(), 131.into()), (0.into(), i32::MAX.into())]);
+        view.expand(0, 2.into());
+        let (strided, offset) = StridedView::of_sliced(&view).unwrap();
+        assert_eq!(strided.sizes, vec![2, 128, 4]);
+        assert_eq!(strided.strides, vec![0, 4, 1]);
+        assert_eq!(offset, 12);
     }
 
     #[test]
