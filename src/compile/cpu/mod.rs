@@ -6,12 +6,14 @@ mod elementwise_fusion;
 mod elementwise_kernel;
 mod elementwise_recompute;
 mod exp2;
+mod heap;
 mod strided_ops;
 mod strided_view;
 
 pub use contraction::{Contraction, ContractionCompiler};
 pub use elementwise_fusion::ElementwiseFusionCompiler;
 pub use elementwise_kernel::FusedElementwise;
+pub use heap::keep_freed_buffers;
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.
