@@ -178,52 +178,88 @@ impl Operator for Contraction {
             return vec![Tensor::new(self.multiply_reduce(a, b))];
         }
         // The operands' views are in the plan; read their buffers as they are.
-        let (a, b) = (
-            input_buffer(&inputs[0].0).as_ptr(),
-            input_buffer(&inputs[1].0).as_ptr(),
-        );
+        let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
         let mut out = vec![0.0f32; self.out_len];
-        let mut index = vec![0; self.loops.len()];
-        let (mut a_offset, mut b_offset, mut out_offset) = (0usize, 0usize, 0usize);
-        loop {
+        let gemms: usize = self.loops.iter().map(|axis| axis.size).product();
+        // matrixmultiply runs a GEMM this small on one thread: split the batch of them instead.
+        let small = self.m.size * self.k.size + self.k.size * self.n.size < SINGLE_THREADED_GEMM;
+        let work = gemms * self.m.size * self.n.size * self.k.size;
+        let threads = if small && gemms > 1 && work >= THREADING_WORK {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(gemms))
+        } else {
+            1
+        };
+        let (a, b, c) = (
+            Shared(a.as_ptr()),
+            Shared(b.as_ptr()),
+            Shared(out.as_mut_ptr()),
+        );
+        let chunk = gemms.div_ceil(threads);
+        let this = &*self;
+        std::thread::scope(|scope| {
+            for part in 1..threads {
+                scope.spawn(move || {
+                    this.run_gemms(a, b, c, part * chunk..gemms.min((part + 1) * chunk))
+                });
+            }
+            this.run_gemms(a, b, c, 0..chunk.min(gemms));
+        });
+        vec![Tensor::new(out)]
+    }
+}
+
+/// Below this `m * k + k * n`, matrixmultiply uses one thread for a GEMM.
+const SINGLE_THREADED_GEMM: usize = 1 << 15;
+/// Multiply-adds below which a second thread costs more than it saves.
+const THREADING_WORK: usize = 1 << 22;
+
+/// A buffer pointer shared by the threads of one contraction, each of which writes its own
+/// GEMMs' outputs only.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: see `Contraction::run_gemms`: concurrent calls read the operands and write disjoint
+// output elements.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl Contraction {
+    /// The GEMMs of flat loop indices `range`.
+    fn run_gemms(
+        &self,
+        a: Shared<*const f32>,
+        b: Shared<*const f32>,
+        c: Shared<*mut f32>,
+        range: std::ops::Range<usize>,
+    ) {
+        for flat in range {
+            let (mut rest, mut a_offset, mut b_offset, mut out_offset) = (flat, 0, 0, 0);
+            for axis in self.loops.iter().rev() {
+                let index = rest % axis.size;
+                rest /= axis.size;
+                a_offset += index * axis.a;
+                b_offset += index * axis.b;
+                out_offset += index * axis.out;
+            }
             // SAFETY: the plan's strides come from the operands' views, whose every index lies
-            // inside their buffers, and from the output's contiguous shape.
+            // inside their buffers, and from the output's contiguous shape; distinct loop indices
+            // write distinct output elements.
             unsafe {
                 matrixmultiply::sgemm(
                     self.m.size,
                     self.k.size,
                     self.n.size,
                     1.0,
-                    a.add(a_offset),
+                    a.0.add(a_offset),
                     self.m.a as isize,
                     self.k.a as isize,
-                    b.add(b_offset),
+                    b.0.add(b_offset),
                     self.k.b as isize,
                     self.n.b as isize,
                     0.0,
-                    out.as_mut_ptr().add(out_offset),
+                    c.0.add(out_offset),
                     self.m.out as isize,
                     self.n.out as isize,
                 );
-            }
-            let mut axis = self.loops.len();
-            loop {
-                if axis == 0 {
-                    return vec![Tensor::new(out)];
-                }
-                axis -= 1;
-                let step = self.loops[axis];
-                index[axis] += 1;
-                a_offset += step.a;
-                b_offset += step.b;
-                out_offset += step.out;
-                if index[axis] < step.size {
-                    break;
-                }
-                a_offset -= step.a * step.size;
-                b_offset -= step.b * step.size;
-                out_offset -= step.out * step.size;
-                index[axis] = 0;
             }
         }
     }
@@ -428,6 +464,28 @@ mod tests {
             for (x, y) in actual.iter().zip(&expected) {
                 assert!((x - y).abs() < 1e-5 * y.abs().max(1.0), "{x} vs {y}");
             }
+        }
+    }
+
+    #[test]
+    fn batches_of_small_gemms_split_between_threads_match_brute_force() {
+        // Attention's shape of contraction: [batch 64, m 64, n 64, k 64], b transposed.
+        let a_view = StridedView {
+            sizes: vec![64, 64, 64, 64],
+            strides: vec![4096, 64, 0, 1],
+        };
+        let b_view = StridedView {
+            sizes: vec![64, 64, 64, 64],
+            strides: vec![4096, 0, 1, 64],
+        };
+        let a: Vec<f32> = (0..262_144).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..262_144).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut contraction = Contraction::plan(&a_view, &b_view, 3).unwrap();
+        assert!(contraction.m.size * contraction.k.size * 2 < SINGLE_THREADED_GEMM);
+        let expected = reference(&a, &a_view, &b, &b_view, 3);
+        let actual = run(&mut contraction, a, b);
+        for (x, y) in actual.iter().zip(&expected) {
+            assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{x} vs {y}");
         }
     }
 
