@@ -1,6 +1,11 @@
+use std::collections::HashSet;
+
 use luminal::{
     op::{InputTensor, Mul, Operator, SumReduce},
-    prelude::{petgraph::Direction, *},
+    prelude::{
+        petgraph::{visit::EdgeRef, Direction},
+        *,
+    },
 };
 
 use super::strided_view::{contiguous_strides, for_each_row, StridedView};
@@ -31,25 +36,40 @@ impl Contraction {
     /// Plans `sum over reduced of a * b` for operand views `a` and `b` of one logical shape;
     /// `None` where it is no contraction (the summed axis broadcast in an operand).
     fn plan(a: &StridedView, b: &StridedView, reduced: usize) -> Option<Self> {
+        Self::plan_summing(a, b, &[reduced])
+    }
+
+    /// Like [`plan`](Self::plan), summing over several axes, which must step through both
+    /// operands as one axis (a weight gradient's batch and sequence axes).
+    fn plan_summing(a: &StridedView, b: &StridedView, reduced: &[usize]) -> Option<Self> {
         let sizes = &a.sizes;
         let out_sizes: Vec<usize> = sizes
             .iter()
             .enumerate()
-            .filter(|&(axis, _)| axis != reduced)
+            .filter(|&(axis, _)| !reduced.contains(&axis))
             .map(|(_, &size)| size)
             .collect();
         let out_strides = contiguous_strides(&out_sizes);
-        let k = Axis {
-            size: sizes[reduced],
-            a: a.strides[reduced],
-            b: b.strides[reduced],
+        // The summed axes, innermost (smallest stride in `a`) first, merged into one.
+        let mut summed: Vec<usize> = reduced.to_vec();
+        summed.sort_by_key(|&axis| a.strides[axis]);
+        let mut k = Axis {
+            size: sizes[summed[0]],
+            a: a.strides[summed[0]],
+            b: b.strides[summed[0]],
             out: 0,
         };
+        for &axis in &summed[1..] {
+            if a.strides[axis] != k.a * k.size || b.strides[axis] != k.b * k.size {
+                return None;
+            }
+            k.size *= sizes[axis];
+        }
         if k.a == 0 || k.b == 0 {
             return None;
         }
         let axes: Vec<Axis> = (0..sizes.len())
-            .filter(|&axis| axis != reduced)
+            .filter(|&axis| !reduced.contains(&axis))
             .zip(&out_strides)
             .map(|(axis, &out)| Axis {
                 size: sizes[axis],
@@ -284,15 +304,23 @@ impl Compiler for ContractionCompiler {
                     .is::<SumReduce>()
             })
             .collect();
+        let referenced: HashSet<NodeIndex> = remap
+            .to_ids_mut()
+            .into_iter()
+            .map(|id| *id)
+            .chain(graph.no_delete.iter().copied())
+            .chain(graph.to_retrieve.iter().copied())
+            .collect();
         for reduce in reduces {
-            let axis = graph
+            // An earlier fold may have removed this reduce (and its index been reused).
+            let Some(axis) = graph
                 .graph
                 .node_weight(reduce)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<SumReduce>()
-                .unwrap()
-                .0;
+                .and_then(|op| op.as_any().downcast_ref::<SumReduce>())
+                .map(|op| op.0)
+            else {
+                continue;
+            };
             let sources = graph.get_sources(reduce);
             let (product, _, product_view) = sources[0];
             let is_mul = graph
@@ -331,16 +359,35 @@ impl Compiler for ContractionCompiler {
             }
             let order: Vec<usize> = product_view.indexes.to_vec();
             let (a, b) = (a.permuted(&order), b.permuted(&order));
-            let Some(contraction) = Contraction::plan(&a, &b, axis) else {
-                continue;
+            // A second sum right after (a weight gradient summed over sequence, then batch)
+            // folds into the same contraction where the two axes merge.
+            let kept: Vec<usize> = (0..a.sizes.len())
+                .filter(|&i| i != axis)
+                .map(|i| a.sizes[i])
+                .collect();
+            let folded =
+                second_sum(graph, &referenced, reduce, &kept).and_then(|(outer, outer_axis)| {
+                    let second = if outer_axis < axis {
+                        outer_axis
+                    } else {
+                        outer_axis + 1
+                    };
+                    Contraction::plan_summing(&a, &b, &[axis, second]).map(|c| (outer, c))
+                });
+            let (last, contraction) = match folded {
+                Some((outer, contraction)) => (Some(outer), contraction),
+                None => match Contraction::plan(&a, &b, axis) {
+                    Some(contraction) => (None, contraction),
+                    None => continue,
+                },
             };
             let new = graph
                 .add_op(contraction)
                 .input(operands[0].0, operands[0].1, operands[0].2)
                 .input(operands[1].0, operands[1].1, operands[1].2)
                 .finish();
-            move_outgoing_edge(reduce, new, &mut graph.graph);
-            for old in [reduce, product] {
+            move_outgoing_edge(last.unwrap_or(reduce), new, &mut graph.graph);
+            for old in [Some(reduce), Some(product), last].into_iter().flatten() {
                 move_references(
                     &mut remap,
                     &mut graph.no_delete,
@@ -348,11 +395,42 @@ impl Compiler for ContractionCompiler {
                     old,
                     new,
                 );
+                graph.graph.remove_node(old);
             }
-            graph.graph.remove_node(reduce);
-            graph.graph.remove_node(product);
         }
     }
+}
+
+/// The `SumReduce` that is `reduce`'s only use, reading its result (of `sizes`) as it is, and
+/// its axis; `None` where there is none or `reduce`'s own result is needed elsewhere.
+fn second_sum(
+    graph: &Graph,
+    referenced: &HashSet<NodeIndex>,
+    reduce: NodeIndex,
+    sizes: &[usize],
+) -> Option<(NodeIndex, usize)> {
+    let mut uses = graph.graph.edges_directed(reduce, Direction::Outgoing);
+    let edge = uses.next()?;
+    if uses.next().is_some() || referenced.contains(&reduce) {
+        return None;
+    }
+    let Dependency::Data { shape: view, .. } = edge.weight() else {
+        return None;
+    };
+    let plain = view.len() == sizes.len()
+        && (0..sizes.len()).all(|axis| view.dims[axis].to_usize() == Some(sizes[axis]))
+        && !view.fake.iter().any(|&f| f)
+        && !view.is_sliced()
+        && !view.is_padded()
+        && view.indexes.iter().enumerate().all(|(i, &axis)| i == axis);
+    let outer = edge.target();
+    let axis = graph
+        .graph
+        .node_weight(outer)?
+        .as_any()
+        .downcast_ref::<SumReduce>()?
+        .0;
+    plain.then_some((outer, axis))
 }
 
 #[cfg(test)]
@@ -486,6 +564,50 @@ mod tests {
         let actual = run(&mut contraction, a, b);
         for (x, y) in actual.iter().zip(&expected) {
             assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_sum_over_sequence_then_batch_folds_into_one_contraction() {
+        let run = |compile: bool| {
+            let mut cx = Graph::new();
+            let x = cx.tensor::<R3<4, 8, 5>>().set(
+                (0..160)
+                    .map(|i| (i as f32 * 0.37).sin())
+                    .collect::<Vec<_>>(),
+            );
+            let dy = cx.tensor::<R3<4, 8, 6>>().set(
+                (0..192)
+                    .map(|i| (i as f32 * 0.11).cos())
+                    .collect::<Vec<_>>(),
+            );
+            // A weight gradient: sum over batch and sequence of x[b, s, i] * dy[b, s, j].
+            let product = x.expand::<R4<4, 8, 5, 6>, luminal::prelude::Axis<3>>()
+                * dy.expand::<R4<4, 8, 5, 6>, luminal::prelude::Axis<2>>();
+            let mut gradient = product
+                .sum_reduce::<R3<4, 5, 6>, luminal::prelude::Axis<1>>()
+                .sum_reduce::<R2<5, 6>, luminal::prelude::Axis<0>>()
+                .retrieve();
+            if compile {
+                cx.compile(
+                    (GenericCompiler::default(), ContractionCompiler),
+                    &mut gradient,
+                );
+            } else {
+                cx.compile(GenericCompiler::default(), &mut gradient);
+            }
+            let reduces = cx
+                .graph
+                .node_indices()
+                .filter(|&n| cx.graph.node_weight(n).unwrap().as_any().is::<SumReduce>())
+                .count();
+            cx.execute();
+            (gradient.data(), reduces)
+        };
+        let ((expected, _), (actual, reduces)) = (run(false), run(true));
+        assert_eq!(reduces, 0);
+        for (x, y) in actual.iter().zip(&expected) {
+            assert!((x - y).abs() < 1e-5 * y.abs().max(1.0), "{x} vs {y}");
         }
     }
 
