@@ -8,7 +8,10 @@ use luminal::{
     },
 };
 
-use super::strided_view::{contiguous_strides, for_each_row, StridedView};
+use super::{
+    parallel::{run_tasks, Shared},
+    strided_view::{contiguous_strides, for_each_row, StridedView},
+};
 use crate::ops::input_buffer;
 
 /// One axis of a contraction with its stride in each operand and in the output.
@@ -214,15 +217,10 @@ impl Operator for Contraction {
             Shared(b.as_ptr()),
             Shared(out.as_mut_ptr()),
         );
-        let chunk = gemms.div_ceil(threads);
         let this = &*self;
-        std::thread::scope(|scope| {
-            for part in 1..threads {
-                scope.spawn(move || {
-                    this.run_gemms(a, b, c, part * chunk..gemms.min((part + 1) * chunk))
-                });
-            }
-            this.run_gemms(a, b, c, 0..chunk.min(gemms));
+        // SAFETY (of the writes through `c`): distinct loop indices write distinct outputs.
+        run_tasks(gemms, threads, |gemm| {
+            this.run_gemms(a, b, c, gemm..gemm + 1)
         });
         vec![Tensor::new(out)]
     }
@@ -232,15 +230,6 @@ impl Operator for Contraction {
 const SINGLE_THREADED_GEMM: usize = 1 << 15;
 /// Multiply-adds below which a second thread costs more than it saves.
 const THREADING_WORK: usize = 1 << 22;
-
-/// A buffer pointer shared by the threads of one contraction, each of which writes its own
-/// GEMMs' outputs only.
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: see `Contraction::run_gemms`: concurrent calls read the operands and write disjoint
-// output elements.
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
 
 impl Contraction {
     /// The GEMMs of flat loop indices `range`.

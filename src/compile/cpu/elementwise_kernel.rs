@@ -7,6 +7,7 @@ use luminal::{
 
 use super::{
     exp2::exp2,
+    parallel::{run_tasks, Shared},
     strided_ops::BinaryKind,
     strided_view::{contiguous_strides, merge_axes},
 };
@@ -296,36 +297,28 @@ impl Operator for FusedElementwise {
         let buffers: Vec<&[f32]> = inputs.iter().map(|(t, _)| input_buffer(t)).collect();
         let mut outs = vec![vec![0.0f32; self.len]; self.outputs.len()];
         let threads = if self.len * self.steps.len() >= THREADING_WORK {
-            thread_count().min(self.len.div_ceil(BLOCK))
+            thread_count()
         } else {
             1
         };
-        let chunk = self.len.div_ceil(threads.max(1));
-        // Per thread, its part of every output.
-        let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::new()).collect();
-        for out in &mut outs {
-            for (part, slice) in parts.iter_mut().zip(out.chunks_mut(chunk.max(1))) {
-                part.push(slice);
-            }
-        }
-        let this = &*self;
-        let buffers = &buffers;
-        std::thread::scope(|scope| {
-            let mut parts = parts.into_iter().enumerate();
-            let first = parts.next();
-            for (index, mut part) in parts {
-                scope.spawn(move || {
-                    let start = index * chunk;
-                    this.run_range(buffers, start, (start + chunk).min(this.len), &mut part);
-                });
-            }
-            if let Some((_, mut part)) = first {
-                this.run_range(buffers, 0, chunk.min(this.len), &mut part);
-            }
+        let pointers: Vec<Shared<*mut f32>> =
+            outs.iter_mut().map(|o| Shared(o.as_mut_ptr())).collect();
+        let (this, buffers, pointers) = (&*self, &buffers, &pointers);
+        run_tasks(self.len.div_ceil(TASK), threads, |task| {
+            let (start, end) = (task * TASK, ((task + 1) * TASK).min(this.len));
+            // SAFETY: every task writes its own range of each output, inside its length.
+            let mut parts: Vec<&mut [f32]> = pointers
+                .iter()
+                .map(|p| unsafe { std::slice::from_raw_parts_mut(p.0.add(start), end - start) })
+                .collect();
+            this.run_range(buffers, start, end, &mut parts);
         });
         outs.into_iter().map(Tensor::new).collect()
     }
 }
+
+/// Elements per task handed to a thread.
+const TASK: usize = BLOCK * 16;
 
 fn thread_count() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();

@@ -7,6 +7,7 @@ mod elementwise_kernel;
 mod elementwise_recompute;
 mod exp2;
 mod heap;
+mod parallel;
 mod strided_ops;
 mod strided_view;
 
