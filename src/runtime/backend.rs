@@ -24,14 +24,16 @@ impl Backend {
     pub fn compile<T: ToIdsMut>(self, graph: &mut Graph, remap: T) -> crate::Result<()> {
         match self {
             Backend::Cpu => {
+                crate::compile::cpu::keep_freed_buffers();
                 // Not luminal's whole CPUCompiler: its gather pass takes any
                 // arange-compare-multiply-sum chain for an embedding lookup, and autograd emits
                 // such chains; dropbert gathers with its own indexed op instead.
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        UnaryFusionCompiler,
                         crate::compile::cpu::DropbertCpuCompiler::default(),
+                        // Only unary chains the elementwise fusion left alone remain for it.
+                        UnaryFusionCompiler,
                     ),
                     remap,
                 );

@@ -1,9 +1,17 @@
+use std::collections::HashSet;
+
 use luminal::{
     op::{InputTensor, Mul, Operator, SumReduce},
-    prelude::{petgraph::Direction, *},
+    prelude::{
+        petgraph::{visit::EdgeRef, Direction},
+        *,
+    },
 };
 
-use super::strided_view::{contiguous_strides, StridedView};
+use super::{
+    parallel::{run_tasks, Shared},
+    strided_view::{contiguous_strides, for_each_row, StridedView},
+};
 use crate::ops::input_buffer;
 
 /// One axis of a contraction with its stride in each operand and in the output.
@@ -31,25 +39,40 @@ impl Contraction {
     /// Plans `sum over reduced of a * b` for operand views `a` and `b` of one logical shape;
     /// `None` where it is no contraction (the summed axis broadcast in an operand).
     fn plan(a: &StridedView, b: &StridedView, reduced: usize) -> Option<Self> {
+        Self::plan_summing(a, b, &[reduced])
+    }
+
+    /// Like [`plan`](Self::plan), summing over several axes, which must step through both
+    /// operands as one axis (a weight gradient's batch and sequence axes).
+    fn plan_summing(a: &StridedView, b: &StridedView, reduced: &[usize]) -> Option<Self> {
         let sizes = &a.sizes;
         let out_sizes: Vec<usize> = sizes
             .iter()
             .enumerate()
-            .filter(|&(axis, _)| axis != reduced)
+            .filter(|&(axis, _)| !reduced.contains(&axis))
             .map(|(_, &size)| size)
             .collect();
         let out_strides = contiguous_strides(&out_sizes);
-        let k = Axis {
-            size: sizes[reduced],
-            a: a.strides[reduced],
-            b: b.strides[reduced],
+        // The summed axes, innermost (smallest stride in `a`) first, merged into one.
+        let mut summed: Vec<usize> = reduced.to_vec();
+        summed.sort_by_key(|&axis| a.strides[axis]);
+        let mut k = Axis {
+            size: sizes[summed[0]],
+            a: a.strides[summed[0]],
+            b: b.strides[summed[0]],
             out: 0,
         };
+        for &axis in &summed[1..] {
+            if a.strides[axis] != k.a * k.size || b.strides[axis] != k.b * k.size {
+                return None;
+            }
+            k.size *= sizes[axis];
+        }
         if k.a == 0 || k.b == 0 {
             return None;
         }
         let axes: Vec<Axis> = (0..sizes.len())
-            .filter(|&axis| axis != reduced)
+            .filter(|&axis| !reduced.contains(&axis))
             .zip(&out_strides)
             .map(|(axis, &out)| Axis {
                 size: sizes[axis],
@@ -115,55 +138,137 @@ fn merge_adjacent(axes: Vec<Axis>) -> Vec<Axis> {
     merged
 }
 
+impl Contraction {
+    /// The contraction without a GEMM shape (no axis only one operand reads): a sum of
+    /// products per output, where a GEMM call per output would cost far more than its work.
+    fn multiply_reduce(&self, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.out_len];
+        let k = self.k;
+        let sizes: Vec<usize> = self.loops.iter().map(|axis| axis.size).collect();
+        let strides: [Vec<usize>; 3] = [
+            self.loops.iter().map(|axis| axis.a).collect(),
+            self.loops.iter().map(|axis| axis.b).collect(),
+            self.loops.iter().map(|axis| axis.out).collect(),
+        ];
+        let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
+        if k.a == 1 && k.b == 1 {
+            // The summed axis is contiguous: one dot product per output.
+            for_each_row(&sizes, &strides, |offsets, len, steps| {
+                for i in 0..len {
+                    let (a_at, b_at) = (offsets[0] + i * steps[0], offsets[1] + i * steps[1]);
+                    out[offsets[2] + i * steps[2]] =
+                        dot(&a[a_at..a_at + k.size], &b[b_at..b_at + k.size]);
+                }
+            });
+        } else {
+            // Walk the summed axis outermost so that the inner loop runs along the outputs.
+            for step in 0..k.size {
+                let (a_base, b_base) = (step * k.a, step * k.b);
+                for_each_row(&sizes, &strides, |offsets, len, steps| {
+                    for i in 0..len {
+                        out[offsets[2] + i * steps[2]] += a[a_base + offsets[0] + i * steps[0]]
+                            * b[b_base + offsets[1] + i * steps[1]];
+                    }
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A dot product in eight independent partial sums, so that it vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            partial[lane] += x[lane] * y[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
 impl Operator for Contraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        if self.m.size == 1 && self.n.size == 1 {
+            let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
+            return vec![Tensor::new(self.multiply_reduce(a, b))];
+        }
         // The operands' views are in the plan; read their buffers as they are.
-        let (a, b) = (
-            input_buffer(&inputs[0].0).as_ptr(),
-            input_buffer(&inputs[1].0).as_ptr(),
-        );
+        let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
         let mut out = vec![0.0f32; self.out_len];
-        let mut index = vec![0; self.loops.len()];
-        let (mut a_offset, mut b_offset, mut out_offset) = (0usize, 0usize, 0usize);
-        loop {
+        let gemms: usize = self.loops.iter().map(|axis| axis.size).product();
+        // matrixmultiply runs a GEMM this small on one thread: split the batch of them instead.
+        let small = self.m.size * self.k.size + self.k.size * self.n.size < SINGLE_THREADED_GEMM;
+        let work = gemms * self.m.size * self.n.size * self.k.size;
+        let threads = if small && gemms > 1 && work >= THREADING_WORK {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(gemms))
+        } else {
+            1
+        };
+        let (a, b, c) = (
+            Shared(a.as_ptr()),
+            Shared(b.as_ptr()),
+            Shared(out.as_mut_ptr()),
+        );
+        let this = &*self;
+        // SAFETY (of the writes through `c`): distinct loop indices write distinct outputs.
+        run_tasks(gemms, threads, |gemm| {
+            this.run_gemms(a, b, c, gemm..gemm + 1)
+        });
+        vec![Tensor::new(out)]
+    }
+}
+
+/// Below this `m * k + k * n`, matrixmultiply uses one thread for a GEMM.
+const SINGLE_THREADED_GEMM: usize = 1 << 15;
+/// Multiply-adds below which a second thread costs more than it saves.
+const THREADING_WORK: usize = 1 << 22;
+
+impl Contraction {
+    /// The GEMMs of flat loop indices `range`.
+    fn run_gemms(
+        &self,
+        a: Shared<*const f32>,
+        b: Shared<*const f32>,
+        c: Shared<*mut f32>,
+        range: std::ops::Range<usize>,
+    ) {
+        for flat in range {
+            let (mut rest, mut a_offset, mut b_offset, mut out_offset) = (flat, 0, 0, 0);
+            for axis in self.loops.iter().rev() {
+                let index = rest % axis.size;
+                rest /= axis.size;
+                a_offset += index * axis.a;
+                b_offset += index * axis.b;
+                out_offset += index * axis.out;
+            }
             // SAFETY: the plan's strides come from the operands' views, whose every index lies
-            // inside their buffers, and from the output's contiguous shape.
+            // inside their buffers, and from the output's contiguous shape; distinct loop indices
+            // write distinct output elements.
             unsafe {
                 matrixmultiply::sgemm(
                     self.m.size,
                     self.k.size,
                     self.n.size,
                     1.0,
-                    a.add(a_offset),
+                    a.0.add(a_offset),
                     self.m.a as isize,
                     self.k.a as isize,
-                    b.add(b_offset),
+                    b.0.add(b_offset),
                     self.k.b as isize,
                     self.n.b as isize,
                     0.0,
-                    out.as_mut_ptr().add(out_offset),
+                    c.0.add(out_offset),
                     self.m.out as isize,
                     self.n.out as isize,
                 );
-            }
-            let mut axis = self.loops.len();
-            loop {
-                if axis == 0 {
-                    return vec![Tensor::new(out)];
-                }
-                axis -= 1;
-                let step = self.loops[axis];
-                index[axis] += 1;
-                a_offset += step.a;
-                b_offset += step.b;
-                out_offset += step.out;
-                if index[axis] < step.size {
-                    break;
-                }
-                a_offset -= step.a * step.size;
-                b_offset -= step.b * step.size;
-                out_offset -= step.out * step.size;
-                index[axis] = 0;
             }
         }
     }
@@ -188,15 +293,23 @@ impl Compiler for ContractionCompiler {
                     .is::<SumReduce>()
             })
             .collect();
+        let referenced: HashSet<NodeIndex> = remap
+            .to_ids_mut()
+            .into_iter()
+            .map(|id| *id)
+            .chain(graph.no_delete.iter().copied())
+            .chain(graph.to_retrieve.iter().copied())
+            .collect();
         for reduce in reduces {
-            let axis = graph
+            // An earlier fold may have removed this reduce (and its index been reused).
+            let Some(axis) = graph
                 .graph
                 .node_weight(reduce)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<SumReduce>()
-                .unwrap()
-                .0;
+                .and_then(|op| op.as_any().downcast_ref::<SumReduce>())
+                .map(|op| op.0)
+            else {
+                continue;
+            };
             let sources = graph.get_sources(reduce);
             let (product, _, product_view) = sources[0];
             let is_mul = graph
@@ -235,16 +348,35 @@ impl Compiler for ContractionCompiler {
             }
             let order: Vec<usize> = product_view.indexes.to_vec();
             let (a, b) = (a.permuted(&order), b.permuted(&order));
-            let Some(contraction) = Contraction::plan(&a, &b, axis) else {
-                continue;
+            // A second sum right after (a weight gradient summed over sequence, then batch)
+            // folds into the same contraction where the two axes merge.
+            let kept: Vec<usize> = (0..a.sizes.len())
+                .filter(|&i| i != axis)
+                .map(|i| a.sizes[i])
+                .collect();
+            let folded =
+                second_sum(graph, &referenced, reduce, &kept).and_then(|(outer, outer_axis)| {
+                    let second = if outer_axis < axis {
+                        outer_axis
+                    } else {
+                        outer_axis + 1
+                    };
+                    Contraction::plan_summing(&a, &b, &[axis, second]).map(|c| (outer, c))
+                });
+            let (last, contraction) = match folded {
+                Some((outer, contraction)) => (Some(outer), contraction),
+                None => match Contraction::plan(&a, &b, axis) {
+                    Some(contraction) => (None, contraction),
+                    None => continue,
+                },
             };
             let new = graph
                 .add_op(contraction)
                 .input(operands[0].0, operands[0].1, operands[0].2)
                 .input(operands[1].0, operands[1].1, operands[1].2)
                 .finish();
-            move_outgoing_edge(reduce, new, &mut graph.graph);
-            for old in [reduce, product] {
+            move_outgoing_edge(last.unwrap_or(reduce), new, &mut graph.graph);
+            for old in [Some(reduce), Some(product), last].into_iter().flatten() {
                 move_references(
                     &mut remap,
                     &mut graph.no_delete,
@@ -252,11 +384,42 @@ impl Compiler for ContractionCompiler {
                     old,
                     new,
                 );
+                graph.graph.remove_node(old);
             }
-            graph.graph.remove_node(reduce);
-            graph.graph.remove_node(product);
         }
     }
+}
+
+/// The `SumReduce` that is `reduce`'s only use, reading its result (of `sizes`) as it is, and
+/// its axis; `None` where there is none or `reduce`'s own result is needed elsewhere.
+fn second_sum(
+    graph: &Graph,
+    referenced: &HashSet<NodeIndex>,
+    reduce: NodeIndex,
+    sizes: &[usize],
+) -> Option<(NodeIndex, usize)> {
+    let mut uses = graph.graph.edges_directed(reduce, Direction::Outgoing);
+    let edge = uses.next()?;
+    if uses.next().is_some() || referenced.contains(&reduce) {
+        return None;
+    }
+    let Dependency::Data { shape: view, .. } = edge.weight() else {
+        return None;
+    };
+    let plain = view.len() == sizes.len()
+        && (0..sizes.len()).all(|axis| view.dims[axis].to_usize() == Some(sizes[axis]))
+        && !view.fake.iter().any(|&f| f)
+        && !view.is_sliced()
+        && !view.is_padded()
+        && view.indexes.iter().enumerate().all(|(i, &axis)| i == axis);
+    let outer = edge.target();
+    let axis = graph
+        .graph
+        .node_weight(outer)?
+        .as_any()
+        .downcast_ref::<SumReduce>()?
+        .0;
+    plain.then_some((outer, axis))
 }
 
 #[cfg(test)]
@@ -344,6 +507,96 @@ mod tests {
         let actual = run(&mut contraction, a, b);
         for (x, y) in actual.iter().zip(&expected) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn products_without_a_gemm_shape_match_brute_force() {
+        // Both operands read every axis: no GEMM M or N, only sums of products.
+        let view = StridedView {
+            sizes: vec![3, 4, 37],
+            strides: vec![148, 37, 1],
+        };
+        let transposed = StridedView {
+            sizes: vec![3, 4, 37],
+            strides: vec![1, 3, 12],
+        };
+        let a: Vec<f32> = (0..444).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..444).map(|i| (i as f32 * 0.11).cos()).collect();
+        for (bv, reduced) in [(&view, 2), (&view, 0), (&transposed, 2), (&transposed, 1)] {
+            let mut contraction = Contraction::plan(&view, bv, reduced).unwrap();
+            assert_eq!((contraction.m.size, contraction.n.size), (1, 1));
+            let expected = reference(&a, &view, &b, bv, reduced);
+            let actual = run(&mut contraction, a.clone(), b.clone());
+            for (x, y) in actual.iter().zip(&expected) {
+                assert!((x - y).abs() < 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn batches_of_small_gemms_split_between_threads_match_brute_force() {
+        // Attention's shape of contraction: [batch 64, m 64, n 64, k 64], b transposed.
+        let a_view = StridedView {
+            sizes: vec![64, 64, 64, 64],
+            strides: vec![4096, 64, 0, 1],
+        };
+        let b_view = StridedView {
+            sizes: vec![64, 64, 64, 64],
+            strides: vec![4096, 0, 1, 64],
+        };
+        let a: Vec<f32> = (0..262_144).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..262_144).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut contraction = Contraction::plan(&a_view, &b_view, 3).unwrap();
+        assert!(contraction.m.size * contraction.k.size * 2 < SINGLE_THREADED_GEMM);
+        let expected = reference(&a, &a_view, &b, &b_view, 3);
+        let actual = run(&mut contraction, a, b);
+        for (x, y) in actual.iter().zip(&expected) {
+            assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_sum_over_sequence_then_batch_folds_into_one_contraction() {
+        let run = |compile: bool| {
+            let mut cx = Graph::new();
+            let x = cx.tensor::<R3<4, 8, 5>>().set(
+                (0..160)
+                    .map(|i| (i as f32 * 0.37).sin())
+                    .collect::<Vec<_>>(),
+            );
+            let dy = cx.tensor::<R3<4, 8, 6>>().set(
+                (0..192)
+                    .map(|i| (i as f32 * 0.11).cos())
+                    .collect::<Vec<_>>(),
+            );
+            // A weight gradient: sum over batch and sequence of x[b, s, i] * dy[b, s, j].
+            let product = x.expand::<R4<4, 8, 5, 6>, luminal::prelude::Axis<3>>()
+                * dy.expand::<R4<4, 8, 5, 6>, luminal::prelude::Axis<2>>();
+            let mut gradient = product
+                .sum_reduce::<R3<4, 5, 6>, luminal::prelude::Axis<1>>()
+                .sum_reduce::<R2<5, 6>, luminal::prelude::Axis<0>>()
+                .retrieve();
+            if compile {
+                cx.compile(
+                    (GenericCompiler::default(), ContractionCompiler),
+                    &mut gradient,
+                );
+            } else {
+                cx.compile(GenericCompiler::default(), &mut gradient);
+            }
+            let reduces = cx
+                .graph
+                .node_indices()
+                .filter(|&n| cx.graph.node_weight(n).unwrap().as_any().is::<SumReduce>())
+                .count();
+            cx.execute();
+            (gradient.data(), reduces)
+        };
+        let ((expected, _), (actual, reduces)) = (run(false), run(true));
+        assert_eq!(reduces, 0);
+        for (x, y) in actual.iter().zip(&expected) {
+            assert!((x - y).abs() < 1e-5 * y.abs().max(1.0), "{x} vs {y}");
         }
     }
 

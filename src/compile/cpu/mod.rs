@@ -2,11 +2,24 @@
 //! strided GEMM calls, and elementwise and reduction primitives run on strides precomputed at
 //! compile time instead of interpreting index expressions per element.
 mod contraction;
+mod elementwise_fusion;
+mod elementwise_kernel;
+mod elementwise_recompute;
+mod exp2;
+mod heap;
+mod parallel;
 mod strided_ops;
 mod strided_view;
 
 pub use contraction::{Contraction, ContractionCompiler};
+pub use elementwise_fusion::ElementwiseFusionCompiler;
+pub use elementwise_kernel::FusedElementwise;
+pub use heap::keep_freed_buffers;
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.
-pub type DropbertCpuCompiler = (ContractionCompiler, StridedOpsCompiler);
+pub type DropbertCpuCompiler = (
+    ContractionCompiler,
+    ElementwiseFusionCompiler,
+    StridedOpsCompiler,
+);

@@ -1,0 +1,42 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `task(i)` for every `i` in `0..count` on up to `threads` threads (the caller's among
+/// them), each taking the next index as it finishes one: on a shared machine a thread that loses
+/// its core then delays one task, not half the work.
+pub fn run_tasks(count: usize, threads: usize, task: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= count {
+            break;
+        }
+        task(index);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(count) {
+            scope.spawn(work);
+        }
+        work();
+    });
+}
+
+/// A buffer pointer shared by the tasks of one op, each of which writes its own part only.
+#[derive(Clone, Copy)]
+pub struct Shared<T>(pub T);
+// SAFETY: users write disjoint elements from different tasks and only read otherwise.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        let counts: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+        run_tasks(100, 3, |i| {
+            counts[i].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+    }
+}
