@@ -45,7 +45,7 @@ impl Backend {
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        luminal_cuda::CudaCompiler::<f32>::default(),
+                        crate::compile::cuda::DropbertCudaCompiler,
                     ),
                     remap,
                 );

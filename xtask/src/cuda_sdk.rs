@@ -145,7 +145,11 @@ fn unpack_wheels(python: &str, wheels: &Path, out: &Path) -> Result<()> {
         }
     }
     found.sort();
-    eprintln!("cuda-sdk: unpacking {} wheels into {}", found.len(), out.display());
+    eprintln!(
+        "cuda-sdk: unpacking {} wheels into {}",
+        found.len(),
+        out.display()
+    );
     // Python's zipfile, so that no unzip tool is needed; only members under WHEEL_ROOT.
     const UNPACK: &str = r#"
 import os, sys, zipfile
