@@ -20,12 +20,15 @@ check() { # name, command...
     if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; fi
     local ms=$(( ($(date +%s%N) - start) / 1000000 ))
     summary+=("$(printf '%-28s %-12s %6d ms' "$name" "$status" "$ms")")
+    echo "${summary[-1]}" >>"$out/summary.txt"
 }
 compare() { # name, actual, reference
     if python3 "$here/compare_tensor_files.py" "$2" "$3" >>"$out/compare.txt" 2>&1; then
         summary+=("$(printf '%-28s %s' "$1" "matches CPU within 1e-4")")
+        echo "${summary[-1]}" >>"$out/summary.txt"
     else
         summary+=("$(printf '%-28s %s' "$1" "DIFFERS (compare.txt)")")
+        echo "${summary[-1]}" >>"$out/summary.txt"
     fi
 }
 for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" \
@@ -35,7 +38,7 @@ for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer
     set -- $case
     name=$(basename "$2")
     echo "== grads $name" >>"$out/log.txt"
-    check "grads $name" timeout 120 "$binary" "$1" grads --checkpoint "$fixtures/$2/checkpoint" \
+    check "grads $name" timeout 90 "$binary" "$1" grads --checkpoint "$fixtures/$2/checkpoint" \
         --batch "$fixtures/$2/batch.safetensors" --out "$out/$name.safetensors" --backend cuda
     [ -f "$out/$name.safetensors" ] && compare "  vs cpu" "$out/$name.safetensors" "$cpu/$name.safetensors"
 done
@@ -44,12 +47,12 @@ check "hidden tiny_post_ln" timeout 120 "$binary" tiny-post-ln hidden --checkpoi
     --input "$fixtures/hf/tiny_post_ln/input.txt" --out "$out/hidden_tiny_post_ln.safetensors" --backend cuda
 [ -f "$out/hidden_tiny_post_ln.safetensors" ] && compare "  vs cpu" "$out/hidden_tiny_post_ln.safetensors" "$cpu/hidden_tiny_post_ln.safetensors"
 echo "== pretrain" >>"$out/log.txt"
-check "pretrain wordnet 30 steps" timeout 240 "$binary" bert-tiny-wordnet pretrain --steps 30 --eval-every 30 \
+check "pretrain wordnet 30 steps" timeout 150 "$binary" bert-tiny-wordnet pretrain --steps 30 --eval-every 30 \
     --out /tmp/pretrain-wordnet --backend cuda --quiet
 cp /tmp/pretrain-wordnet/metrics.jsonl "$out/pretrain-wordnet.metrics.jsonl" 2>/dev/null
 if [ "$speed" = "--speed" ]; then
     echo "== bert-base" >>"$out/log.txt"
-    check "pretrain bert-base 10 steps" timeout 300 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
+    check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
         --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/pretrain-base --backend cuda --quiet
     cp /tmp/pretrain-base/metrics.jsonl "$out/pretrain-base.metrics.jsonl" 2>/dev/null
     python3 "$here/torch_bert_step.py" >>"$out/torch.txt" 2>&1

@@ -5,7 +5,7 @@ mod contraction;
 mod strided_ops;
 mod strided_view;
 
-pub use contraction::{Contraction, ContractionCompiler};
+pub use contraction::{AxisStrides, Contraction, ContractionCompiler};
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.

@@ -7,16 +7,18 @@ use luminal::prelude::{
     petgraph::{visit::EdgeRef, Direction},
     *,
 };
-use luminal_cudarc::driver::CudaDevice;
+use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
     columns::CudaColumns,
+    contraction::CudaContraction,
     gates::{CudaGateChoose, CudaGateMask},
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     view_adjoint::CudaViewAdjoint,
 };
+use crate::compile::cpu::{Contraction, ContractionCompiler};
 use crate::ops::{
     GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns, ReplaceRows,
     ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
@@ -28,6 +30,9 @@ pub struct DropbertCudaCompiler;
 impl Compiler for DropbertCudaCompiler {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
         let device = CudaDevice::new(0).expect("no CUDA device");
+        // Before luminal_cuda's passes: they would turn the contractions they cannot match into a
+        // broadcast product and a sum.
+        ContractionCompiler.compile(graph, &mut remap);
         read_inputs_contiguously(graph);
         let gate_inputs = gate_inputs(graph);
         // Not luminal_cuda's gather pass: like luminal's CPU one, it takes arange-compare-
@@ -144,10 +149,13 @@ fn read_gates_on_host(graph: &mut Graph, gate_inputs: &[(NodeIndex, NodeIndex)])
 
 /// Replaces each dropbert op by its CUDA kernel.
 fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
+    let blas = Arc::new(CudaBlas::new(device.clone()).expect("creating a cuBLAS handle"));
     let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
     for node in nodes {
         let op = graph.graph.node_weight(node).expect("live node").as_any();
-        let kernel: Box<dyn Operator> = if let Some(op) = op.downcast_ref::<GatherRows>() {
+        let kernel: Box<dyn Operator> = if let Some(op) = op.downcast_ref::<Contraction>() {
+            Box::new(CudaContraction::new(op, &blas, device))
+        } else if let Some(op) = op.downcast_ref::<GatherRows>() {
             Box::new(CudaGatherRows::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ScatterAddRows>() {
             Box::new(CudaScatterAddRows::new(op.clone(), device))

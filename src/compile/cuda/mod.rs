@@ -1,10 +1,13 @@
-//! CUDA passes: luminal_cuda compiles luminal's primitives; dropbert's own ops (row gathers and
-//! scatters, column picks, view adjoints, gates, token dropping's selection and importance
-//! update) become CUDA kernels of their own, compiled by NVRTC when the graph is compiled.
+//! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
+//! by the CPU's contraction pass); dropbert's own ops (row gathers and scatters, column picks,
+//! view adjoints, gates, token dropping's selection and importance update) become CUDA kernels of
+//! their own, compiled by NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
 mod columns;
 #[cfg(feature = "cuda")]
 mod compiler;
+#[cfg(feature = "cuda")]
+mod contraction;
 #[cfg(feature = "cuda")]
 mod device_buffer;
 #[cfg(feature = "cuda")]
@@ -64,6 +67,10 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
+            {
+                let (loops, axes) = contraction::tests::batched_plan();
+                contraction::kernel_source(&loops, axes)
+            },
         ];
         for source in sources {
             kernel::ptx(&source);

@@ -107,7 +107,7 @@ mod tests {
     fn parse(tokens: &[String], at: &mut usize, i: i64) -> i64 {
         let token = tokens[*at].clone();
         *at += 1;
-        let mut expect = |at: &mut usize, what: &str| {
+        let expect = |at: &mut usize, what: &str| {
             assert_eq!(tokens[*at], what);
             *at += 1;
         };
