@@ -574,3 +574,10 @@ fn the_cost_model_agrees_with_the_graph() {
         assert!(report.activation_bytes > 0);
     }
 }
+
+/// `bench` runs full training steps with both drops.
+#[test]
+fn bench_runs_with_both_drops() {
+    dropbert::cli::run::<PreLn4Both>(["bert", "bench", "--warmup", "1", "--steps", "2", "--json"])
+        .unwrap();
+}

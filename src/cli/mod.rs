@@ -1,5 +1,6 @@
 //! The command line every model binary shares: `<binary> <subcommand> ...`, each binary compiled
 //! for one configuration.
+mod bench;
 mod grads;
 mod hidden;
 mod info;
@@ -24,12 +25,15 @@ struct Cli {
 enum Command {
     /// Encode text with a checkpoint and write the last hidden states (no dropping).
     Hidden(hidden::HiddenArgs),
-    /// Loss and gradients of one masked-LM batch (no dropping), under Hugging Face names.
+    /// Loss and gradients of one masked-LM batch, under Hugging Face names (with the
+    /// configuration's dropping, if any).
     Grads(grads::GradsArgs),
     /// Pretrain with masked-LM on a corpus (default: the embedded WordNet corpus).
     Pretrain(Box<pretrain::PretrainArgs>),
-    /// Print the compiled configuration.
+    /// Print the compiled configuration and the cost of a training step.
     Info(info::InfoArgs),
+    /// Time full training steps on a random batch (median step time, tokens/s, peak memory).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line for configuration `C`; errors are printed on one line.
@@ -59,5 +63,6 @@ fn execute<C: BertConfig>(command: Command) -> crate::Result<()> {
         Command::Grads(args) => grads::run::<C>(&args),
         Command::Pretrain(args) => pretrain::run::<C>(&args),
         Command::Info(args) => info::run::<C>(&args),
+        Command::Bench(args) => bench::run::<C>(&args),
     }
 }

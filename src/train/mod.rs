@@ -3,6 +3,7 @@
 mod evaluation;
 mod metrics;
 mod run_config;
+mod synthetic;
 mod trainer;
 mod training_checkpoint;
 mod training_program;
@@ -10,6 +11,7 @@ mod training_program;
 pub use evaluation::{EvaluationProgram, ValidationMetrics};
 pub use metrics::MetricsLog;
 pub use run_config::RunConfig;
+pub use synthetic::synthetic_batch;
 pub use trainer::{pretrain, PretrainOutcome};
 pub use training_checkpoint::{TrainingCheckpoint, TrainingState};
 pub use training_program::{TrainStep, TrainingProgram};

@@ -1,0 +1,128 @@
+use std::time::Instant;
+
+use clap::Args;
+use rand::{rngs::StdRng, SeedableRng};
+use serde_json::json;
+
+use crate::{
+    config::{BertConfig, BertSettings},
+    data::tokenizer::SpecialTokenIds,
+    drop::{DropPlan, LayerDropSchedule, TokenDropSettings},
+    hf::initial_values,
+    nn::Dropout,
+    optim::OptimizerSettings,
+    runtime::Backend,
+    train::{synthetic_batch, TrainingProgram},
+    Result,
+};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// cpu or cuda (default: cuda where the binary was built with it).
+    #[arg(long)]
+    backend: Option<Backend>,
+    /// Steps run before timing.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Steps timed.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Times full training steps (forward, backward, clipping, AdamW) of the configuration on a
+/// random batch, with its drops at their defaults and dropout 0.1: the median step time,
+/// tokens per second, matmul FLOP rate and the process's peak memory.
+pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
+    let dims = C::DIMS;
+    let backend = args.backend.unwrap_or_else(Backend::best_available);
+    let settings = BertSettings {
+        dropout: Dropout::new(0.1, 0.1),
+        ..BertSettings::default()
+    };
+    let special = if dims.vocab_size > 103 {
+        SpecialTokenIds::BERT_UNCASED
+    } else {
+        SpecialTokenIds {
+            pad: 0,
+            unk: 1,
+            cls: 2,
+            sep: 3,
+            mask: 4,
+        }
+    };
+    let plan = DropPlan::for_training::<C>(
+        dims.token_drop.map(|_| TokenDropSettings::default()),
+        dims.layer_drop.map(LayerDropSchedule::from),
+        special,
+    )?;
+    let compile_started = Instant::now();
+    let mut program =
+        TrainingProgram::<C>::compile(backend, &settings, OptimizerSettings::default(), 0, &plan)?;
+    let compile_seconds = compile_started.elapsed().as_secs_f64();
+    let mut rng = StdRng::seed_from_u64(0);
+    let weights = program
+        .parameters()
+        .iter()
+        .map(|p| initial_values(p, &settings, &mut rng))
+        .collect();
+    program.start(weights);
+    if let Some((token_drop, special)) = &plan.token_drop {
+        program.set_importance(token_drop.initial_table(dims.vocab_size, *special));
+    }
+    let batch = synthetic_batch(&dims, 0);
+    for _ in 0..args.warmup {
+        program.step(&batch)?;
+    }
+    let mut seconds = Vec::with_capacity(args.steps);
+    let mut flops = 0.0;
+    for _ in 0..args.steps {
+        let started = Instant::now();
+        let step = program.step(&batch)?;
+        seconds.push(started.elapsed().as_secs_f64());
+        flops += step.flops;
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    let tokens = (dims.batch_size * dims.seq_len) as f64;
+    let flops_per_step = flops / args.steps.max(1) as f64;
+    let peak_memory_bytes = peak_resident_bytes();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "configuration": C::NAME, "backend": backend.to_string(),
+                "batch": dims.batch_size, "seq": dims.seq_len,
+                "warmup": args.warmup, "steps": args.steps,
+                "median_step_seconds": median, "tokens_per_second": tokens / median,
+                "flops_per_step": flops_per_step,
+                "tflops_per_second": flops_per_step / median / 1e12,
+                "compile_seconds": compile_seconds,
+                "peak_host_memory_bytes": peak_memory_bytes,
+            })
+        );
+    } else {
+        println!(
+            "{} on {backend}: median step {:.4} s over {} steps ({} warm-up), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}",
+            C::NAME,
+            median,
+            args.steps,
+            args.warmup,
+            tokens / median,
+            flops_per_step / median / 1e12,
+            compile_seconds,
+            peak_memory_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
+        );
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux's VmHWM), where the system says it.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
