@@ -55,6 +55,8 @@ if [ "$speed" = "--speed" ]; then
     check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
         --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/pretrain-base --backend cuda --quiet
     cp /tmp/pretrain-base/metrics.jsonl "$out/pretrain-base.metrics.jsonl" 2>/dev/null
+    check "bench bert-base" timeout 240 "$binary" bert-base bench --backend cuda --warmup 2 --steps 10
+    grep "median step" "$out/log.txt" >"$out/bench.txt"
     python3 "$here/torch_bert_step.py" >>"$out/torch.txt" 2>&1
     python3 "$here/torch_bert_step.py" --tf32 >>"$out/torch.txt" 2>&1
 fi
@@ -76,5 +78,6 @@ for r in rows:
     if r['event']=='train' and (r['step']<=3 or r['step']%5==0): print(r['step'], round(r['loss'],4), ref, round(r['step_seconds'],4), round(r['tokens_per_second']))
     if r['event']=='validation': print('validation', r['step'], round(r['loss'],4), ref)" "$m" "$cpu/$name"
 done
+[ -f "$out/bench.txt" ] && cat "$out/bench.txt"
 [ -f "$out/torch.txt" ] && cat "$out/torch.txt"
 grep -m5 -i "panicked\|error" "$out/log.txt"

@@ -25,6 +25,14 @@ use crate::compile::cpu::{AxisStrides, Contraction};
 #[derive(Clone)]
 enum Plan {
     Gemm(GemmCall),
+    /// cuBLAS into a buffer laid out `[loops..., m, n]`, then a kernel that moves each element to
+    /// its place in the output: for outputs whose unit stride is on a loop axis (a weight
+    /// gradient summed over the sequence first, its batch axis innermost).
+    Staged {
+        call: GemmCall,
+        loops: Vec<AxisStrides>,
+        scatter: Kernel,
+    },
     Kernel(Kernel),
 }
 
@@ -61,6 +69,7 @@ impl std::fmt::Debug for CudaContraction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.plan {
             Plan::Gemm(_) => write!(f, "CudaContraction(cuBLAS)"),
+            Plan::Staged { .. } => write!(f, "CudaContraction(cuBLAS, staged)"),
             // (size, stride in a, in b, in the output) of the loops and of M, N, K: why not cuBLAS.
             Plan::Kernel(_) => write!(
                 f,
@@ -139,6 +148,44 @@ impl GemmCall {
     }
 }
 
+/// The plan with its output laid out `[loops..., m, n]`, row-major.
+fn staged_layout(
+    loops: &[AxisStrides],
+    [m, n, k]: [AxisStrides; 3],
+) -> (Vec<AxisStrides>, [AxisStrides; 3]) {
+    let mut stride = m.0 * n.0;
+    let mut staged: Vec<AxisStrides> = loops.to_vec();
+    for axis in staged.iter_mut().rev() {
+        axis.3 = stride;
+        stride *= axis.0;
+    }
+    (staged, [(m.0, m.1, m.2, n.0), (n.0, n.1, n.2, 1), k])
+}
+
+/// Moves element `t` of the staged layout (`[loops..., m, n]`, row-major) to its place in the
+/// output.
+pub(super) fn scatter_source(loops: &[AxisStrides], [m, n, _]: [AxisStrides; 3]) -> String {
+    let mut axes: Vec<AxisStrides> = loops.to_vec();
+    axes.extend([m, n]);
+    let mut inner = 1;
+    let mut offsets = String::new();
+    for &(size, _, _, out) in axes.iter().rev() {
+        if size > 1 {
+            offsets += &format!("    o += (long long)((t / {inner}) % {size}) * {out}LL;\n");
+        }
+        inner *= size;
+    }
+    format!(
+        r#"
+extern "C" __global__ void dropbert_kernel(float *out, const float *staged, int n) {{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= n) return;
+    long long o = 0;
+{offsets}    out[o] = staged[t];
+}}"#
+    )
+}
+
 /// One thread per output element: the element's index on every output axis from the output's
 /// strides, then the sum over K.
 pub(super) fn kernel_source(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> String {
@@ -171,9 +218,18 @@ impl CudaContraction {
     pub fn new(op: &Contraction, blas: &Arc<CudaBlas>, device: &Arc<CudaDevice>) -> Self {
         let loops = op.loop_axes();
         let axes = op.gemm_axes();
-        let plan = match GemmCall::plan(&loops, axes) {
-            Some(call) => Plan::Gemm(call),
-            None => Plan::Kernel(Kernel::compile(device, &kernel_source(&loops, axes))),
+        let (staged_loops, staged_axes) = staged_layout(&loops, axes);
+        let plan = match (
+            GemmCall::plan(&loops, axes),
+            GemmCall::plan(&staged_loops, staged_axes),
+        ) {
+            (Some(call), _) => Plan::Gemm(call),
+            (None, Some(call)) => Plan::Staged {
+                call,
+                scatter: Kernel::compile(device, &scatter_source(&loops, axes)),
+                loops: staged_loops,
+            },
+            (None, None) => Plan::Kernel(Kernel::compile(device, &kernel_source(&loops, axes))),
         };
         Self {
             loops,
@@ -185,9 +241,9 @@ impl CudaContraction {
         }
     }
 
-    fn run_gemm(&self, call: &GemmCall, a: u64, b: u64, out: u64) {
+    fn run_gemm(&self, call: &GemmCall, loops: &[AxisStrides], a: u64, b: u64, out: u64) {
         // The outer loops (all but the batched one) on the host, as element offsets.
-        let outer = &self.loops[..self.loops.len().saturating_sub(1)];
+        let outer = &loops[..loops.len().saturating_sub(1)];
         let total: usize = outer.iter().map(|axis| axis.0).product();
         let (x, y) = if call.swapped { (b, a) } else { (a, b) };
         let (stride_x, stride_y) = if call.swapped {
@@ -250,7 +306,25 @@ impl Operator for CudaContraction {
         match &self.plan {
             Plan::Gemm(call) => {
                 let out_ptr = *out.device_ptr_mut();
-                self.run_gemm(call, *a.device_ptr(), *b.device_ptr(), out_ptr);
+                self.run_gemm(call, &self.loops, *a.device_ptr(), *b.device_ptr(), out_ptr);
+            }
+            Plan::Staged {
+                call,
+                loops,
+                scatter,
+            } => {
+                let mut staged =
+                    unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
+                let staged_ptr = *staged.device_ptr_mut();
+                self.run_gemm(call, loops, *a.device_ptr(), *b.device_ptr(), staged_ptr);
+                let args = (&mut out, &staged, int(self.out_len));
+                unsafe {
+                    scatter
+                        .function
+                        .clone()
+                        .launch(per_element(self.out_len), args)
+                }
+                .expect("contraction scatter launch");
             }
             Plan::Kernel(kernel) => {
                 let args = (&mut out, a, b, int(self.out_len));
@@ -289,6 +363,28 @@ pub(super) mod tests {
         assert_eq!((call.rows, call.cols, call.k), (4, 3, 5));
         assert_eq!((call.ldc, call.batch), (4, 2));
         assert_eq!(call.batch_strides, (15, 0, 12));
+    }
+
+    /// A weight gradient summed over the sequence first: out `[768 m, 768 n, 32 batch]`, batch
+    /// innermost (as measured in BERT-base's graph).
+    pub fn batch_innermost_plan() -> (Vec<AxisStrides>, [AxisStrides; 3]) {
+        (
+            vec![(32, 98304, 98304, 1)],
+            [(768, 1, 0, 24576), (768, 0, 1, 32), (128, 768, 768, 0)],
+        )
+    }
+
+    #[test]
+    fn an_output_with_its_unit_stride_on_a_loop_is_staged() {
+        let (loops, axes) = batch_innermost_plan();
+        assert!(GemmCall::plan(&loops, axes).is_none());
+        let (staged_loops, staged_axes) = staged_layout(&loops, axes);
+        assert_eq!(staged_loops, vec![(32, 98304, 98304, 768 * 768)]);
+        let call = GemmCall::plan(&staged_loops, staged_axes).expect("expressible once staged");
+        assert_eq!(
+            (call.rows, call.cols, call.k, call.batch),
+            (768, 768, 128, 32)
+        );
     }
 
     #[test]

@@ -71,6 +71,10 @@ mod nvrtc_tests {
                 let (loops, axes) = contraction::tests::batched_plan();
                 contraction::kernel_source(&loops, axes)
             },
+            {
+                let (loops, axes) = contraction::tests::batch_innermost_plan();
+                contraction::scatter_source(&loops, axes)
+            },
         ];
         for source in sources {
             kernel::ptx(&source);
