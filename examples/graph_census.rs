@@ -62,7 +62,7 @@ fn main() {
             .unwrap_or(0);
         sized.push((largest, kind, views));
     }
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|s| std::cmp::Reverse(s.0));
     println!("largest inputs ({backend}):");
     for (elements, kind, views) in sized.iter().take(20) {
         let marker = if *elements > i32::MAX as usize {
