@@ -36,7 +36,7 @@ impl Backend {
                     remap,
                 );
                 if std::env::var_os("DROPBERT_PROFILE").is_some() {
-                    graph.compile(super::profile::Profiler, ());
+                    graph.compile(super::profile::Profiler::default(), ());
                 }
                 Ok(())
             }
@@ -49,6 +49,12 @@ impl Backend {
                     ),
                     remap,
                 );
+                if std::env::var_os("DROPBERT_PROFILE").is_some() {
+                    let profiler = super::profile::Profiler {
+                        synchronize: Some(crate::compile::cuda::synchronizer()),
+                    };
+                    graph.compile(profiler, ());
+                }
                 Ok(())
             }
             #[cfg(not(feature = "cuda"))]

@@ -219,9 +219,13 @@ impl CudaContraction {
         let loops = op.loop_axes();
         let axes = op.gemm_axes();
         let (staged_loops, staged_axes) = staged_layout(&loops, axes);
+        // Dot products (M and N both 1) with more outputs than terms each, such as a LayerNorm's
+        // row sums, run far faster as one thread per output than as thousands of 1 x 1 GEMMs;
+        // long ones (a gradient's squared norm) need cuBLAS's parallel sum.
+        let dot = axes[0].0 == 1 && axes[1].0 == 1 && op.out_len() >= axes[2].0;
         let plan = match (
-            GemmCall::plan(&loops, axes),
-            GemmCall::plan(&staged_loops, staged_axes),
+            GemmCall::plan(&loops, axes).filter(|_| !dot),
+            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
         ) {
             (Some(call), _) => Plan::Gemm(call),
             (None, Some(call)) => Plan::Staged {

@@ -29,7 +29,7 @@ mod view_expression;
 #[cfg(feature = "cuda")]
 pub use compiler::DropbertCudaCompiler;
 #[cfg(feature = "cuda")]
-pub use device_buffer::copy_to_host;
+pub use device_buffer::{copy_to_host, synchronizer};
 
 /// Every kernel source through NVRTC, which needs no GPU: `cargo test --features cuda` with the
 /// CUDA libraries on the library path (`cargo xtask cuda-sdk` gives them; the driver stub must be
