@@ -14,11 +14,10 @@ use dropbert::{
     hf::TensorData,
     nn::{ParameterInit, ParameterRef},
     optim::{
-        clip_global_norm, decays, flatten, host_values, trust_ratio, AdamW, Algorithm, FlatTensor,
-        Lamb, LearningRateSchedule, Optimizer, OptimizerSettings, ParameterGradient,
-        STATE_SUFFIXES,
+        clip_global_norm, decays, flatten, trust_ratio, AdamW, Algorithm, FlatTensor, Lamb,
+        LearningRateSchedule, Optimizer, OptimizerSettings, ParameterGradient, STATE_SUFFIXES,
     },
-    runtime::Backend,
+    runtime::{host_values, Backend},
 };
 use luminal::prelude::*;
 

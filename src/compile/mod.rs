@@ -1,2 +1,3 @@
 //! dropbert's own luminal compiler passes.
 pub mod cpu;
+pub mod cuda;

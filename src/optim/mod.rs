@@ -18,8 +18,8 @@ pub use decay::decays;
 pub use flat::{flat_view, flatten, FlatTensor};
 pub use lamb::{trust_ratio, Lamb};
 pub use optimizer::{
-    host_values, Algorithm, Optimizer, OptimizerSettings, ParameterGradient, ResidentTensor,
-    StepReport, STATE_SUFFIXES,
+    Algorithm, Optimizer, OptimizerSettings, ParameterGradient, ResidentTensor, StepReport,
+    STATE_SUFFIXES,
 };
 pub use schedule::LearningRateSchedule;
 pub use step_scalars::{StepScalarValues, StepScalars};

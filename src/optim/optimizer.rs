@@ -23,7 +23,7 @@ use super::{
     step_scalars::{StepScalarValues, StepScalars},
     update::{UpdateInputs, UpdateRule},
 };
-use crate::{nn::ParameterRef, DropbertError, Result};
+use crate::{nn::ParameterRef, runtime::host_values, DropbertError, Result};
 
 /// Which update rule, with its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -323,8 +323,8 @@ impl Optimizer {
     }
 
     /// The current state as host values, by name (as [`state_tensors`](Self::state_tensors)
-    /// lists them). Fails where a tensor is unset or lives on a device: read those through the
-    /// backend's copy instead.
+    /// lists them), copied back from the device where it lives there. Fails where a tensor is
+    /// unset.
     pub fn read_state(&self, graph: &Graph) -> Result<Vec<(String, Vec<f32>)>> {
         self.state
             .iter()
@@ -333,7 +333,7 @@ impl Optimizer {
                     .map(|values| (tensor.name.clone(), values))
                     .ok_or_else(|| {
                         DropbertError::InvalidInput(format!(
-                            "optimizer state {} is not set or not in host memory",
+                            "optimizer state {} is not set",
                             tensor.name
                         ))
                     })
@@ -377,14 +377,4 @@ impl Optimizer {
         self.steps_taken = steps_taken;
         Ok(())
     }
-}
-
-/// A node's output as host `f32`s, if it is set and in host memory.
-pub fn host_values(graph: &Graph, id: NodeIndex) -> Option<Vec<f32>> {
-    graph
-        .get_tensor_ref(id, 0)?
-        .data
-        .as_any()
-        .downcast_ref::<Vec<f32>>()
-        .cloned()
 }

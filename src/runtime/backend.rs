@@ -38,7 +38,7 @@ impl Backend {
                     remap,
                 );
                 if std::env::var_os("DROPBERT_PROFILE").is_some() {
-                    graph.compile(super::profile::Profiler, ());
+                    graph.compile(super::profile::Profiler::default(), ());
                 }
                 Ok(())
             }
@@ -47,10 +47,16 @@ impl Backend {
                 graph.compile(
                     (
                         GenericCompiler::default(),
-                        luminal_cuda::CudaCompiler::<f32>::default(),
+                        crate::compile::cuda::DropbertCudaCompiler,
                     ),
                     remap,
                 );
+                if std::env::var_os("DROPBERT_PROFILE").is_some() {
+                    let profiler = super::profile::Profiler {
+                        synchronize: Some(crate::compile::cuda::synchronizer()),
+                    };
+                    graph.compile(profiler, ());
+                }
                 Ok(())
             }
             #[cfg(not(feature = "cuda"))]

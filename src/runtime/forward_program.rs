@@ -86,7 +86,7 @@ impl<C: BertConfig, O: Shape> ForwardProgram<C, O> {
     pub fn run(&mut self, batch: &TokenBatch) -> Vec<f32> {
         self.inputs.feed(&mut self.graph, batch);
         self.graph.execute();
-        let values = self.output.data();
+        let values = super::output_values(self.output);
         self.output.drop();
         values
     }

@@ -107,14 +107,8 @@ impl<C: BertConfig> GradientProgram<C> {
             .gradients
             .iter()
             .map(|gradient| {
-                let values = graph
-                    .get_tensor(gradient.tensor.id, 0)
-                    .expect("gradients are retrieved")
-                    .data
-                    .as_any()
-                    .downcast_ref::<Vec<f32>>()
-                    .expect("CPU outputs are f32 buffers")
-                    .clone();
+                let values =
+                    super::host_values(graph, gradient.tensor.id).expect("gradients are retrieved");
                 debug_assert_eq!(values.len(), gradient.parameter.numel());
                 values
             })

@@ -267,7 +267,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     /// The importance table the next step selects with.
     pub fn importance(&self) -> Option<Vec<f32>> {
         let token_drop = self.token_drop.as_ref()?;
-        crate::optim::host_values(&self.graph, token_drop.importance.id)
+        super::host_values(&self.graph, token_drop.importance.id)
     }
 
     /// The gate inputs, block by block (layer dropping).
@@ -312,9 +312,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                 .remove(&(token_drop.updated_importance.id, 0))
                 .expect("the updated importance table is an output");
             self.graph.set_tensor(token_drop.importance.id, 0, updated);
-            self.kept_positions = token_drop
-                .kept_positions
-                .data()
+            self.kept_positions = super::output_values(token_drop.kept_positions)
                 .into_iter()
                 .map(|p| p as usize)
                 .collect();
@@ -331,9 +329,9 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     /// Reads and clears the loss outputs of the last execution.
     pub fn take_loss_outputs(&mut self) -> LossOutputs {
         let outputs = LossOutputs {
-            loss: self.loss.data()[0],
-            token_losses: self.token_losses.data(),
-            token_correct: self.token_correct.data(),
+            loss: super::output_values(self.loss)[0],
+            token_losses: super::output_values(self.token_losses),
+            token_correct: super::output_values(self.token_correct),
         };
         self.loss.drop();
         self.token_losses.drop();

@@ -4,6 +4,7 @@ mod backend;
 mod forward_program;
 mod gradient_program;
 mod hidden_states;
+mod host_values;
 mod masked_lm_graph;
 pub mod profile;
 
@@ -11,4 +12,5 @@ pub use backend::Backend;
 pub use forward_program::ForwardProgram;
 pub use gradient_program::{GradientProgram, StepOutputs};
 pub use hidden_states::{hidden_state_program, HiddenStateProgram};
+pub use host_values::{host_values, output_values, tensor_values};
 pub use masked_lm_graph::{LossOutputs, MaskedLmGraph};

@@ -1,6 +1,6 @@
 use std::{
     collections::BTreeMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -11,11 +11,20 @@ use luminal::{
 
 static TIMES: Mutex<BTreeMap<String, (Duration, usize)>> = Mutex::new(BTreeMap::new());
 
+/// Waits for the device's queued work, so that a host clock times a GPU op rather than its launch.
+pub type Synchronize = Arc<dyn Fn() + Send + Sync>;
+
 /// An op wrapped to time itself (see [`Profiler`]).
-#[derive(Debug)]
 pub struct Timed {
     name: String,
     inner: Box<dyn Operator>,
+    synchronize: Option<Synchronize>,
+}
+
+impl std::fmt::Debug for Timed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Timed({:?})", self.inner)
+    }
 }
 
 impl PartialEq for Timed {
@@ -28,6 +37,9 @@ impl Operator for Timed {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let started = Instant::now();
         let out = self.inner.process(inputs);
+        if let Some(synchronize) = &self.synchronize {
+            synchronize();
+        }
         let mut times = TIMES.lock().unwrap();
         let entry = times.entry(self.name.clone()).or_default();
         entry.0 += started.elapsed();
@@ -37,9 +49,18 @@ impl Operator for Timed {
 }
 
 /// A compiler pass, run last, that wraps every op in [`Timed`] so that [`report`] can say where
-/// execution time goes, per op type and shape. For diagnosis only.
-#[derive(Debug, Default)]
-pub struct Profiler;
+/// execution time goes, per op type and shape. For diagnosis only: on a GPU it waits for each op
+/// to finish (`synchronize`), which serializes the device.
+#[derive(Default)]
+pub struct Profiler {
+    pub synchronize: Option<Synchronize>,
+}
+
+impl std::fmt::Debug for Profiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Profiler")
+    }
+}
 
 impl Compiler for Profiler {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, _remap: T) {
@@ -65,6 +86,7 @@ impl Compiler for Profiler {
             *weight = Box::new(Timed {
                 name: format!("{kind} {}", shapes.join(" ")),
                 inner,
+                synchronize: self.synchronize.clone(),
             });
         }
     }

@@ -5,8 +5,8 @@ use crate::{
     data::mlm_batches::MlmBatch,
     drop::{DropPlan, LayerDropSchedule, StepCost, StepGates, StepShape},
     nn::ParameterRef,
-    optim::{host_values, Optimizer, OptimizerSettings, ParameterGradient},
-    runtime::{Backend, MaskedLmGraph},
+    optim::{Optimizer, OptimizerSettings, ParameterGradient},
+    runtime::{host_values, Backend, MaskedLmGraph},
     DropbertError, Result,
 };
 
@@ -138,9 +138,8 @@ impl<C: BertConfig> TrainingProgram<C> {
             .parameters
             .iter()
             .map(|p| {
-                host_values(&self.graph.graph, p.id).ok_or_else(|| {
-                    DropbertError::InvalidInput(format!("{} is not in host memory", p.name))
-                })
+                host_values(&self.graph.graph, p.id)
+                    .ok_or_else(|| DropbertError::InvalidInput(format!("{} is not set", p.name)))
             })
             .collect()
     }

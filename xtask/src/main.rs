@@ -1,6 +1,7 @@
 //! dropbert's development tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 
 mod build_model;
+mod cuda_sdk;
 mod example;
 mod hf_config;
 mod sweep;
@@ -24,6 +25,8 @@ struct Cli {
 enum Task {
     /// Generate and build a model binary from a Hugging Face `config.json`.
     BuildModel(build_model::Args),
+    /// Make a CUDA root from NVIDIA's wheels (no GPU or toolkit needed); prints `export CUDA_ROOT=...`.
+    CudaSdk(cuda_sdk::Args),
     /// The main job: build a model for a bundled checkpoint, encode text, compare with transformers.
     Example,
     /// Build and pretrain every point of a grid (preset x drop method); write tables, plots, a report.
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
             // The last line of stdout, for scripts: everything cargo says goes to stderr.
             println!("{}", binary.display());
         }),
+        Task::CudaSdk(args) => cuda_sdk::run(&args, &repo_root()),
         Task::Example => example::run(&repo_root()),
         Task::Sweep(args) => sweep::run(&args, &repo_root()).map_err(Into::into),
     };

@@ -422,6 +422,32 @@ fn second_sum(
     plain.then_some((outer, axis))
 }
 
+/// One axis of a [`Contraction`]'s plan as `(size, stride in a, stride in b, stride in the
+/// output)`, for backends that run the plan with their own GEMM.
+pub type AxisStrides = (usize, usize, usize, usize);
+
+impl Contraction {
+    /// The outer loops, outermost first.
+    pub fn loop_axes(&self) -> Vec<AxisStrides> {
+        self.loops.iter().map(Axis::strides).collect()
+    }
+
+    /// GEMM's M, N and K axes (size 1, strides 0, where the contraction has none).
+    pub fn gemm_axes(&self) -> [AxisStrides; 3] {
+        [self.m.strides(), self.n.strides(), self.k.strides()]
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.out_len
+    }
+}
+
+impl Axis {
+    fn strides(&self) -> AxisStrides {
+        (self.size, self.a, self.b, self.out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod parallel;
 mod strided_ops;
 mod strided_view;
 
-pub use contraction::{Contraction, ContractionCompiler};
+pub use contraction::{AxisStrides, Contraction, ContractionCompiler};
 pub use elementwise_fusion::ElementwiseFusionCompiler;
 pub use elementwise_kernel::FusedElementwise;
 pub use heap::keep_freed_buffers;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# On a GPU machine: dropbert's CUDA backend against CPU outputs made beforehand (grads on every
+# fixture of tests/grads_parity.rs and tests/drop_parity.rs, hidden on tests/fixtures/hf/
+# tiny_post_ln), a short pretrain of the WordNet model, and optionally a BERT-base speed run
+# against PyTorch. Prints a table at the end.
+# Usage: scripts/cuda_check.sh BINARY CPU_OUTPUTS_DIR OUT_DIR [--speed]
+# BINARY is examples/multi_config built with --features cuda; CPU_OUTPUTS_DIR holds
+# <case>.safetensors from `BINARY <config> grads ... --backend cpu` and hidden_tiny_post_ln.safetensors.
+set -uo pipefail
+binary=${1:?binary}; cpu=${2:?cpu outputs}; out=${3:?out dir}; speed=${4:-}
+fixtures=tests/fixtures
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
+summary=()
+check() { # name, command...
+    local name=$1; shift
+    local start=$(date +%s%N)
+    if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; fi
+    local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    summary+=("$(printf '%-28s %-12s %6d ms' "$name" "$status" "$ms")")
+    echo "${summary[-1]}" >>"$out/summary.txt"
+}
+compare() { # name, actual, reference
+    if python3 "$here/compare_tensor_files.py" "$2" "$3" >>"$out/compare.txt" 2>&1; then
+        summary+=("$(printf '%-28s %s' "$1" "matches CPU within 1e-4")")
+        echo "${summary[-1]}" >>"$out/summary.txt"
+    else
+        summary+=("$(printf '%-28s %s' "$1" "DIFFERS (compare.txt)")")
+        echo "${summary[-1]}" >>"$out/summary.txt"
+    fi
+}
+for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" \
+    "token-drop-post-ln drops/token_drop_post_ln" "token-drop-last-split drops/token_drop_last_split" \
+    "layer-drop-pre-ln drops/layer_drop_pre_ln" "both-pre-ln drops/both_pre_ln" \
+    "both-pre-ln drops/both_split_gated_off"; do
+    set -- $case
+    name=$(basename "$2")
+    echo "== grads $name" >>"$out/log.txt"
+    check "grads $name" timeout 90 "$binary" "$1" grads --checkpoint "$fixtures/$2/checkpoint" \
+        --batch "$fixtures/$2/batch.safetensors" --out "$out/$name.safetensors" --backend cuda
+    [ -f "$out/$name.safetensors" ] && compare "  vs cpu" "$out/$name.safetensors" "$cpu/$name.safetensors"
+done
+echo "== hidden" >>"$out/log.txt"
+check "hidden tiny_post_ln" timeout 120 "$binary" tiny-post-ln hidden --checkpoint "$fixtures/hf/tiny_post_ln" \
+    --input "$fixtures/hf/tiny_post_ln/input.txt" --out "$out/hidden_tiny_post_ln.safetensors" --backend cuda
+[ -f "$out/hidden_tiny_post_ln.safetensors" ] && compare "  vs cpu" "$out/hidden_tiny_post_ln.safetensors" "$cpu/hidden_tiny_post_ln.safetensors"
+echo "== pretrain" >>"$out/log.txt"
+check "pretrain wordnet 30 steps" timeout 150 "$binary" bert-tiny-wordnet pretrain --steps 30 --eval-every 30 \
+    --out /tmp/pretrain-wordnet --backend cuda --quiet
+cp /tmp/pretrain-wordnet/metrics.jsonl "$out/pretrain-wordnet.metrics.jsonl" 2>/dev/null
+if [ "$speed" = "--speed" ]; then
+    echo "== bert-base" >>"$out/log.txt"
+    check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
+        --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/pretrain-base --backend cuda --quiet
+    cp /tmp/pretrain-base/metrics.jsonl "$out/pretrain-base.metrics.jsonl" 2>/dev/null
+    check "bench bert-base" timeout 240 "$binary" bert-base bench --backend cuda --warmup 2 --steps 10
+    grep "median step" "$out/log.txt" >"$out/bench.txt"
+    python3 "$here/torch_bert_step.py" >>"$out/torch.txt" 2>&1
+    python3 "$here/torch_bert_step.py" --tf32 >>"$out/torch.txt" 2>&1
+fi
+echo; cat "$out/card.txt"; printf '%s\n' "${summary[@]}"
+echo "-- compare"; cat "$out/compare.txt" 2>/dev/null
+for m in "$out"/pretrain-*.metrics.jsonl; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m")
+    echo "-- $name: step, loss (CPU loss where $cpu/$name exists), step seconds, tokens/s; validation"
+    python3 -c "
+import json,os,sys
+rows=[json.loads(l) for l in open(sys.argv[1])]
+cpu={}
+if os.path.exists(sys.argv[2]):
+    cpu={(r['event'],r['step']):r['loss'] for r in map(json.loads,open(sys.argv[2]))}
+for r in rows:
+    ref=cpu.get((r['event'],r['step']))
+    ref='' if ref is None else 'cpu %.4f' % ref
+    if r['event']=='train' and (r['step']<=3 or r['step']%5==0): print(r['step'], round(r['loss'],4), ref, round(r['step_seconds'],4), round(r['tokens_per_second']))
+    if r['event']=='validation': print('validation', r['step'], round(r['loss'],4), ref)" "$m" "$cpu/$name"
+done
+[ -f "$out/bench.txt" ] && cat "$out/bench.txt"
+[ -f "$out/torch.txt" ] && cat "$out/torch.txt"
+grep -m5 -i "panicked\|error" "$out/log.txt"

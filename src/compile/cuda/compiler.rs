@@ -1,0 +1,185 @@
+//! The CUDA pipeline after luminal's generic passes: luminal_cuda's passes for luminal's
+//! primitives, with dropbert's ops made ready for them before and turned into CUDA kernels after.
+use std::sync::Arc;
+
+use luminal::op::Operator;
+use luminal::prelude::{
+    petgraph::{visit::EdgeRef, Direction},
+    *,
+};
+use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
+
+use super::{
+    columns::CudaColumns,
+    contraction::CudaContraction,
+    gates::{CudaGateChoose, CudaGateMask},
+    importance::CudaImportanceUpdate,
+    kept_tokens::CudaSelectKeptTokens,
+    rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
+    view_adjoint::CudaViewAdjoint,
+};
+use crate::compile::cpu::{Contraction, ContractionCompiler};
+use crate::ops::{
+    GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns, ReplaceRows,
+    ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
+};
+
+#[derive(Debug, Default)]
+pub struct DropbertCudaCompiler;
+
+impl Compiler for DropbertCudaCompiler {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let device = CudaDevice::new(0).expect("no CUDA device");
+        // Before luminal_cuda's passes: they would turn the contractions they cannot match into a
+        // broadcast product and a sum.
+        ContractionCompiler.compile(graph, &mut remap);
+        read_inputs_contiguously(graph);
+        let gate_inputs = gate_inputs(graph);
+        // Not luminal_cuda's gather pass: like luminal's CPU one, it takes arange-compare-
+        // multiply-sum chains for embedding lookups; dropbert gathers with its own op.
+        let (primitives, subtraction, equal, arange, _gather, matmul, copies) =
+            luminal_cuda::CudaCompiler::<f32>::default();
+        primitives.compile(graph, &mut remap);
+        subtraction.compile(graph, &mut remap);
+        equal.compile(graph, &mut remap);
+        arange.compile(graph, &mut remap);
+        matmul.compile(graph, &mut remap);
+        copies.compile(graph, &mut remap);
+        read_gates_on_host(graph, &gate_inputs);
+        swap_in_kernels(graph, &device);
+    }
+}
+
+/// Whether `node` runs one of dropbert's ops.
+fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
+    let op = graph.graph.node_weight(node).expect("live node").as_any();
+    op.is::<GatherRows>()
+        || op.is::<ScatterAddRows>()
+        || op.is::<ReplaceRows>()
+        || op.is::<ZeroRows>()
+        || op.is::<PickColumns>()
+        || op.is::<PlaceColumns>()
+        || op.is::<ViewAdjoint>()
+        || op.is::<GateChoose>()
+        || op.is::<GateMask>()
+        || op.is::<SelectKeptTokens>()
+        || op.is::<ImportanceUpdate>()
+}
+
+/// dropbert's kernels read plain buffers: an input read through any other view (permuted,
+/// broadcast, sliced, padded) gets a luminal `Contiguous` op first, which luminal_cuda compiles.
+fn read_inputs_contiguously(graph: &mut Graph) {
+    let nodes: Vec<NodeIndex> = graph
+        .graph
+        .node_indices()
+        .filter(|&node| is_dropbert_op(graph, node))
+        .collect();
+    for node in nodes {
+        let viewed: Vec<_> = graph
+            .graph
+            .edges_directed(node, Direction::Incoming)
+            .filter_map(|edge| {
+                let (input_order, output_order, view) = edge.weight().as_data()?;
+                let plain = view.is_contiguous() && !view.is_sliced() && !view.is_padded();
+                (!plain).then_some((edge.id(), edge.source(), input_order, output_order, view))
+            })
+            .collect();
+        for (edge, source, input_order, output_order, view) in viewed {
+            let copy = graph
+                .add_op(luminal::op::Contiguous)
+                .input(source, output_order, view)
+                .finish();
+            graph.graph.remove_edge(edge);
+            graph.graph.add_edge(
+                copy,
+                node,
+                Dependency::Data {
+                    input_order,
+                    output_order: 0,
+                    shape: view.contiguous(),
+                },
+            );
+        }
+    }
+}
+
+/// Each gate op with the graph input that feeds its gate.
+fn gate_inputs(graph: &Graph) -> Vec<(NodeIndex, NodeIndex)> {
+    graph
+        .graph
+        .node_indices()
+        .filter(|&node| {
+            let op = graph.graph.node_weight(node).expect("live node").as_any();
+            op.is::<GateChoose>() || op.is::<GateMask>()
+        })
+        .map(|node| (node, graph.get_sources(node)[0].0))
+        .collect()
+}
+
+/// luminal_cuda copies every graph input to the device; a gate is decided on the host, so each
+/// gate op reads its gate from the host input again. (The layer-drop schedule also finds the
+/// gate of each gate op this way.)
+fn read_gates_on_host(graph: &mut Graph, gate_inputs: &[(NodeIndex, NodeIndex)]) {
+    for &(gate_op, gate) in gate_inputs {
+        let edge = graph
+            .graph
+            .edges_directed(gate_op, Direction::Incoming)
+            .find(|edge| {
+                edge.weight()
+                    .as_data()
+                    .is_some_and(|(order, _, _)| order == 0)
+            })
+            .expect("gate ops read a gate");
+        if edge.source() == gate {
+            continue;
+        }
+        let (copy, id, weight) = (edge.source(), edge.id(), *edge.weight());
+        graph.graph.remove_edge(id);
+        graph.graph.add_edge(gate, gate_op, weight);
+        let unused = graph
+            .graph
+            .edges_directed(copy, Direction::Outgoing)
+            .next()
+            .is_none();
+        if unused && !graph.no_delete.contains(&copy) && !graph.to_retrieve.contains(&copy) {
+            graph.graph.remove_node(copy);
+        }
+    }
+}
+
+/// Replaces each dropbert op by its CUDA kernel.
+fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
+    let blas = Arc::new(CudaBlas::new(device.clone()).expect("creating a cuBLAS handle"));
+    let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+    for node in nodes {
+        let op = graph.graph.node_weight(node).expect("live node").as_any();
+        let kernel: Box<dyn Operator> = if let Some(op) = op.downcast_ref::<Contraction>() {
+            Box::new(CudaContraction::new(op, &blas, device))
+        } else if let Some(op) = op.downcast_ref::<GatherRows>() {
+            Box::new(CudaGatherRows::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<ScatterAddRows>() {
+            Box::new(CudaScatterAddRows::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<ReplaceRows>() {
+            Box::new(CudaWriteRows::replace(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<ZeroRows>() {
+            Box::new(CudaWriteRows::zero(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<PickColumns>() {
+            Box::new(CudaColumns::pick(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<PlaceColumns>() {
+            Box::new(CudaColumns::place(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<ViewAdjoint>() {
+            Box::new(CudaViewAdjoint::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<GateChoose>() {
+            Box::new(CudaGateChoose::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<GateMask>() {
+            Box::new(CudaGateMask::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<SelectKeptTokens>() {
+            Box::new(CudaSelectKeptTokens::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<ImportanceUpdate>() {
+            Box::new(CudaImportanceUpdate::new(op.clone(), device))
+        } else {
+            continue;
+        };
+        *graph.graph.node_weight_mut(node).expect("live node") = kernel;
+    }
+}

@@ -1,0 +1,401 @@
+//! Contractions on the GPU. The CPU's contraction pass finds every `SumReduce(Mul(a, b))`
+//! (matmuls, batched attention products and all their gradients) and plans it as loops of strided
+//! GEMMs; here each plan runs as cuBLAS `sgemm` calls, batched over its innermost loop, where
+//! every matrix has a unit stride on one side; any other plan runs a plain kernel that loops over
+//! K per output element. Either way the broadcast product is never materialised: for BERT-base it
+//! would exceed 2^31 elements, beyond luminal's 32-bit shape arithmetic.
+use std::sync::Arc;
+
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+use luminal_cudarc::{
+    cublas::{result::sgemm_strided_batched, sys::cublasOperation_t, CudaBlas},
+    driver::{CudaDevice, DevicePtr, DevicePtrMut, LaunchAsync},
+};
+
+use super::{
+    device_buffer::{device_tensor, input_slice},
+    kernel::{int, per_element, Kernel},
+};
+use crate::compile::cpu::{AxisStrides, Contraction};
+
+/// How a contraction runs.
+#[derive(Clone)]
+enum Plan {
+    Gemm(GemmCall),
+    /// cuBLAS into a buffer laid out `[loops..., m, n]`, then a kernel that moves each element to
+    /// its place in the output: for outputs whose unit stride is on a loop axis (a weight
+    /// gradient summed over the sequence first, its batch axis innermost).
+    Staged {
+        call: GemmCall,
+        loops: Vec<AxisStrides>,
+        scatter: Kernel,
+    },
+    Kernel(Kernel),
+}
+
+/// `C = op(X) op(Y)` in cuBLAS's column-major terms, batched over the innermost loop, repeated
+/// over the outer loops with element offsets.
+#[derive(Debug, Clone, Copy)]
+struct GemmCall {
+    /// Whether cuBLAS's first operand is the contraction's `b` (computing the output transposed).
+    swapped: bool,
+    transx: cublasOperation_t,
+    transy: cublasOperation_t,
+    rows: i32,
+    cols: i32,
+    k: i32,
+    ldx: i32,
+    ldy: i32,
+    ldc: i32,
+    batch: i32,
+    /// Batch strides of (a, b, out).
+    batch_strides: (i64, i64, i64),
+}
+
+#[derive(Clone, LuminalEqFalse)]
+pub struct CudaContraction {
+    loops: Vec<AxisStrides>,
+    axes: [AxisStrides; 3],
+    out_len: usize,
+    plan: Plan,
+    blas: Arc<CudaBlas>,
+    device: Arc<CudaDevice>,
+}
+
+impl std::fmt::Debug for CudaContraction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.plan {
+            Plan::Gemm(_) => write!(f, "CudaContraction(cuBLAS)"),
+            Plan::Staged { .. } => write!(f, "CudaContraction(cuBLAS, staged)"),
+            // (size, stride in a, in b, in the output) of the loops and of M, N, K: why not cuBLAS.
+            Plan::Kernel(_) => write!(
+                f,
+                "CudaContraction(kernel) {:?} {:?}",
+                self.loops, self.axes
+            ),
+        }
+    }
+}
+
+/// How a row-major `[rows, cols]` matrix with strides `(rows.1, cols.1)` reads as cuBLAS's
+/// column-major operand: not transposed where rows are unit-stride, transposed where columns are,
+/// with its leading dimension; `None` for neither.
+fn operand(rows: (usize, usize), cols: (usize, usize)) -> Option<(cublasOperation_t, usize)> {
+    let (row_size, row_stride) = rows;
+    let (col_size, col_stride) = cols;
+    if row_stride == 1 || row_size == 1 {
+        let ld = if col_size == 1 { row_size } else { col_stride };
+        (ld >= row_size.max(1)).then_some((cublasOperation_t::CUBLAS_OP_N, ld.max(1)))
+    } else if col_stride == 1 || col_size == 1 {
+        let ld = row_stride;
+        (ld >= col_size.max(1)).then_some((cublasOperation_t::CUBLAS_OP_T, ld.max(1)))
+    } else {
+        None
+    }
+}
+
+impl GemmCall {
+    fn plan(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> Option<Self> {
+        // (size, stride) of an axis in a, b and the output.
+        let in_a = |axis: AxisStrides| (axis.0, axis.1);
+        let in_b = |axis: AxisStrides| (axis.0, axis.2);
+        let in_out = |axis: AxisStrides| (axis.0, axis.3);
+        // The output is written as is: column-major [m, n] (swapped: false) or [n, m] (true).
+        let (swapped, ldc) = match operand(in_out(m), in_out(n)) {
+            Some((cublasOperation_t::CUBLAS_OP_N, ld)) => (false, ld),
+            _ => match operand(in_out(n), in_out(m)) {
+                Some((cublasOperation_t::CUBLAS_OP_N, ld)) => (true, ld),
+                _ => return None,
+            },
+        };
+        let ((transx, ldx), (transy, ldy), rows, cols) = if swapped {
+            // out^T [n, m] = b^T [n, k] a^T [k, m]
+            (
+                operand(in_b(n), in_b(k))?,
+                operand(in_a(k), in_a(m))?,
+                n.0,
+                m.0,
+            )
+        } else {
+            (
+                operand(in_a(m), in_a(k))?,
+                operand(in_b(k), in_b(n))?,
+                m.0,
+                n.0,
+            )
+        };
+        let (batch, batch_strides) = match loops.last() {
+            Some(&(size, a, b, out)) => (size, (a as i64, b as i64, out as i64)),
+            None => (1, (0, 0, 0)),
+        };
+        let small = |n: usize| i32::try_from(n).ok();
+        Some(Self {
+            swapped,
+            transx,
+            transy,
+            rows: small(rows)?,
+            cols: small(cols)?,
+            k: small(k.0)?,
+            ldx: small(ldx)?,
+            ldy: small(ldy)?,
+            ldc: small(ldc)?,
+            batch: small(batch)?,
+            batch_strides,
+        })
+    }
+}
+
+/// The plan with its output laid out `[loops..., m, n]`, row-major.
+fn staged_layout(
+    loops: &[AxisStrides],
+    [m, n, k]: [AxisStrides; 3],
+) -> (Vec<AxisStrides>, [AxisStrides; 3]) {
+    let mut stride = m.0 * n.0;
+    let mut staged: Vec<AxisStrides> = loops.to_vec();
+    for axis in staged.iter_mut().rev() {
+        axis.3 = stride;
+        stride *= axis.0;
+    }
+    (staged, [(m.0, m.1, m.2, n.0), (n.0, n.1, n.2, 1), k])
+}
+
+/// Moves element `t` of the staged layout (`[loops..., m, n]`, row-major) to its place in the
+/// output.
+pub(super) fn scatter_source(loops: &[AxisStrides], [m, n, _]: [AxisStrides; 3]) -> String {
+    let mut axes: Vec<AxisStrides> = loops.to_vec();
+    axes.extend([m, n]);
+    let mut inner = 1;
+    let mut offsets = String::new();
+    for &(size, _, _, out) in axes.iter().rev() {
+        if size > 1 {
+            offsets += &format!("    o += (long long)((t / {inner}) % {size}) * {out}LL;\n");
+        }
+        inner *= size;
+    }
+    format!(
+        r#"
+extern "C" __global__ void dropbert_kernel(float *out, const float *staged, int n) {{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= n) return;
+    long long o = 0;
+{offsets}    out[o] = staged[t];
+}}"#
+    )
+}
+
+/// One thread per output element: the element's index on every output axis from the output's
+/// strides, then the sum over K.
+pub(super) fn kernel_source(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> String {
+    let mut axes: Vec<AxisStrides> = loops.to_vec();
+    axes.extend([m, n]);
+    let offsets: String = axes
+        .iter()
+        .filter(|axis| axis.0 > 1)
+        .map(|&(size, a, b, out)| {
+            format!(
+                "    {{ long long i = (o / {out}LL) % {size}LL; a += i * {a}LL; b += i * {b}LL; }}\n"
+            )
+        })
+        .collect();
+    let (k_size, k_a, k_b) = (k.0, k.1, k.2);
+    format!(
+        r#"
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *y, int n) {{
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= n) return;
+    long long a = 0, b = 0;
+{offsets}    float sum = 0.0f;
+    for (long long k = 0; k < {k_size}LL; k++) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
+    out[o] = sum;
+}}"#
+    )
+}
+
+impl CudaContraction {
+    pub fn new(op: &Contraction, blas: &Arc<CudaBlas>, device: &Arc<CudaDevice>) -> Self {
+        let loops = op.loop_axes();
+        let axes = op.gemm_axes();
+        let (staged_loops, staged_axes) = staged_layout(&loops, axes);
+        // Dot products (M and N both 1) with more outputs than terms each, such as a LayerNorm's
+        // row sums, run far faster as one thread per output than as thousands of 1 x 1 GEMMs;
+        // long ones (a gradient's squared norm) need cuBLAS's parallel sum.
+        let dot = axes[0].0 == 1 && axes[1].0 == 1 && op.out_len() >= axes[2].0;
+        let plan = match (
+            GemmCall::plan(&loops, axes).filter(|_| !dot),
+            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
+        ) {
+            (Some(call), _) => Plan::Gemm(call),
+            (None, Some(call)) => Plan::Staged {
+                call,
+                scatter: Kernel::compile(device, &scatter_source(&loops, axes)),
+                loops: staged_loops,
+            },
+            (None, None) => Plan::Kernel(Kernel::compile(device, &kernel_source(&loops, axes))),
+        };
+        Self {
+            loops,
+            axes,
+            out_len: op.out_len(),
+            plan,
+            blas: blas.clone(),
+            device: device.clone(),
+        }
+    }
+
+    fn run_gemm(&self, call: &GemmCall, loops: &[AxisStrides], a: u64, b: u64, out: u64) {
+        // The outer loops (all but the batched one) on the host, as element offsets.
+        let outer = &loops[..loops.len().saturating_sub(1)];
+        let total: usize = outer.iter().map(|axis| axis.0).product();
+        let (x, y) = if call.swapped { (b, a) } else { (a, b) };
+        let (stride_x, stride_y) = if call.swapped {
+            (call.batch_strides.1, call.batch_strides.0)
+        } else {
+            (call.batch_strides.0, call.batch_strides.1)
+        };
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        for flat in 0..total {
+            let (mut offset_a, mut offset_b, mut offset_out) = (0u64, 0u64, 0u64);
+            let mut rest = flat;
+            for &(size, sa, sb, so) in outer.iter().rev() {
+                let i = (rest % size) as u64;
+                rest /= size;
+                offset_a += i * sa as u64;
+                offset_b += i * sb as u64;
+                offset_out += i * so as u64;
+            }
+            let (offset_x, offset_y) = if call.swapped {
+                (offset_b, offset_a)
+            } else {
+                (offset_a, offset_b)
+            };
+            let float = std::mem::size_of::<f32>() as u64;
+            // SAFETY: the plan's strides come from the operands' views and the output's
+            // contiguous shape, so every element cuBLAS touches lies inside the buffers.
+            unsafe {
+                sgemm_strided_batched(
+                    *self.blas.handle(),
+                    call.transx,
+                    call.transy,
+                    call.rows,
+                    call.cols,
+                    call.k,
+                    &alpha,
+                    (x + offset_x * float) as *const f32,
+                    call.ldx,
+                    stride_x,
+                    (y + offset_y * float) as *const f32,
+                    call.ldy,
+                    stride_y,
+                    &beta,
+                    (out + offset_out * float) as *mut f32,
+                    call.ldc,
+                    call.batch_strides.2,
+                    call.batch,
+                )
+            }
+            .expect("cuBLAS sgemm");
+        }
+    }
+}
+
+impl Operator for CudaContraction {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        // The operands' views are in the plan; their buffers are read as they are.
+        let a = input_slice(&inputs[0].0, "contraction operand a");
+        let b = input_slice(&inputs[1].0, "contraction operand b");
+        let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
+        match &self.plan {
+            Plan::Gemm(call) => {
+                let out_ptr = *out.device_ptr_mut();
+                self.run_gemm(call, &self.loops, *a.device_ptr(), *b.device_ptr(), out_ptr);
+            }
+            Plan::Staged {
+                call,
+                loops,
+                scatter,
+            } => {
+                let mut staged =
+                    unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
+                let staged_ptr = *staged.device_ptr_mut();
+                self.run_gemm(call, loops, *a.device_ptr(), *b.device_ptr(), staged_ptr);
+                let args = (&mut out, &staged, int(self.out_len));
+                unsafe {
+                    scatter
+                        .function
+                        .clone()
+                        .launch(per_element(self.out_len), args)
+                }
+                .expect("contraction scatter launch");
+            }
+            Plan::Kernel(kernel) => {
+                let args = (&mut out, a, b, int(self.out_len));
+                unsafe {
+                    kernel
+                        .function
+                        .clone()
+                        .launch(per_element(self.out_len), args)
+                }
+                .expect("contraction kernel launch");
+            }
+        }
+        vec![device_tensor(out)]
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// [batch 2, m 3, n 4] x k 5: a row-major [2, 3, 5], b shared across the batch as [5, 4]
+    /// read transposed, out [2, 3, 4].
+    pub fn batched_plan() -> (Vec<AxisStrides>, [AxisStrides; 3]) {
+        (
+            vec![(2, 15, 0, 12)],
+            [(3, 5, 0, 4), (4, 0, 1, 1), (5, 1, 4, 0)],
+        )
+    }
+
+    #[test]
+    fn a_batched_matmul_is_one_strided_batched_gemm() {
+        let (loops, axes) = batched_plan();
+        let call = GemmCall::plan(&loops, axes).expect("expressible");
+        // Row-major out [3, 4] with unit column stride: cuBLAS computes out^T = b^T a^T.
+        assert!(call.swapped);
+        assert_eq!((call.rows, call.cols, call.k), (4, 3, 5));
+        assert_eq!((call.ldc, call.batch), (4, 2));
+        assert_eq!(call.batch_strides, (15, 0, 12));
+    }
+
+    /// A weight gradient summed over the sequence first: out `[768 m, 768 n, 32 batch]`, batch
+    /// innermost (as measured in BERT-base's graph).
+    pub fn batch_innermost_plan() -> (Vec<AxisStrides>, [AxisStrides; 3]) {
+        (
+            vec![(32, 98304, 98304, 1)],
+            [(768, 1, 0, 24576), (768, 0, 1, 32), (128, 768, 768, 0)],
+        )
+    }
+
+    #[test]
+    fn an_output_with_its_unit_stride_on_a_loop_is_staged() {
+        let (loops, axes) = batch_innermost_plan();
+        assert!(GemmCall::plan(&loops, axes).is_none());
+        let (staged_loops, staged_axes) = staged_layout(&loops, axes);
+        assert_eq!(staged_loops, vec![(32, 98304, 98304, 768 * 768)]);
+        let call = GemmCall::plan(&staged_loops, staged_axes).expect("expressible once staged");
+        assert_eq!(
+            (call.rows, call.cols, call.k, call.batch),
+            (768, 768, 128, 32)
+        );
+    }
+
+    #[test]
+    fn operands_without_a_unit_stride_fall_back() {
+        assert!(operand((3, 2), (4, 6)).is_none());
+        let loops = vec![];
+        let axes = [(3, 2, 0, 4), (4, 0, 1, 1), (5, 6, 4, 0)];
+        assert!(GemmCall::plan(&loops, axes).is_none());
+    }
+}

@@ -1,0 +1,76 @@
+//! luminal_cuda keeps a device tensor as `CudaData<f32>`, a newtype around a `CudaSlice<f32>`
+//! whose field it does not export. dropbert's kernels need the slice of each input and must hand
+//! their outputs back as `CudaData`, so that luminal_cuda's own ops can read them; this module is
+//! the one place that reinterprets one as the other.
+use std::mem::{align_of, size_of};
+
+use luminal::{op::InputTensor, prelude::*};
+use luminal_cuda::CudaData;
+use luminal_cudarc::driver::{CudaDevice, CudaSlice};
+
+// A struct of one field has that field's layout; these fail the build should that ever change.
+const _: () = assert!(size_of::<CudaData<f32>>() == size_of::<CudaSlice<f32>>());
+const _: () = assert!(align_of::<CudaData<f32>>() == align_of::<CudaSlice<f32>>());
+
+/// The device buffer of a tensor, if it lives on the device.
+pub fn device_slice(tensor: &Tensor) -> Option<&CudaSlice<f32>> {
+    let data = tensor.data.as_any().downcast_ref::<CudaData<f32>>()?;
+    // SAFETY: `CudaData<f32>` is a struct whose only field is a `CudaSlice<f32>` (same size and
+    // alignment, checked above).
+    Some(unsafe { &*(data as *const CudaData<f32>).cast::<CudaSlice<f32>>() })
+}
+
+/// [`device_slice`], mutable.
+pub fn device_slice_mut(tensor: &mut Tensor) -> Option<&mut CudaSlice<f32>> {
+    let data = tensor.data.as_any_mut().downcast_mut::<CudaData<f32>>()?;
+    // SAFETY: as in `device_slice`.
+    Some(unsafe { &mut *(data as *mut CudaData<f32>).cast::<CudaSlice<f32>>() })
+}
+
+/// A device buffer as a tensor luminal_cuda's ops can read.
+pub fn device_tensor(slice: CudaSlice<f32>) -> Tensor {
+    // SAFETY: as in `device_slice`; the value moves, so the buffer keeps exactly one owner.
+    let data: CudaData<f32> = unsafe { std::mem::transmute(slice) };
+    Tensor {
+        data: Box::new(data),
+    }
+}
+
+/// The device buffer of an op input; panics where it is not on the device (a dropbert CUDA op fed
+/// by a node the CUDA compiler left on the host).
+pub fn input_slice<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSlice<f32> {
+    device_slice(input.borrowed()).unwrap_or_else(|| panic!("{what}: the input is not on the GPU"))
+}
+
+/// A tensor's values on the host, wherever it lives: `None` only for data that is neither host
+/// `f32`s nor a device buffer.
+pub fn copy_to_host(tensor: &Tensor) -> Option<Vec<f32>> {
+    if let Some(values) = tensor.data.as_any().downcast_ref::<Vec<f32>>() {
+        return Some(values.clone());
+    }
+    let slice = device_slice(tensor)?;
+    Some(
+        slice
+            .device()
+            .dtoh_sync_copy(slice)
+            .expect("copying a tensor from the GPU"),
+    )
+}
+
+/// The first value of a scalar input (a gate), read from the host where it is there.
+pub fn scalar_value(input: &InputTensor<'_>, device: &std::sync::Arc<CudaDevice>) -> f32 {
+    let tensor = input.borrowed();
+    if let Some(values) = tensor.data.as_any().downcast_ref::<Vec<f32>>() {
+        return values[0];
+    }
+    let slice = device_slice(tensor).expect("a scalar on the host or the GPU");
+    device
+        .dtoh_sync_copy(&slice.slice(0..1))
+        .expect("reading a scalar from the GPU")[0]
+}
+
+/// Waits for all work queued on the GPU (for profiling).
+pub fn synchronizer() -> std::sync::Arc<dyn Fn() + Send + Sync> {
+    let device = CudaDevice::new(0).expect("no CUDA device");
+    std::sync::Arc::new(move || device.synchronize().expect("synchronizing the GPU"))
+}

@@ -1,0 +1,83 @@
+//! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
+//! by the CPU's contraction pass); dropbert's own ops (row gathers and scatters, column picks,
+//! view adjoints, gates, token dropping's selection and importance update) become CUDA kernels of
+//! their own, compiled by NVRTC when the graph is compiled.
+#[cfg(feature = "cuda")]
+mod columns;
+#[cfg(feature = "cuda")]
+mod compiler;
+#[cfg(feature = "cuda")]
+mod contraction;
+#[cfg(feature = "cuda")]
+mod device_buffer;
+#[cfg(feature = "cuda")]
+mod gates;
+#[cfg(feature = "cuda")]
+mod importance;
+#[cfg(feature = "cuda")]
+mod kept_tokens;
+#[cfg(feature = "cuda")]
+mod kernel;
+#[cfg(feature = "cuda")]
+mod rows;
+#[cfg(feature = "cuda")]
+mod view_adjoint;
+// Plain Rust, so its tests run without a GPU.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod view_expression;
+
+#[cfg(feature = "cuda")]
+pub use compiler::DropbertCudaCompiler;
+#[cfg(feature = "cuda")]
+pub use device_buffer::{copy_to_host, synchronizer};
+
+/// Every kernel source through NVRTC, which needs no GPU: `cargo test --features cuda` with the
+/// CUDA libraries on the library path (`cargo xtask cuda-sdk` gives them; the driver stub must be
+/// findable as `libcuda.so.1`).
+#[cfg(all(test, feature = "cuda"))]
+mod nvrtc_tests {
+    use luminal::prelude::*;
+
+    use super::*;
+    use crate::ops::KeptTokenRule;
+
+    #[test]
+    fn every_kernel_compiles() {
+        let mut sliced = ShapeTracker::new(&[6.into(), 5.into()]);
+        sliced.slice(&[(1.into(), 4.into()), (2.into(), 5.into())]);
+        let rule = KeptTokenRule {
+            seq: 16,
+            kept: 8,
+            by_importance: 8,
+            allow: vec![100, 101, 102, 103],
+            deny: vec![0],
+        };
+        let sources = [
+            rows::GATHER_SOURCE.to_string(),
+            rows::SCATTER_ADD_SOURCE.to_string(),
+            rows::write_rows_source("rows[e]"),
+            rows::write_rows_source("0.0f"),
+            columns::columns_source(columns::PICK),
+            columns::columns_source(columns::PLACE),
+            view_adjoint::view_adjoint_source(&sliced),
+            kept_tokens::kernel_source(&rule),
+            kept_tokens::kernel_source(&KeptTokenRule {
+                allow: vec![],
+                deny: vec![],
+                ..rule.clone()
+            }),
+            importance::SOURCE.to_string(),
+            {
+                let (loops, axes) = contraction::tests::batched_plan();
+                contraction::kernel_source(&loops, axes)
+            },
+            {
+                let (loops, axes) = contraction::tests::batch_innermost_plan();
+                contraction::scatter_source(&loops, axes)
+            },
+        ];
+        for source in sources {
+            kernel::ptx(&source);
+        }
+    }
+}

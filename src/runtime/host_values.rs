@@ -1,0 +1,45 @@
+//! Reading a program's tensors on the host, wherever the backend keeps them: the loss, gradients,
+//! weights, optimizer state, the importance table, kept positions.
+use luminal::prelude::*;
+
+/// A tensor's values as host `f32`s: copied back from the GPU where it lives there. `None` for
+/// data of another kind.
+pub fn tensor_values(tensor: &Tensor) -> Option<Vec<f32>> {
+    #[cfg(feature = "cuda")]
+    {
+        crate::compile::cuda::copy_to_host(tensor)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        tensor.data.as_any().downcast_ref::<Vec<f32>>().cloned()
+    }
+}
+
+/// The buffer of node `id`'s output on the host, if it is set.
+pub fn host_values(graph: &Graph, id: NodeIndex) -> Option<Vec<f32>> {
+    tensor_values(graph.get_tensor_ref(id, 0)?)
+}
+
+/// The logical values of an output (its buffer read through the tensor's view), as
+/// `GraphTensor::data` gives them for host buffers.
+pub fn output_values<S: Shape>(tensor: GraphTensor<S>) -> Vec<f32> {
+    let buffer = host_values(tensor.graph(), tensor.id).expect("the output was computed");
+    let view = tensor.shape;
+    let len = view
+        .n_elements()
+        .to_usize()
+        .expect("dropbert graphs have static shapes");
+    if view.is_contiguous() && !view.is_sliced() && !view.is_padded() {
+        return buffer[..len].to_vec();
+    }
+    let (index, valid) = (view.index_expression(), view.valid_expression());
+    (0..len)
+        .map(|i| {
+            if valid.exec_single_var(i) != 0 {
+                buffer[index.exec_single_var(i)]
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
