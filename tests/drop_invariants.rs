@@ -3,7 +3,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use common::{fixture, ids, read_fixture};
+use common::{fixture, ids, read_fixture, BothPreLn};
 use dropbert::{
     config::{BertConfig, BertSettings},
     data::{batch::TokenBatch, tokenizer::SpecialTokenIds},
@@ -311,14 +311,6 @@ dropbert::bert_config! {
     }
 }
 
-dropbert::bert_config! {
-    pub PreLn4Both {
-        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PreLn, token_drop: { layer: 1, kept: 8 }, layer_drop: { theta_bar: 0.5, gamma: 0.001 },
-    }
-}
-
 fn fixture_batch(case: &str) -> (TokenBatch, Vec<i64>) {
     let batch = read_fixture(&format!("drops/{case}/batch.safetensors"));
     let tokens = TokenBatch {
@@ -335,13 +327,7 @@ fn plan_for<C: BertConfig>() -> DropPlan {
     DropPlan::for_training::<C>(
         C::DIMS.token_drop.map(|_| TokenDropSettings::default()),
         C::DIMS.layer_drop.map(LayerDropSchedule::from),
-        SpecialTokenIds {
-            pad: 0,
-            unk: 100,
-            cls: 101,
-            sep: 102,
-            mask: 103,
-        },
+        SpecialTokenIds::BERT_UNCASED,
     )
     .unwrap()
 }
@@ -458,14 +444,14 @@ fn a_gated_off_block_is_the_identity() {
     }
 }
 
-/// Runs embeddings and the encoder of `PreLn4Both` with the gates `on` and the kept positions
+/// Runs embeddings and the encoder of `BothPreLn` with the gates `on` and the kept positions
 /// `kept`, returning the encoder output.
 fn encoder_output(on: [bool; 4], kept: &[usize]) -> Vec<f32> {
     let case = "both_pre_ln";
     let mut cx = Box::new(Graph::new());
-    let inputs = BertInputs::<PreLn4Both>::new(&mut cx);
+    let inputs = BertInputs::<BothPreLn>::new(&mut cx);
     let settings = BertSettings::default();
-    let model = BertModel::<PreLn4Both>::new(&mut cx, &settings, false);
+    let model = BertModel::<BothPreLn>::new(&mut cx, &settings, false);
     let kept_positions = cx.named_tensor("kept positions");
     let gates = LayerGates::new(&mut cx, 4);
     for (layer, &on) in on.iter().enumerate() {
@@ -531,9 +517,9 @@ fn dropped_tokens_carry_their_state_from_the_split() {
 /// matmuls, forward and backward, as the cost model counts them.
 #[test]
 fn skipped_blocks_are_not_computed() {
-    let plan = plan_for::<PreLn4Both>();
+    let plan = plan_for::<BothPreLn>();
     let mut graph =
-        MaskedLmGraph::<PreLn4Both>::build(&BertSettings::default(), true, &plan).unwrap();
+        MaskedLmGraph::<BothPreLn>::build(&BertSettings::default(), true, &plan).unwrap();
     for gradient in &graph.gradients {
         graph.graph.keep_tensors(gradient.tensor.id);
     }
@@ -552,8 +538,8 @@ fn skipped_blocks_are_not_computed() {
             .copied()
             .collect();
         let counted = counted_matmul_flops(&graph.graph, &skipped);
-        let analytic = StepCost::of(&PreLn4Both::DIMS, &StepShape::new(&PreLn4Both::DIMS, &on))
-            .training_flops();
+        let analytic =
+            StepCost::of(&BothPreLn::DIMS, &StepShape::new(&BothPreLn::DIMS, &on)).training_flops();
         assert_eq!(counted, analytic, "gates {on:?}");
         assert_eq!(skipped.len() > dead_code, on.iter().any(|&on| !on));
     }
@@ -564,7 +550,7 @@ fn skipped_blocks_are_not_computed() {
 fn the_cost_model_agrees_with_the_graph() {
     for report in [
         dropbert::drop::CostReport::of::<PostLn4KeepAll>(0).unwrap(),
-        dropbert::drop::CostReport::of::<PreLn4Both>(0).unwrap(),
+        dropbert::drop::CostReport::of::<BothPreLn>(0).unwrap(),
     ] {
         assert_eq!(
             report.flops_per_step, report.flops_per_step_counted,
@@ -578,6 +564,6 @@ fn the_cost_model_agrees_with_the_graph() {
 /// `bench` runs full training steps with both drops.
 #[test]
 fn bench_runs_with_both_drops() {
-    dropbert::cli::run::<PreLn4Both>(["bert", "bench", "--warmup", "1", "--steps", "2", "--json"])
+    dropbert::cli::run::<BothPreLn>(["bert", "bench", "--warmup", "1", "--steps", "2", "--json"])
         .unwrap();
 }

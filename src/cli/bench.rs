@@ -42,17 +42,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         dropout: Dropout::new(0.1, 0.1),
         ..BertSettings::default()
     };
-    let special = if dims.vocab_size > 103 {
-        SpecialTokenIds::BERT_UNCASED
-    } else {
-        SpecialTokenIds {
-            pad: 0,
-            unk: 1,
-            cls: 2,
-            sep: 3,
-            mask: 4,
-        }
-    };
+    let special = SpecialTokenIds::for_random_ids(dims.vocab_size);
     let plan = DropPlan::for_training::<C>(
         dims.token_drop.map(|_| TokenDropSettings::default()),
         dims.layer_drop.map(LayerDropSchedule::from),

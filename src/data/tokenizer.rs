@@ -42,6 +42,22 @@ impl SpecialTokenIds {
         sep: 102,
         mask: 103,
     };
+
+    /// Ids that exist in a vocabulary of `vocab_size` tokens, for runs on random ids (benchmarks,
+    /// cost reports): BERT's where the vocabulary is big enough, else the first five.
+    pub fn for_random_ids(vocab_size: usize) -> Self {
+        if vocab_size > Self::BERT_UNCASED.mask as usize {
+            Self::BERT_UNCASED
+        } else {
+            Self {
+                pad: 0,
+                unk: 1,
+                cls: 2,
+                sep: 3,
+                mask: 4,
+            }
+        }
+    }
 }
 
 /// Model inputs for one text; every field is exactly `seq_len` long.

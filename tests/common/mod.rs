@@ -27,6 +27,39 @@ dropbert::bert_config! {
     }
 }
 
+// The checkpoints of tests/fixtures/drops/ (scripts/make_drop_fixtures.py).
+dropbert::bert_config! {
+    pub TokenDropPostLn {
+        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PostLn, token_drop: { layer: 1, kept: 8 }, layer_drop: off,
+    }
+}
+
+dropbert::bert_config! {
+    pub TokenDropLastSplit {
+        vocab: 512, hidden: 32, layers: 3, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PostLn, token_drop: { layer: 1, kept: 5 }, layer_drop: off,
+    }
+}
+
+dropbert::bert_config! {
+    pub LayerDropPreLn {
+        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PreLn, token_drop: off, layer_drop: { theta_bar: 0.5, gamma: 0.001 },
+    }
+}
+
+dropbert::bert_config! {
+    pub BothPreLn {
+        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PreLn, token_drop: { layer: 1, kept: 8 }, layer_drop: { theta_bar: 0.5, gamma: 0.001 },
+    }
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
