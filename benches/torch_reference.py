@@ -3,13 +3,14 @@
 `<binary> bench` is compared with (docs/perf.md).
 
     python benches/torch_reference.py --layers 12 --hidden 768 --heads 12 --intermediate 3072 \
-        --vocab 30522 --batch 256 --seq 128 [--modes fp32,bf16,bf16-compile] [--device cuda]
+        --vocab 30522 --batch 256 --seq 128 [--modes fp32,tf32,bf16,bf16-compile] [--device cuda]
 
 A step is what dropbert's `bench` times: forward of BertForMaskedLM with labels (loss over the
 predicted positions), backward, gradient clipping at 1.0 and fused AdamW, on random ids with every
 position real and floor(0.15 * seq) positions per sequence predicted, dropout 0.1. Modes:
-``fp32`` (TF32 matmuls on the GPU, as `torch.backends.cuda.matmul.allow_tf32`), ``bf16`` (autocast
-to bfloat16, float32 master weights), ``bf16-compile`` (the same under torch.compile). Each mode:
+``fp32`` (strict float32 matmuls, PyTorch's default), ``tf32`` (TF32 matmuls on the GPU, as
+`torch.backends.cuda.matmul.allow_tf32`), ``bf16`` (autocast to bfloat16, float32 master weights,
+TF32 for what stays float32), ``bf16-compile`` (the same under torch.compile). Each mode:
 warm-up steps, then the median of timed steps (CUDA events on the GPU), tokens/s and peak GPU
 memory; one JSON object per mode on stdout.
 """
@@ -53,6 +54,8 @@ def measure(args, mode):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
     batch = synthetic_batch(args.vocab, args.batch, args.seq, device)
     use_bf16 = mode.startswith("bf16")
+    torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
+    torch.backends.cudnn.allow_tf32 = mode != "fp32"
     forward = torch.compile(model) if mode.endswith("compile") else model
 
     def step():
@@ -97,13 +100,18 @@ def main():
     for name, default in [("layers", 12), ("hidden", 768), ("heads", 12), ("intermediate", 3072),
                           ("vocab", 30522), ("batch", 32), ("seq", 128), ("warmup", 3), ("steps", 10)]:
         parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--modes", default="fp32,bf16,bf16-compile")
+    parser.add_argument("--modes", default="fp32,tf32,bf16,bf16-compile")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
     for mode in args.modes.split(","):
-        print(json.dumps(measure(args, mode)), flush=True)
+        try:
+            result = measure(args, mode)
+        except torch.OutOfMemoryError as error:
+            result = {"reference": "transformers BertForMaskedLM", "mode": mode,
+                      "batch": args.batch, "seq": args.seq, "failed": f"out of memory: {error}"}
+        print(json.dumps(result), flush=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -55,10 +55,12 @@ if [ "$speed" = "--speed" ]; then
     check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
         --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/pretrain-base --backend cuda --quiet
     cp /tmp/pretrain-base/metrics.jsonl "$out/pretrain-base.metrics.jsonl" 2>/dev/null
-    check "bench bert-base" timeout 240 "$binary" bert-base bench --backend cuda --warmup 2 --steps 10
+    for matmul in fp32 tf32; do
+        check "bench bert-base $matmul" timeout 240 "$binary" bert-base bench --backend cuda --warmup 2 \
+            --steps 10 --matmul "$matmul"
+    done
     grep "median step" "$out/log.txt" >"$out/bench.txt"
-    python3 "$here/torch_bert_step.py" >>"$out/torch.txt" 2>&1
-    python3 "$here/torch_bert_step.py" --tf32 >>"$out/torch.txt" 2>&1
+    python3 "$here/../benches/torch_reference.py" --batch 32 --seq 128 --modes fp32,tf32 >>"$out/torch.txt" 2>&1
 fi
 echo; cat "$out/card.txt"; printf '%s\n' "${summary[@]}"
 echo "-- compare"; cat "$out/compare.txt" 2>/dev/null

@@ -11,7 +11,9 @@ use crate::{
     hf::initial_values,
     nn::Dropout,
     optim::OptimizerSettings,
-    runtime::Backend,
+    runtime::{
+        device_memory, reset_device_memory_peak, Backend, DeviceMemory, MatmulPrecision, StepTimer,
+    },
     train::{synthetic_batch, TrainingProgram},
     Result,
 };
@@ -27,17 +29,26 @@ pub struct BenchArgs {
     /// Steps timed.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Steps counted as already taken: where the step sits in the schedules (layer dropping's
+    /// keep probability falls from 1 toward theta_bar as training goes on).
+    #[arg(long, default_value_t = 0)]
+    at_step: u64,
+    /// Matrix products on the GPU in strict fp32, or tf32 on the tensor cores.
+    #[arg(long, default_value_t = MatmulPrecision::Fp32)]
+    matmul: MatmulPrecision,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 /// Times full training steps (forward, backward, clipping, AdamW) of the configuration on a
-/// random batch, with its drops at their defaults and dropout 0.1: the median step time,
-/// tokens per second, matmul FLOP rate and the process's peak memory.
+/// random batch, with its drops at their defaults and dropout 0.1: the median step time (CUDA
+/// events on the GPU), tokens per second, matmul FLOP rate, the process's peak host memory and,
+/// on the GPU, the memory the program holds between steps and its peak during them.
 pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let dims = C::DIMS;
     let backend = args.backend.unwrap_or_else(Backend::best_available);
+    args.matmul.select_for(backend)?;
     let settings = BertSettings {
         dropout: Dropout::new(0.1, 0.1),
         ..BertSettings::default()
@@ -58,7 +69,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         .iter()
         .map(|p| initial_values(p, &settings, &mut rng))
         .collect();
-    program.start(weights);
+    program.start_at(weights, args.at_step);
     if let Some((token_drop, special)) = &plan.token_drop {
         program.set_importance(token_drop.initial_table(dims.vocab_size, *special));
     }
@@ -66,14 +77,22 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     for _ in 0..args.warmup {
         program.step(&batch)?;
     }
+    let resident = device_memory(backend);
+    reset_device_memory_peak(backend);
     let mut seconds = Vec::with_capacity(args.steps);
-    let mut flops = 0.0;
+    let (mut flops, mut blocks_run) = (0.0, 0usize);
     for _ in 0..args.steps {
-        let started = Instant::now();
+        let timer = StepTimer::start(backend);
         let step = program.step(&batch)?;
-        seconds.push(started.elapsed().as_secs_f64());
+        seconds.push(timer.stop());
         flops += step.flops;
+        blocks_run += step.gates.iter().filter(|&&on| on).count();
     }
+    let peak = device_memory(backend);
+    let gpu = resident.zip(peak).map(|(resident, peak)| DeviceMemory {
+        in_use_bytes: resident.in_use_bytes,
+        peak_bytes: peak.peak_bytes,
+    });
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let tokens = (dims.batch_size * dims.seq_len) as f64;
@@ -84,29 +103,43 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
             "{}",
             json!({
                 "configuration": C::NAME, "backend": backend.to_string(),
+                "matmul": args.matmul.to_string(),
                 "batch": dims.batch_size, "seq": dims.seq_len,
-                "warmup": args.warmup, "steps": args.steps,
+                "warmup": args.warmup, "steps": args.steps, "at_step": args.at_step,
                 "median_step_seconds": median, "tokens_per_second": tokens / median,
                 "flops_per_step": flops_per_step,
+                "mean_blocks_run": blocks_run as f64 / args.steps.max(1) as f64,
                 "tflops_per_second": flops_per_step / median / 1e12,
                 "compile_seconds": compile_seconds,
                 "peak_host_memory_bytes": peak_memory_bytes,
+                "gpu_resident_bytes": gpu.map(|m| m.in_use_bytes),
+                "peak_gpu_memory_bytes": gpu.map(|m| m.peak_bytes),
             })
         );
     } else {
         println!(
-            "{} on {backend}: median step {:.4} s over {} steps ({} warm-up), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}",
+            "{} on {backend} ({} matmuls): median step {:.4} s over {} steps ({} warm-up), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
             C::NAME,
+            args.matmul,
             median,
             args.steps,
             args.warmup,
             tokens / median,
             flops_per_step / median / 1e12,
             compile_seconds,
-            peak_memory_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
+            peak_memory_bytes.map_or("unknown".into(), mebibytes),
+            gpu.map_or(String::new(), |m| format!(
+                "; GPU memory {} held between steps, peak {} during them",
+                mebibytes(m.in_use_bytes),
+                mebibytes(m.peak_bytes)
+            )),
         );
     }
     Ok(())
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1048576.0)
 }
 
 /// The process's peak resident memory (Linux's VmHWM), where the system says it.

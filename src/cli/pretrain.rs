@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::{
     config::BertConfig,
-    runtime::Backend,
+    runtime::{Backend, MatmulPrecision},
     train::{pretrain, RunConfig, TrainingCheckpoint},
     Result,
 };
@@ -52,6 +52,9 @@ pub struct PretrainArgs {
     /// cpu or cuda (default: cuda where the binary was built with it).
     #[arg(long)]
     backend: Option<Backend>,
+    /// Matrix products on the GPU in strict fp32, or tf32 on the tensor cores.
+    #[arg(long, default_value_t = MatmulPrecision::Fp32)]
+    matmul: MatmulPrecision,
     /// No progress bar (metrics still go to metrics.jsonl).
     #[arg(long)]
     quiet: bool,
@@ -93,6 +96,7 @@ pub fn run<C: BertConfig>(args: &PretrainArgs) -> Result<()> {
         run.out_dir = out.clone();
     }
     let backend = args.backend.unwrap_or_else(Backend::best_available);
+    args.matmul.select_for(backend)?;
     let outcome = pretrain::<C>(
         &run,
         args.init_checkpoint.as_deref(),

@@ -316,10 +316,16 @@ impl Optimizer {
 
     /// Zeroes the state (a fresh optimizer) and the step count.
     pub fn reset_state(&mut self, graph: &mut Graph) {
+        self.reset_state_at(graph, 0);
+    }
+
+    /// Zeroes the state and counts `steps_taken` steps as taken: the schedules (learning rate,
+    /// layer dropping) continue from there.
+    pub fn reset_state_at(&mut self, graph: &mut Graph, steps_taken: u64) {
         for tensor in &self.state {
             graph.set_tensor(tensor.input, 0, Tensor::new(vec![0.0f32; tensor.numel()]));
         }
-        self.steps_taken = 0;
+        self.steps_taken = steps_taken;
     }
 
     /// The current state as host values, by name (as [`state_tensors`](Self::state_tensors)

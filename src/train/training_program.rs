@@ -80,8 +80,15 @@ impl<C: BertConfig> TrainingProgram<C> {
 
     /// Sets the weights and zeroes the optimizer state (a fresh run).
     pub fn start(&mut self, values: Vec<Vec<f32>>) {
+        self.start_at(values, 0);
+    }
+
+    /// [`start`](Self::start), with the schedules (learning rate, layer dropping) placed
+    /// `steps_taken` steps in: benchmarks measure a step of any point of a run this way.
+    pub fn start_at(&mut self, values: Vec<Vec<f32>>, steps_taken: u64) {
         self.graph.set_parameters(values);
-        self.optimizer.reset_state(&mut self.graph.graph);
+        self.optimizer
+            .reset_state_at(&mut self.graph.graph, steps_taken);
     }
 
     /// Sets the weights and the optimizer state of a run that took `steps_taken` steps.

@@ -7,7 +7,13 @@ use luminal::prelude::{
     petgraph::{visit::EdgeRef, Direction},
     *,
 };
-use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
+use luminal_cudarc::{
+    cublas::{
+        sys::{cublasMath_t, cublasSetMathMode, cublasStatus_t},
+        CudaBlas,
+    },
+    driver::CudaDevice,
+};
 
 use super::{
     columns::CudaColumns,
@@ -23,6 +29,7 @@ use crate::ops::{
     GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns, ReplaceRows,
     ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
 };
+use crate::runtime::MatmulPrecision;
 
 #[derive(Debug, Default)]
 pub struct DropbertCudaCompiler;
@@ -30,6 +37,7 @@ pub struct DropbertCudaCompiler;
 impl Compiler for DropbertCudaCompiler {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
         let device = CudaDevice::new(0).expect("no CUDA device");
+        super::memory_pool::keep_freed_memory(&device);
         // Before luminal_cuda's passes: they would turn the contractions they cannot match into a
         // broadcast product and a sum.
         ContractionCompiler.compile(graph, &mut remap);
@@ -150,6 +158,17 @@ fn read_gates_on_host(graph: &mut Graph, gate_inputs: &[(NodeIndex, NodeIndex)])
 /// Replaces each dropbert op by its CUDA kernel.
 fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
     let blas = Arc::new(CudaBlas::new(device.clone()).expect("creating a cuBLAS handle"));
+    let math_mode = match MatmulPrecision::selected() {
+        MatmulPrecision::Fp32 => cublasMath_t::CUBLAS_DEFAULT_MATH,
+        MatmulPrecision::Tf32 => cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH,
+    };
+    // SAFETY: the handle is live; the math mode is one of cuBLAS's values.
+    let status = unsafe { cublasSetMathMode(*blas.handle(), math_mode) };
+    assert_eq!(
+        status,
+        cublasStatus_t::CUBLAS_STATUS_SUCCESS,
+        "setting cuBLAS's math mode"
+    );
     let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
     for node in nodes {
         let op = graph.graph.node_weight(node).expect("live node").as_any();

@@ -11,6 +11,8 @@ mod contraction;
 #[cfg(feature = "cuda")]
 mod device_buffer;
 #[cfg(feature = "cuda")]
+mod device_timer;
+#[cfg(feature = "cuda")]
 mod gates;
 #[cfg(feature = "cuda")]
 mod importance;
@@ -18,6 +20,8 @@ mod importance;
 mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
+#[cfg(feature = "cuda")]
+pub mod memory_pool;
 #[cfg(feature = "cuda")]
 mod rows;
 #[cfg(feature = "cuda")]
@@ -30,6 +34,8 @@ mod view_expression;
 pub use compiler::DropbertCudaCompiler;
 #[cfg(feature = "cuda")]
 pub use device_buffer::{copy_to_host, synchronizer};
+#[cfg(feature = "cuda")]
+pub use device_timer::DeviceTimer;
 
 /// Every kernel source through NVRTC, which needs no GPU: `cargo test --features cuda` with the
 /// CUDA libraries on the library path (`cargo xtask cuda-sdk` gives them; the driver stub must be

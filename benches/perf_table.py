@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The GPU benchmark table of docs/perf.md from benches/cuda_perf.sh's outputs:
+`perf_table.py bench.jsonl torch.jsonl` prints markdown. Each dropbert row gives its throughput
+against PyTorch on the same shape, and for a dropping method its speedup over its own baseline
+(same layout: token dropping against the Post-LN baseline, layer dropping and both against the
+Pre-LN one) beside the matmul FLOP ratio of the same steps."""
+import json
+import re
+import sys
+
+BASELINE_OF = {"TokenDrop": "Base", "LayerDrop": "PreLn", "Both": "PreLn"}
+
+
+def read(path):
+    rows = []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def gib(value):
+    return "" if value is None else f"{value / 2**30:.1f}"
+
+
+def main():
+    ours, torch = read(sys.argv[1]), read(sys.argv[2])
+    measured = {(r["configuration"], r["matmul"]): r for r in ours if "failed" not in r}
+    failed = [r for r in ours if "failed" in r]
+    reference = {(r["batch"], r["seq"], r["mode"]): r for r in torch if "failed" not in r}
+    print("| configuration | matmul | median step | tokens/s | / PyTorch same precision | "
+          "/ PyTorch bf16 | / torch.compile bf16 | speedup over baseline | FLOP ratio | "
+          "speedup / FLOP ratio | peak GPU memory (GiB) | activations (GiB) | activations / baseline's |")
+    print("|" + "---|" * 13)
+    for (name, matmul), row in measured.items():
+        method, shape = re.match(r"([A-Za-z]+?)(\d+x\d+)$", name).groups()
+        shape_key = (row["batch"], row["seq"])
+        tokens = row["tokens_per_second"]
+
+        def against(mode):
+            ref = reference.get(shape_key + (mode,))
+            return f"{tokens / ref['tokens_per_second']:.3f}" if ref else ""
+
+        activations = None
+        if row.get("peak_gpu_memory_bytes") is not None:
+            activations = row["peak_gpu_memory_bytes"] - row["gpu_resident_bytes"]
+        speedup = flop_ratio = efficiency = activation_ratio = ""
+        base = measured.get((BASELINE_OF.get(method, "") + shape, matmul))
+        if base:
+            s = base["median_step_seconds"] / row["median_step_seconds"]
+            f = base["flops_per_step"] / row["flops_per_step"]
+            speedup, flop_ratio, efficiency = f"{s:.3f}", f"{f:.3f}", f"{s / f:.0%}"
+            if activations is not None and base.get("peak_gpu_memory_bytes") is not None:
+                base_activations = base["peak_gpu_memory_bytes"] - base["gpu_resident_bytes"]
+                activation_ratio = f"{activations / base_activations:.3f}"
+        print(f"| {name} | {matmul} | {row['median_step_seconds'] * 1e3:.1f} ms | {tokens:,.0f} | "
+              f"{against(matmul)} | {against('bf16')} | {against('bf16-compile')} | {speedup} | "
+              f"{flop_ratio} | {efficiency} | {gib(row.get('peak_gpu_memory_bytes'))} | "
+              f"{gib(activations)} | {activation_ratio} |")
+    print()
+    print("| PyTorch (transformers BertForMaskedLM) | batch x seq | median step | tokens/s | peak GPU memory (GiB) |")
+    print("|---|---|---|---|---|")
+    for r in torch:
+        if "failed" in r:
+            print(f"| {r['mode']} | {r['batch']} x {r['seq']} | failed: {r['failed'][:60]} | | |")
+        else:
+            print(f"| {r['mode']} | {r['batch']} x {r['seq']} | {r['median_step_seconds'] * 1e3:.1f} ms | "
+                  f"{r['tokens_per_second']:,.0f} | {gib(r['peak_gpu_memory_bytes'])} |")
+    for r in failed:
+        print(f"\ndropbert {r['configuration_arg']} ({r['matmul']}) failed: exit {r['failed']} (log.txt)")
+
+
+if __name__ == "__main__":
+    main()
