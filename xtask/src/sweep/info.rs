@@ -19,9 +19,9 @@ pub struct Info {
 }
 
 impl Info {
-    /// Asks the binary; one without `--json` is read from its plain `info` lines, and one whose
-    /// `info` fails gives an empty `Info`: missing facts leave blanks in the table, not a failure.
-    pub fn of(binary: &Path) -> Self {
+    /// `<binary> info --json` as the binary printed it, kept with the point so that a staged
+    /// sweep reads it back; a binary without `--json` gets its plain `info` lines as JSON.
+    pub fn json_of(binary: &Path) -> Option<String> {
         let output = |args: &[&str]| {
             Command::new(binary)
                 .args(args)
@@ -31,13 +31,12 @@ impl Info {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         };
         if let Some(json) = output(&["info", "--json"]) {
-            if let Ok(value) = serde_json::from_str::<Value>(&json) {
-                return Self::from_json(&value);
+            if serde_json::from_str::<Value>(&json).is_ok() {
+                return Some(json);
             }
         }
-        output(&["info"])
-            .map(|text| Self::from_text(&text))
-            .unwrap_or_default()
+        let info = Self::from_text(&output(&["info"])?);
+        Some(serde_json::to_string(&info).expect("Info serializes"))
     }
 
     pub fn from_json(value: &Value) -> Self {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use clap::ValueEnum;
 
-use execute::{execute, Settings};
+use execute::{collect, execute, stage, Settings, STAGED_BINARY};
 use grid::{Grid, DEFAULT_GRID};
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,14 @@ pub struct Args {
     /// Output folder [default: sweep/<UTC timestamp>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Build every point and stop: the output folder then holds each point's binary and
+    /// `run-points.sh`, which runs them on a machine without a Rust toolchain (a GPU machine);
+    /// bring the folder back and finish with `--collect`.
+    #[arg(long, conflicts_with = "collect")]
+    stage: bool,
+    /// Write the tables and the report of a staged sweep (its folder) whose points have run.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["grid", "steps", "out", "backend"])]
+    collect: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +62,9 @@ impl Backend {
 }
 
 pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
+    if let Some(dir) = &args.collect {
+        return collect_staged(dir);
+    }
     let grid = match &args.grid {
         Some(path) => Grid::load(path)?,
         None => Grid::parse(DEFAULT_GRID, &repo_root.join("xtask").join("grids"))
@@ -86,12 +97,30 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
     let mut runs = Vec::new();
     for (index, point) in points.iter().enumerate() {
         eprintln!(
-            "[sweep {}/{}] {}: building and running",
+            "[sweep {}/{}] {}: {}",
             index + 1,
             points.len(),
-            point.name
+            point.name,
+            if args.stage {
+                "building"
+            } else {
+                "building and running"
+            }
         );
-        let run = execute(point, &out.join("points").join(&point.name), &settings);
+        let dir = out.join("points").join(&point.name);
+        if args.stage {
+            let run = stage(point, &dir, &settings);
+            if let Some(error) = &run.error.filter(|_| !dir.join(STAGED_BINARY).exists()) {
+                eprintln!(
+                    "[sweep {}/{}] {}: failed: {error}",
+                    index + 1,
+                    points.len(),
+                    point.name
+                );
+            }
+            continue;
+        }
+        let run = execute(point, &dir, &settings);
         match &run.error {
             None => eprintln!("[sweep {}/{}] {}: ok", index + 1, points.len(), point.name),
             Some(error) => eprintln!(
@@ -102,6 +131,9 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
             ),
         }
         runs.push(run);
+    }
+    if args.stage {
+        return write_stage_script(&out, &points, args.backend);
     }
     let results = results::compute(&runs, grid.run.target_loss);
     let facts = report::Facts::gather(
@@ -117,6 +149,79 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
         results.len(),
         facts.sweep_seconds,
         out.join("report.md").display()
+    );
+    Ok(())
+}
+
+/// `run-points.sh`: runs every staged point where the folder was copied, writing what
+/// `--collect` reads (the files `execute::run` writes here).
+fn write_stage_script(out: &Path, points: &[point::Point], backend: Backend) -> Result<(), String> {
+    let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
+    let script = format!(
+        r#"#!/usr/bin/env bash
+# Runs the points of this staged sweep here (the machine with the {backend} device), then, back on
+# the machine with the repository: cargo xtask sweep --collect <this folder>
+set -u
+cd "$(dirname "$0")"
+for point in {names}; do
+    dir=points/$point
+    [ -x "$dir/{binary}" ] || {{ echo "$point: not built (see $dir/build-error.txt)"; continue; }}
+    echo "$point: running"
+    rm -rf "$dir/run"
+    started=$(date +%s.%N)
+    (cd "$dir" && ./{binary} pretrain --config run.toml --out run --quiet --backend {backend} >pretrain.log 2>&1)
+    echo $? >"$dir/exit-status.txt"
+    awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN {{ print b - a }}' >"$dir/run-seconds.txt"
+    echo "$point: exit $(cat "$dir/exit-status.txt") after $(cat "$dir/run-seconds.txt") s"
+done
+"#,
+        backend = backend.name(),
+        names = names.join(" "),
+        binary = STAGED_BINARY,
+    );
+    let path = out.join("run-points.sh");
+    std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    std::fs::write(out.join("backend.txt"), backend.name())
+        .map_err(|e| format!("cannot write into {}: {e}", out.display()))?;
+    println!(
+        "staged {} points in {}: copy the folder to the {} machine, run its run-points.sh there, bring it back and run `cargo xtask sweep --collect {}`",
+        points.len(),
+        out.display(),
+        backend.name(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The report of a staged sweep whose points ran elsewhere.
+fn collect_staged(dir: &Path) -> Result<(), String> {
+    let grid = Grid::load(&dir.join("grid.toml"))?;
+    let backend = std::fs::read_to_string(dir.join("backend.txt"))
+        .map_err(|e| format!("{}: not a staged sweep ({e})", dir.display()))?;
+    let runs: Vec<_> = point::points(&grid)
+        .iter()
+        .map(|point| collect(point, &dir.join("points").join(&point.name)))
+        .collect();
+    let run_seconds: f64 = runs.iter().filter_map(|run| run.run_seconds).sum();
+    let results = results::compute(&runs, grid.run.target_loss);
+    let facts = report::Facts::gather(
+        command_line(),
+        backend.trim(),
+        timestamp::now(),
+        run_seconds,
+    );
+    report::write_all(dir, &facts, &grid.run, &results)?;
+    print!("{}", table::text(&results));
+    println!(
+        "report of {} points in {}",
+        results.len(),
+        dir.join("report.md").display()
     );
     Ok(())
 }
