@@ -84,7 +84,7 @@ impl LayerDropSchedule {
     /// Step `step`'s gates, each drawn from Bernoulli(`p_i(step)`) by a generator seeded by the
     /// run's seed and the step, so that a resumed run draws what an uninterrupted one would.
     pub fn sample(&self, seed: u64, step: u64, layers: usize) -> StepGates {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = ChaCha8Rng::seed_from_u64(crate::nn::step_key(seed, step));
         rng.set_stream(GATE_STREAM);
         let on = self
             .keep_probabilities(step, layers)
@@ -95,5 +95,6 @@ impl LayerDropSchedule {
     }
 }
 
-/// The random stream the gates are drawn from (dropout masks use stream 0).
+/// The ChaCha stream the gates are drawn from (token dropping's scores use stream 2; dropout
+/// masks are drawn in the graph, by Philox).
 const GATE_STREAM: u64 = 1;

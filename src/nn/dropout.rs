@@ -1,36 +1,32 @@
 use std::{cell::RefCell, rc::Rc};
 
 use luminal::prelude::*;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
-/// A place where dropout applies: a graph input holding the step's mask (0 for a dropped value,
-/// `1 / (1 - rate)` for a kept one, as inverted dropout scales), fed by the host every step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DropoutSite {
-    pub id: NodeIndex,
-    pub len: usize,
-    pub rate: f32,
+use crate::ops::{dropout_mask, RandomKey};
+
+/// The random key of training step `step` of a run seeded with `seed`: the host feeds it to the
+/// graph's key input each step, and the graph draws every dropout mask from it.
+pub fn step_key(seed: u64, step: u64) -> u64 {
+    seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-impl DropoutSite {
-    /// A fresh mask for this site.
-    pub fn sample(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
-        let keep = 1.0 - self.rate;
-        let scale = 1.0 / keep;
-        (0..self.len)
-            .map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 })
-            .collect()
-    }
+/// What the sites of one graph share: the key input, made with the first site, and how many
+/// sites there are (each site's mask is a stream of its own, numbered in creation order).
+#[derive(Debug, Default)]
+struct Sites {
+    key: Option<GraphTensor<RandomKey>>,
+    count: u32,
 }
 
-/// The dropout of one model: its rates, and the sites its forward pass created, which the
-/// program feeds. Cloning shares the sites. Rates of 0 (and inference) create no site at all.
+/// The dropout of one model: its rates, and the random key input its forward pass draws masks
+/// from (a [`DropoutMask`](crate::ops::DropoutMask) op per place where dropout applies). Cloning
+/// shares the key, so one `Dropout` serves one graph; [`for_new_graph`](Self::for_new_graph)
+/// gives another. Rates of 0 (and inference) create no mask and no key.
 #[derive(Debug, Clone, Default)]
 pub struct Dropout {
     pub hidden_rate: f32,
     pub attention_rate: f32,
-    sites: Rc<RefCell<Vec<DropoutSite>>>,
+    sites: Rc<RefCell<Sites>>,
 }
 
 impl Dropout {
@@ -47,6 +43,11 @@ impl Dropout {
         Self::default()
     }
 
+    /// The same rates, for another graph: sharing no key with this one.
+    pub fn for_new_graph(&self) -> Self {
+        Self::new(self.hidden_rate, self.attention_rate)
+    }
+
     /// Dropout of hidden states (embeddings and block outputs).
     pub fn hidden<S: Shape>(&self, x: GraphTensor<S>) -> GraphTensor<S> {
         self.apply(x, self.hidden_rate)
@@ -61,49 +62,137 @@ impl Dropout {
         if rate == 0.0 {
             return x;
         }
-        let mask = x.graph().named_tensor::<S>("dropout mask");
-        let len = S::realized_shape()
-            .iter()
-            .map(|d| d.to_usize().expect("static shapes"))
-            .product();
-        self.sites.borrow_mut().push(DropoutSite {
-            id: mask.id,
-            len,
-            rate,
-        });
-        x * mask
+        let mut sites = self.sites.borrow_mut();
+        let key = *sites
+            .key
+            .get_or_insert_with(|| x.graph().named_tensor("dropout key"));
+        assert!(
+            std::ptr::eq(key.graph_ref, x.graph_ref),
+            "a Dropout draws into one graph; give another graph Dropout::for_new_graph"
+        );
+        let stream = sites.count;
+        sites.count += 1;
+        x * dropout_mask::<S>(key, rate, stream)
     }
 
-    /// The sites created so far, in creation order.
-    pub fn sites(&self) -> Vec<DropoutSite> {
-        self.sites.borrow().clone()
+    /// The key input the masks are drawn from, once there is a mask: fed each step with
+    /// [`key_values`](crate::ops::key_values) of [`step_key`].
+    pub fn key(&self) -> Option<GraphTensor<RandomKey>> {
+        self.sites.borrow().key
+    }
+
+    /// The number of masks created so far.
+    pub fn site_count(&self) -> usize {
+        self.sites.borrow().count as usize
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-
     use super::*;
+    use crate::{
+        autograd::{add_backward, TensorRef},
+        nn::{ParameterInit, ParameterRef},
+        ops::{key_values, DropoutMask},
+        runtime::Backend,
+    };
+
+    fn values(graph: &Graph, id: NodeIndex) -> Vec<f32> {
+        graph
+            .get_tensor_ref(id, 0)
+            .expect("a retrieved output")
+            .data
+            .as_any()
+            .downcast_ref::<Vec<f32>>()
+            .expect("host values")
+            .clone()
+    }
 
     #[test]
-    fn masks_keep_the_right_fraction_and_scale_kept_values() {
-        let site = DropoutSite {
-            id: NodeIndex::new(0),
-            len: 100_000,
-            rate: 0.1,
+    fn sites_multiply_by_masks_drawn_from_the_key() {
+        let mut graph = Box::new(Graph::new());
+        let x = graph.tensor::<R2<100, 1000>>();
+        let dropout = Dropout::new(0.1, 0.25);
+        let hidden = dropout.hidden(x).retrieve();
+        let attention = dropout.attention(x).retrieve();
+        assert_eq!(dropout.site_count(), 2);
+        let key = dropout.key().expect("a key input");
+        let input: Vec<f32> = (0..100_000).map(|i| 1.0 + (i % 7) as f32).collect();
+        let mut run = |step: u64| {
+            graph.set_tensor(x.id, 0, Tensor::new(input.clone()));
+            graph.set_tensor(key.id, 0, Tensor::new(key_values(step_key(3, step))));
+            graph.execute();
+            let outputs = (values(&graph, hidden.id), values(&graph, attention.id));
+            graph.drop_tensors(vec![hidden.id, attention.id]);
+            outputs
         };
-        let mask = site.sample(&mut ChaCha8Rng::seed_from_u64(3));
-        let kept = mask.iter().filter(|&&v| v != 0.0).count() as f64 / mask.len() as f64;
-        assert!((kept - 0.9).abs() < 0.005, "kept fraction {kept}");
-        assert!(mask
-            .iter()
-            .all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
-        let mean = mask.iter().map(|&v| v as f64).sum::<f64>() / mask.len() as f64;
-        assert!(
-            (mean - 1.0).abs() < 0.01,
-            "inverted dropout keeps the mean: {mean}"
-        );
+        let (hidden_0, attention_0) = run(0);
+        for (output, rate, stream) in [(&hidden_0, 0.1f32, 0), (&attention_0, 0.25, 1)] {
+            let kept = output.iter().filter(|&&v| v != 0.0).count() as f64 / 100_000.0;
+            assert!((kept - (1.0 - rate) as f64).abs() < 0.005, "kept {kept}");
+            let mask = DropoutMask {
+                len: 100_000,
+                rate,
+                stream,
+            }
+            .values(step_key(3, 0), 1);
+            let scale = 1.0 / (1.0 - rate);
+            for ((&y, &m), &x) in output.iter().zip(&mask).zip(&input) {
+                assert!(m == 0.0 || m == scale);
+                assert_eq!(y, x * m);
+            }
+        }
+        let zeros = |v: &[f32]| v.iter().map(|&y| y == 0.0).collect::<Vec<_>>();
+        assert_ne!(zeros(&hidden_0), zeros(&attention_0));
+        assert_eq!(run(0), (hidden_0.clone(), attention_0));
+        assert_ne!(zeros(&run(1).0), zeros(&hidden_0));
+    }
+
+    #[test]
+    fn gradients_pass_through_the_mask_only() {
+        let mut graph = Box::new(Graph::new());
+        let x = graph.named_tensor::<R1<5000>>("x");
+        let weights = graph.named_tensor::<R1<5000>>("weights");
+        let dropout = Dropout::new(0.3, 0.0);
+        let mut loss = (dropout.hidden(x) * weights).sum_reduce().retrieve();
+        let mut key = dropout.key().unwrap().id;
+        let mut parameter = ParameterRef {
+            name: "x".into(),
+            id: x.id,
+            shape: vec![5000],
+            init: ParameterInit::Zeros,
+        };
+        graph.keep_tensors(x.id);
+        let gradients =
+            add_backward(&mut graph, TensorRef::of(loss), &[parameter.clone()], &[]).unwrap();
+        let mut gradient = gradients[0].tensor.id;
+        graph.retrieve_tensors(gradient);
+        let mut weights_id = weights.id;
+        Backend::Cpu
+            .compile(
+                &mut graph,
+                vec![
+                    &mut loss.id,
+                    &mut key,
+                    &mut parameter.id,
+                    &mut gradient,
+                    &mut weights_id,
+                ],
+            )
+            .unwrap();
+        let w: Vec<f32> = (0..5000).map(|i| (i % 13) as f32 - 6.0).collect();
+        graph.set_tensor(parameter.id, 0, Tensor::new(vec![0.5; 5000]));
+        graph.set_tensor(weights_id, 0, Tensor::new(w.clone()));
+        graph.set_tensor(key, 0, Tensor::new(key_values(step_key(1, 4))));
+        graph.execute();
+        let mask = DropoutMask {
+            len: 5000,
+            rate: 0.3,
+            stream: 0,
+        }
+        .values(step_key(1, 4), 1);
+        let expected: Vec<f32> = mask.iter().zip(&w).map(|(m, w)| m * w).collect();
+        assert_eq!(values(&graph, gradient), expected);
     }
 
     #[test]
@@ -113,6 +202,7 @@ mod tests {
         let dropout = Dropout::new(0.0, 0.0);
         let y = dropout.hidden(x);
         assert_eq!(y.id, x.id);
-        assert!(dropout.sites().is_empty());
+        assert!(dropout.key().is_none());
+        assert_eq!(dropout.site_count(), 0);
     }
 }

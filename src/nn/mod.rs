@@ -20,7 +20,7 @@ mod pooler;
 
 pub use attention::{attention_mask_bias, BertAttention, BertSelfAttention};
 pub use bert::{BertForMaskedLM, BertInputs, BertModel};
-pub use dropout::{Dropout, DropoutSite};
+pub use dropout::{step_key, Dropout};
 pub use embeddings::BertEmbeddings;
 pub use encoder::BertEncoder;
 pub use encoder_block::BertLayer;

@@ -1,9 +1,11 @@
 //! dropbert's own graph ops, beyond luminal's primitives: indexed row gathers and scatters
 //! (embeddings, token dropping), picking one column per row (the label's logit), the adjoint
 //! of a view (gradients through slices and pads), token dropping's choice of kept tokens and
-//! importance update, and the gates of switchable blocks (layer dropping).
+//! importance update, the gates of switchable blocks (layer dropping), and dropout masks drawn
+//! from a random key.
 //! Each carries a CPU kernel; the differentiable ones have a backward rule in
 //! [`crate::autograd`].
+mod dropout_mask;
 mod gate;
 mod gather_rows;
 mod importance_update;
@@ -14,6 +16,11 @@ mod scatter_add_rows;
 mod select_kept_tokens;
 mod view_adjoint;
 
+pub use dropout_mask::{
+    dropout_mask, key_from_values, key_values, mask_value, philox4x32, philox_key, DropoutMask,
+    RandomKey, ELEMENTS_PER_COUNTER, KEY_VALUES, PHILOX_KEY_STEPS, PHILOX_MULTIPLIERS,
+    PHILOX_ROUNDS,
+};
 pub use gate::{gate_choose, GateChoose, GateMask};
 pub use gather_rows::{gather_rows, GatherRows};
 pub use importance_update::{importance_update, update_importance, ImportanceUpdate};

@@ -9,10 +9,10 @@ use crate::{
     data::batch::TokenBatch,
     drop::{DropPlan, GateSchedule, StepGates},
     nn::{
-        masked_lm_loss, BertForMaskedLM, BertInputs, DropoutSite, EncoderDrops, LayerGates,
+        masked_lm_loss, step_key, BertForMaskedLM, BertInputs, EncoderDrops, LayerGates,
         ParameterRef, Parameters,
     },
-    ops::{importance_update, select_kept_tokens},
+    ops::{importance_update, key_values, select_kept_tokens, RandomKey},
     DropbertError, Result,
 };
 
@@ -29,8 +29,8 @@ pub struct TokenDropGraph<C: BertConfig> {
     pub updated_importance: GraphTensor<(C::Vocab,)>,
 }
 
-/// The random stream of token dropping's random scores (dropout masks use stream 0, layer
-/// gates stream 1).
+/// The ChaCha stream of token dropping's random scores (layer gates use stream 1; dropout masks
+/// are drawn in the graph, by Philox).
 const TOKEN_SCORE_STREAM: u64 = 2;
 
 /// `BertForMaskedLM` with its masked-LM loss (and, for training, its backward pass) on one
@@ -51,7 +51,8 @@ pub struct MaskedLmGraph<C: BertConfig> {
     pub gradients: Vec<Gradient>,
     /// Nodes from this index on are the backward pass and the updates (before compilation).
     pub backward_start: usize,
-    pub dropout_sites: Vec<DropoutSite>,
+    /// The input the dropout masks are drawn from, where dropout is on.
+    pub dropout_key: Option<GraphTensor<RandomKey>>,
     pub token_drop: Option<TokenDropGraph<C>>,
     pub layer_gates: Option<LayerGates>,
     /// Set by [`compile`](Self::compile) where layer dropping is on.
@@ -68,6 +69,12 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         let inputs = BertInputs::<C>::new(&mut graph);
         let prediction_positions = graph.named_tensor::<(C::Predictions,)>("prediction positions");
         let prediction_labels = graph.named_tensor::<(C::Predictions,)>("prediction labels");
+        // This graph's own dropout key and masks, whatever other graph the settings built.
+        let dropout = settings.dropout.for_new_graph();
+        let settings = &BertSettings {
+            dropout: dropout.clone(),
+            ..settings.clone()
+        };
         let model = BertForMaskedLM::<C>::new(&mut graph, settings);
         let mut token_drop = plan.token_drop.as_ref().map(|(token_drop, special)| {
             let importance = graph.named_tensor::<(C::Vocab,)>("token importance");
@@ -145,7 +152,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             parameters,
             gradients,
             backward_start,
-            dropout_sites: settings.dropout.sites(),
+            dropout_key: dropout.key(),
             token_drop,
             layer_gates: drops.layer_gates,
             gate_schedule: None,
@@ -186,7 +193,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             ids.push(&mut gradient.parameter.id);
             ids.push(&mut gradient.tensor.id);
         }
-        ids.extend(self.dropout_sites.iter_mut().map(|site| &mut site.id));
+        ids.extend(self.dropout_key.iter_mut().map(|key| &mut key.id));
         if let Some(token_drop) = &mut self.token_drop {
             ids.extend([
                 &mut token_drop.importance.id,
@@ -212,9 +219,10 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         }
     }
 
-    /// Feeds one batch, its labels (`[batch * seq]`, -100 = not predicted) and the dropout
-    /// masks of step `step` under `seed`. Fails where the batch predicts more positions than
-    /// the compiled capacity, `batch * ceil(0.15 * seq)`.
+    /// Feeds one batch, its labels (`[batch * seq]`, -100 = not predicted) and the random key
+    /// of step `step` under `seed`, from which the graph draws the dropout masks (and the host
+    /// token dropping's scores). Fails where the batch predicts more positions than the compiled
+    /// capacity, `batch * ceil(0.15 * seq)`.
     pub fn feed(&mut self, batch: &TokenBatch, labels: &[i64], seed: u64, step: u64) -> Result<()> {
         assert_eq!(labels.len(), C::DIMS.batch_size * C::DIMS.seq_len);
         let capacity = C::DIMS.max_predictions();
@@ -239,13 +247,14 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             .set_tensor(self.prediction_positions.id, 0, Tensor::new(positions));
         self.graph
             .set_tensor(self.prediction_labels.id, 0, Tensor::new(slot_labels));
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        for site in &self.dropout_sites {
+        let key = step_key(seed, step);
+        if let Some(key_input) = self.dropout_key {
             self.graph
-                .set_tensor(site.id, 0, Tensor::new(site.sample(&mut rng)));
+                .set_tensor(key_input.id, 0, Tensor::new(key_values(key)));
         }
         if let Some(token_drop) = &self.token_drop {
             let predicted: Vec<f32> = labels.iter().map(|&l| (l != -100) as u8 as f32).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(key);
             rng.set_stream(TOKEN_SCORE_STREAM);
             let random: Vec<f32> = (0..labels.len()).map(|_| rng.gen::<f32>()).collect();
             self.graph

@@ -1,5 +1,3 @@
-use std::sync::OnceLock;
-
 use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
@@ -7,7 +5,7 @@ use luminal::{
 
 use super::{
     exp2::exp2,
-    parallel::{run_tasks, Shared},
+    parallel::{run_tasks, thread_count, Shared},
     strided_ops::BinaryKind,
     strided_view::{contiguous_strides, merge_axes},
 };
@@ -319,15 +317,6 @@ impl Operator for FusedElementwise {
 
 /// Elements per task handed to a thread.
 const TASK: usize = BLOCK * 16;
-
-fn thread_count() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
-}
 
 enum Source<'a> {
     Block(&'a [f32]),

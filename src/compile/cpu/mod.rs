@@ -15,6 +15,7 @@ pub use contraction::{AxisStrides, Contraction, ContractionCompiler};
 pub use elementwise_fusion::ElementwiseFusionCompiler;
 pub use elementwise_kernel::FusedElementwise;
 pub use heap::keep_freed_buffers;
+pub(crate) use parallel::{run_tasks, thread_count, Shared};
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.

@@ -1,4 +1,17 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    OnceLock,
+};
+
+/// The threads this machine runs at once.
+pub fn thread_count() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
 
 /// Runs `task(i)` for every `i` in `0..count` on up to `threads` threads (the caller's among
 /// them), each taking the next index as it finishes one: on a shared machine a thread that loses

@@ -18,6 +18,7 @@ use luminal_cudarc::{
 use super::{
     columns::CudaColumns,
     contraction::CudaContraction,
+    dropout_mask::CudaDropoutMask,
     gates::{CudaGateChoose, CudaGateMask},
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
@@ -26,8 +27,8 @@ use super::{
 };
 use crate::compile::cpu::{Contraction, ContractionCompiler};
 use crate::ops::{
-    GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns, ReplaceRows,
-    ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
+    DropoutMask, GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns,
+    ReplaceRows, ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -42,7 +43,7 @@ impl Compiler for DropbertCudaCompiler {
         // broadcast product and a sum.
         ContractionCompiler.compile(graph, &mut remap);
         read_inputs_contiguously(graph);
-        let gate_inputs = gate_inputs(graph);
+        let host_inputs = host_inputs(graph);
         // Not luminal_cuda's gather pass: like luminal's CPU one, it takes arange-compare-
         // multiply-sum chains for embedding lookups; dropbert gathers with its own op.
         let (primitives, subtraction, equal, arange, _gather, matmul, copies) =
@@ -53,7 +54,7 @@ impl Compiler for DropbertCudaCompiler {
         arange.compile(graph, &mut remap);
         matmul.compile(graph, &mut remap);
         copies.compile(graph, &mut remap);
-        read_gates_on_host(graph, &gate_inputs);
+        read_on_host(graph, &host_inputs);
         swap_in_kernels(graph, &device);
     }
 }
@@ -72,6 +73,7 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<GateMask>()
         || op.is::<SelectKeptTokens>()
         || op.is::<ImportanceUpdate>()
+        || op.is::<DropoutMask>()
 }
 
 /// dropbert's kernels read plain buffers: an input read through any other view (permuted,
@@ -111,39 +113,40 @@ fn read_inputs_contiguously(graph: &mut Graph) {
     }
 }
 
-/// Each gate op with the graph input that feeds its gate.
-fn gate_inputs(graph: &Graph) -> Vec<(NodeIndex, NodeIndex)> {
+/// The ops whose first input is a small graph input they read on the host (a gate op's gate, a
+/// dropout mask's random key), each with that input.
+fn host_inputs(graph: &Graph) -> Vec<(NodeIndex, NodeIndex)> {
     graph
         .graph
         .node_indices()
         .filter(|&node| {
             let op = graph.graph.node_weight(node).expect("live node").as_any();
-            op.is::<GateChoose>() || op.is::<GateMask>()
+            op.is::<GateChoose>() || op.is::<GateMask>() || op.is::<DropoutMask>()
         })
         .map(|node| (node, graph.get_sources(node)[0].0))
         .collect()
 }
 
-/// luminal_cuda copies every graph input to the device; a gate is decided on the host, so each
-/// gate op reads its gate from the host input again. (The layer-drop schedule also finds the
-/// gate of each gate op this way.)
-fn read_gates_on_host(graph: &mut Graph, gate_inputs: &[(NodeIndex, NodeIndex)]) {
-    for &(gate_op, gate) in gate_inputs {
+/// luminal_cuda copies every graph input to the device; a gate is decided on the host, and a
+/// dropout mask's key goes to its kernel as arguments, so each such op reads its input from the
+/// host input again. (The layer-drop schedule also finds the gate of each gate op this way.)
+fn read_on_host(graph: &mut Graph, host_inputs: &[(NodeIndex, NodeIndex)]) {
+    for &(op, input) in host_inputs {
         let edge = graph
             .graph
-            .edges_directed(gate_op, Direction::Incoming)
+            .edges_directed(op, Direction::Incoming)
             .find(|edge| {
                 edge.weight()
                     .as_data()
                     .is_some_and(|(order, _, _)| order == 0)
             })
-            .expect("gate ops read a gate");
-        if edge.source() == gate {
+            .expect("the op reads its host input first");
+        if edge.source() == input {
             continue;
         }
         let (copy, id, weight) = (edge.source(), edge.id(), *edge.weight());
         graph.graph.remove_edge(id);
-        graph.graph.add_edge(gate, gate_op, weight);
+        graph.graph.add_edge(input, op, weight);
         let unused = graph
             .graph
             .edges_directed(copy, Direction::Outgoing)
@@ -196,6 +199,8 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(CudaSelectKeptTokens::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ImportanceUpdate>() {
             Box::new(CudaImportanceUpdate::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
+            Box::new(CudaDropoutMask::new(op.clone(), device))
         } else {
             continue;
         };

@@ -1,7 +1,7 @@
 //! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
 //! by the CPU's contraction pass); dropbert's own ops (row gathers and scatters, column picks,
-//! view adjoints, gates, token dropping's selection and importance update) become CUDA kernels of
-//! their own, compiled by NVRTC when the graph is compiled.
+//! view adjoints, gates, token dropping's selection and importance update, dropout masks) become
+//! CUDA kernels of their own, compiled by NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
 mod columns;
 #[cfg(feature = "cuda")]
@@ -12,6 +12,8 @@ mod contraction;
 mod device_buffer;
 #[cfg(feature = "cuda")]
 mod device_timer;
+#[cfg(feature = "cuda")]
+mod dropout_mask;
 #[cfg(feature = "cuda")]
 mod gates;
 #[cfg(feature = "cuda")]
@@ -73,6 +75,7 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
+            dropout_mask::source(),
             {
                 let (loops, axes) = contraction::tests::batched_plan();
                 contraction::kernel_source(&loops, axes)

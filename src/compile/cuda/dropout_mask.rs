@@ -1,0 +1,111 @@
+//! Dropout masks ([`DropoutMask`]) drawn on the GPU: one thread per Philox counter, writing its
+//! four mask values. The key is read on the host (the compiler wires the op to the host input the
+//! trainer feeds) and passed as kernel arguments, so no mask crosses the bus. The kernel's source
+//! is generated from the constants of [`philox4x32`](crate::ops::philox4x32), and its round is
+//! that function's, statement for statement: the GPU draws the CPU's masks bit for bit.
+use std::sync::Arc;
+
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+use luminal_cudarc::driver::{CudaDevice, LaunchAsync};
+
+use super::{
+    device_buffer::{copy_to_host, device_tensor},
+    kernel::{int, per_element, Kernel},
+};
+use crate::ops::{
+    key_from_values, philox_key, DropoutMask, ELEMENTS_PER_COUNTER, PHILOX_KEY_STEPS,
+    PHILOX_MULTIPLIERS, PHILOX_ROUNDS,
+};
+
+#[derive(Debug, Clone, LuminalEqFalse)]
+pub struct CudaDropoutMask {
+    op: DropoutMask,
+    kernel: Kernel,
+}
+
+impl CudaDropoutMask {
+    pub fn new(op: DropoutMask, device: &Arc<CudaDevice>) -> Self {
+        Self {
+            op,
+            kernel: Kernel::compile(device, &source()),
+        }
+    }
+}
+
+impl Operator for CudaDropoutMask {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let key_values = copy_to_host(inputs[DropoutMask::KEY as usize].0.borrowed())
+            .expect("the random key is f32 values");
+        let [key0, key1] = philox_key(key_from_values(&key_values));
+        let len = self.op.len;
+        let mut out = unsafe { self.kernel.device.alloc::<f32>(len) }.expect("GPU allocation");
+        let args = (
+            &mut out,
+            int(len),
+            self.op.stream,
+            key0,
+            key1,
+            self.op.threshold(),
+            self.op.scale(),
+        );
+        let counters = len.div_ceil(ELEMENTS_PER_COUNTER);
+        unsafe {
+            self.kernel
+                .function
+                .clone()
+                .launch(per_element(counters), args)
+        }
+        .expect("DropoutMask launch");
+        vec![device_tensor(out)]
+    }
+}
+
+/// The kernel: Philox4x32 of counter `[thread, stream, 0, 0]`, each word's top 24 bits compared
+/// with the threshold. Values `4t..4t + 4` are 16-byte aligned (device buffers are), so a full
+/// group is one vector store.
+pub(super) fn source() -> String {
+    let [m0, m1] = PHILOX_MULTIPLIERS;
+    let [w0, w1] = PHILOX_KEY_STEPS;
+    assert_eq!(
+        ELEMENTS_PER_COUNTER, 4,
+        "the kernel stores a float4 per counter"
+    );
+    format!(
+        r#"
+extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int stream,
+                                           unsigned int key0, unsigned int key1,
+                                           unsigned int threshold, float scale) {{
+    int block = blockIdx.x * blockDim.x + threadIdx.x;
+    int first = block * 4;
+    if ((long long)block * 4 >= len) return;
+    unsigned int c0 = (unsigned int)block, c1 = stream, c2 = 0u, c3 = 0u;
+    unsigned int k0 = key0, k1 = key1;
+    for (int round = 0; round < {PHILOX_ROUNDS}; round++) {{
+        if (round > 0) {{
+            k0 += {w0}u;
+            k1 += {w1}u;
+        }}
+        unsigned int hi0 = __umulhi({m0}u, c0), lo0 = {m0}u * c0;
+        unsigned int hi1 = __umulhi({m1}u, c2), lo1 = {m1}u * c2;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+    }}
+    float v0 = (c0 >> 8) < threshold ? scale : 0.0f;
+    float v1 = (c1 >> 8) < threshold ? scale : 0.0f;
+    float v2 = (c2 >> 8) < threshold ? scale : 0.0f;
+    float v3 = (c3 >> 8) < threshold ? scale : 0.0f;
+    if (first + 4 <= len) {{
+        reinterpret_cast<float4 *>(out)[block] = make_float4(v0, v1, v2, v3);
+    }} else {{
+        out[first] = v0;
+        if (first + 1 < len) out[first + 1] = v1;
+        if (first + 2 < len) out[first + 2] = v2;
+    }}
+}}"#
+    )
+}
