@@ -11,8 +11,8 @@ use luminal::{
 use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
-        GateChoose, GateMask, GatherRows, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
-        ZeroRows,
+        GateChoose, GateMask, GatherRows, Gelu, GeluGradient, PickColumns, PlaceColumns,
+        ReplaceRows, ScatterAddRows, ZeroRows,
     },
     DropbertError, Result,
 };
@@ -36,6 +36,7 @@ pub(crate) enum OpKind {
     PickColumns { width: usize },
     ReplaceRows { rows: usize, width: usize },
     GateChoose,
+    Gelu,
 }
 
 impl OpKind {
@@ -79,6 +80,8 @@ impl OpKind {
             }
         } else if any.is::<GateChoose>() {
             OpKind::GateChoose
+        } else if any.is::<Gelu>() {
+            OpKind::Gelu
         } else {
             return Err(DropbertError::InvalidInput(format!(
                 "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
@@ -217,6 +220,18 @@ impl OpKind {
             OpKind::GateChoose => {
                 let skip = gate_mask(builder, inputs[0], g, false);
                 vec![None, Some(g), Some(skip)]
+            }
+            OpKind::Gelu => {
+                let shape = inputs[0].shape();
+                let id = builder
+                    .graph
+                    .add_op(GeluGradient {
+                        len: inputs[0].numel(),
+                    })
+                    .input(inputs[0].id, 0, inputs[0].view)
+                    .input(g.id, 0, g.view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &shape))]
             }
         }
     }

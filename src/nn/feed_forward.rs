@@ -2,11 +2,11 @@ use luminal::prelude::*;
 
 use super::{
     dropout::Dropout,
-    gelu::gelu,
     linear::Linear,
     parameters::{ParameterRef, Parameters},
 };
 use crate::config::BertConfig;
+use crate::ops::gelu;
 
 /// `intermediate.dense`, GELU, `output.dense` (the block's LayerNorm is placed by
 /// [`BertLayer`](super::BertLayer)). Its parameters sit at the block's top level, as in Hugging Face.

@@ -1,12 +1,12 @@
 use luminal::prelude::*;
 
 use super::{
-    gelu::gelu,
     layer_norm::LayerNorm,
     linear::Linear,
     parameters::{new_parameter, parameter_ref, ParameterInit, ParameterRef, Parameters},
 };
 use crate::config::{BertConfig, BertSettings};
+use crate::ops::gelu;
 
 /// `cls.predictions.*`: transform (dense, GELU, LayerNorm), then the decoder, whose weight is the
 /// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias.

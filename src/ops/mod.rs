@@ -8,6 +8,7 @@
 mod dropout_mask;
 mod gate;
 mod gather_rows;
+mod gelu;
 mod importance_update;
 mod input_values;
 mod pick_columns;
@@ -23,6 +24,7 @@ pub use dropout_mask::{
 };
 pub use gate::{gate_choose, GateChoose, GateMask};
 pub use gather_rows::{gather_rows, GatherRows};
+pub use gelu::{erf, gelu, gelu_derivative, gelu_value, Gelu, GeluGradient, ERF_A, ERF_P};
 pub use importance_update::{importance_update, update_importance, ImportanceUpdate};
 pub use input_values::{input_buffer, input_values};
 pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};

@@ -20,6 +20,7 @@ use super::{
     contraction::CudaContraction,
     dropout_mask::CudaDropoutMask,
     gates::{CudaGateChoose, CudaGateMask},
+    gelu::{CudaGelu, CudaGeluGradient},
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
@@ -27,8 +28,9 @@ use super::{
 };
 use crate::compile::cpu::{Contraction, ContractionCompiler};
 use crate::ops::{
-    DropoutMask, GateChoose, GateMask, GatherRows, ImportanceUpdate, PickColumns, PlaceColumns,
-    ReplaceRows, ScatterAddRows, SelectKeptTokens, ViewAdjoint, ZeroRows,
+    DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
+    PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, ViewAdjoint,
+    ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -73,6 +75,8 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<GateMask>()
         || op.is::<SelectKeptTokens>()
         || op.is::<ImportanceUpdate>()
+        || op.is::<Gelu>()
+        || op.is::<GeluGradient>()
         || op.is::<DropoutMask>()
 }
 
@@ -199,6 +203,10 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(CudaSelectKeptTokens::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ImportanceUpdate>() {
             Box::new(CudaImportanceUpdate::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<Gelu>() {
+            Box::new(CudaGelu::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<GeluGradient>() {
+            Box::new(CudaGeluGradient::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
             Box::new(CudaDropoutMask::new(op.clone(), device))
         } else {

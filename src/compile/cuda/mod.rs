@@ -17,6 +17,8 @@ mod dropout_mask;
 #[cfg(feature = "cuda")]
 mod gates;
 #[cfg(feature = "cuda")]
+mod gelu;
+#[cfg(feature = "cuda")]
 mod importance;
 #[cfg(feature = "cuda")]
 mod kept_tokens;
@@ -75,6 +77,8 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
+            gelu::forward_source(),
+            gelu::gradient_source(),
             dropout_mask::source(),
             {
                 let (loops, axes) = contraction::tests::batched_plan();
