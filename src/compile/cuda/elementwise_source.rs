@@ -238,7 +238,11 @@ pub(super) mod examples {
         let bias = p.load(1, vec![0, 1], 0);
         let shifted = p.binary(BinaryKind::Add, x, bias);
         let half = p.binary(BinaryKind::Mul, shifted, Operand::Imm(0.5));
-        let scaled = p.binary(BinaryKind::Mul, shifted, Operand::Imm(-std::f32::consts::LOG2_E));
+        let scaled = p.binary(
+            BinaryKind::Mul,
+            shifted,
+            Operand::Imm(-std::f32::consts::LOG2_E),
+        );
         let e = p.unary(UnaryKind::Exp2, scaled);
         let one_plus = p.binary(BinaryKind::Add, e, Operand::Imm(1.0));
         let r = p.unary(UnaryKind::Recip, one_plus);

@@ -28,6 +28,8 @@ mod importance;
 mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
+#[cfg(test)]
+mod plan_emulation;
 #[cfg(feature = "cuda")]
 mod reduce;
 // Plain Rust, so its tests run without a GPU.

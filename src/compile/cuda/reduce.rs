@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use luminal::{
-    op::{self, InputTensor, Operator},
+    op::{InputTensor, Operator},
     prelude::*,
 };
 use luminal_cudarc::driver::{CudaDevice, LaunchAsync, LaunchConfig};
@@ -14,7 +14,6 @@ use super::{
     kernel::Kernel,
     reduce_source::{Launch, ReduceSource},
 };
-use crate::compile::cpu::ReduceKind;
 
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaReduce {
@@ -60,22 +59,9 @@ impl Operator for CudaReduce {
 pub fn reduce_on_warps(graph: &mut Graph, device: &Arc<CudaDevice>) {
     let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
     for node in nodes {
-        let op = graph.graph.node_weight(node).expect("live node").as_any();
-        let (kind, axis) = if let Some(op::SumReduce(axis)) = op.downcast_ref() {
-            (ReduceKind::Sum, *axis)
-        } else if let Some(op::MaxReduce(axis)) = op.downcast_ref() {
-            (ReduceKind::Max, *axis)
-        } else {
-            continue;
-        };
-        let sources = graph.get_sources(node);
-        let [(_, _, view)] = sources[..] else {
-            continue;
-        };
-        let Some(source) = ReduceSource::of_view(kind, &view, axis) else {
-            continue;
-        };
-        *graph.graph.node_weight_mut(node).expect("live node") =
-            Box::new(CudaReduce::new(&source, device));
+        if let Some(source) = ReduceSource::of_node(graph, node) {
+            *graph.graph.node_weight_mut(node).expect("live node") =
+                Box::new(CudaReduce::new(&source, device));
+        }
     }
 }

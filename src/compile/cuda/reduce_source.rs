@@ -10,7 +10,7 @@
 //! [`ReduceSource::eval`] runs the same plan on the CPU, lane by lane and strip by strip in the
 //! kernel's order of combination, so that tests can hold it against luminal's own view
 //! arithmetic.
-use luminal::prelude::*;
+use luminal::{op, prelude::*};
 
 use super::flat_index::{Coordinates, IndexType, Offset};
 use crate::compile::cpu::ReduceKind;
@@ -50,6 +50,23 @@ pub struct Launch {
 }
 
 impl ReduceSource {
+    /// The kernel for `node` where it is luminal's `SumReduce` or `MaxReduce` over a strided view.
+    pub fn of_node(graph: &Graph, node: NodeIndex) -> Option<Self> {
+        let op = graph.graph.node_weight(node)?.as_any();
+        let (kind, axis) = if let Some(op::SumReduce(axis)) = op.downcast_ref() {
+            (ReduceKind::Sum, *axis)
+        } else if let Some(op::MaxReduce(axis)) = op.downcast_ref() {
+            (ReduceKind::Max, *axis)
+        } else {
+            return None;
+        };
+        let sources = graph.get_sources(node);
+        let [(_, _, view)] = sources[..] else {
+            return None;
+        };
+        Self::of_view(kind, &view, axis)
+    }
+
     /// The reduction of `view` over logical axis `axis`, where the view is plain strides and an
     /// offset (no padding) of static sizes, else `None`.
     pub fn of_view(kind: ReduceKind, view: &ShapeTracker, axis: usize) -> Option<Self> {
