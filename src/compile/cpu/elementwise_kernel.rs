@@ -191,6 +191,30 @@ impl FusedElementwise {
         self.outputs.len()
     }
 
+    /// The iteration shape with its mergeable axes merged (the loads' strides are over it).
+    pub(crate) fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// The number of elements of every output.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The program, on registers `0..registers()`.
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The register holding each output, in output order.
+    pub(crate) fn output_registers(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    pub(crate) fn registers(&self) -> usize {
+        self.registers
+    }
+
     /// Evaluates flat indices `start..end` into `outs` (each `end - start` long), with 8-wide
     /// vectors where the CPU has them (baseline x86-64 code is 4-wide).
     fn run_range(&self, inputs: &[&[f32]], start: usize, end: usize, outs: &mut [&mut [f32]]) {

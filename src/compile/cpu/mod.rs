@@ -14,8 +14,12 @@ mod strided_view;
 pub use contraction::{AxisStrides, Contraction, ContractionCompiler};
 pub use elementwise_fusion::ElementwiseFusionCompiler;
 pub use elementwise_kernel::FusedElementwise;
+#[cfg(test)]
+pub(crate) use elementwise_kernel::Program;
+pub(crate) use elementwise_kernel::{Operand, Step, UnaryKind};
 pub use heap::keep_freed_buffers;
 pub(crate) use parallel::{run_tasks, thread_count, Shared};
+pub(crate) use strided_ops::{BinaryKind, ReduceKind};
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 
 /// The CPU pipeline, after luminal's generic passes.

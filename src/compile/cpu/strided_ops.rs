@@ -15,7 +15,7 @@ pub enum BinaryKind {
 }
 
 impl BinaryKind {
-    pub(super) fn apply(self, a: f32, b: f32) -> f32 {
+    pub(crate) fn apply(self, a: f32, b: f32) -> f32 {
         match self {
             BinaryKind::Add => a + b,
             BinaryKind::Mul => a * b,

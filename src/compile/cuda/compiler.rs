@@ -19,14 +19,18 @@ use super::{
     columns::CudaColumns,
     contraction::CudaContraction,
     dropout_mask::CudaDropoutMask,
+    fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::{CudaGelu, CudaGeluGradient},
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
+    reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     view_adjoint::CudaViewAdjoint,
 };
-use crate::compile::cpu::{Contraction, ContractionCompiler};
+use crate::compile::cpu::{
+    Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
+};
 use crate::ops::{
     DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
     PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, ViewAdjoint,
@@ -44,8 +48,12 @@ impl Compiler for DropbertCudaCompiler {
         // Before luminal_cuda's passes: they would turn the contractions they cannot match into a
         // broadcast product and a sum.
         ContractionCompiler.compile(graph, &mut remap);
+        // Chains of elementwise primitives become one kernel each, as on the CPU; luminal_cuda's
+        // passes leave the fused ops alone, as they do all of dropbert's.
+        ElementwiseFusionCompiler.compile(graph, &mut remap);
         read_inputs_contiguously(graph);
         let host_inputs = host_inputs(graph);
+        reduce_on_warps(graph, &device);
         // Not luminal_cuda's gather pass: like luminal's CPU one, it takes arange-compare-
         // multiply-sum chains for embedding lookups; dropbert gathers with its own op.
         let (primitives, subtraction, equal, arange, _gather, matmul, copies) =
@@ -181,6 +189,9 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
         let op = graph.graph.node_weight(node).expect("live node").as_any();
         let kernel: Box<dyn Operator> = if let Some(op) = op.downcast_ref::<Contraction>() {
             Box::new(CudaContraction::new(op, &blas, device))
+        } else if let Some(op) = op.downcast_ref::<FusedElementwise>() {
+            let inputs = graph.get_sources(node).len();
+            Box::new(CudaFusedElementwise::new(op, inputs, device))
         } else if let Some(op) = op.downcast_ref::<GatherRows>() {
             Box::new(CudaGatherRows::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ScatterAddRows>() {

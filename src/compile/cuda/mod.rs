@@ -1,7 +1,9 @@
 //! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
-//! by the CPU's contraction pass); dropbert's own ops (row gathers and scatters, column picks,
-//! view adjoints, gates, token dropping's selection and importance update, dropout masks) become
-//! CUDA kernels of their own, compiled by NVRTC when the graph is compiled.
+//! by the CPU's contraction pass); chains of elementwise primitives run as one generated kernel
+//! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
+//! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
+//! token dropping's selection and importance update, dropout masks, GELU) become CUDA kernels of
+//! their own. Every kernel is compiled by NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
 mod columns;
 #[cfg(feature = "cuda")]
@@ -10,10 +12,18 @@ mod compiler;
 mod contraction;
 #[cfg(feature = "cuda")]
 mod device_buffer;
+// Plain Rust, so its tests run without a GPU.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod elementwise_source;
+// Plain Rust, so its tests run without a GPU.
 #[cfg(feature = "cuda")]
 mod device_timer;
 #[cfg(feature = "cuda")]
 mod dropout_mask;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod flat_index;
+#[cfg(feature = "cuda")]
+mod fused_elementwise;
 #[cfg(feature = "cuda")]
 mod gates;
 #[cfg(feature = "cuda")]
@@ -24,8 +34,15 @@ mod importance;
 mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
+#[cfg(test)]
+mod plan_emulation;
+#[cfg(feature = "cuda")]
+mod reduce;
+// Plain Rust, so its tests run without a GPU.
 #[cfg(feature = "cuda")]
 pub mod memory_pool;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod reduce_source;
 #[cfg(feature = "cuda")]
 mod rows;
 #[cfg(feature = "cuda")]
@@ -50,6 +67,8 @@ mod nvrtc_tests {
 
     use super::*;
     use crate::ops::KeptTokenRule;
+    use elementwise_source::ElementwiseSource;
+    use reduce_source::ReduceSource;
 
     #[test]
     fn every_kernel_compiles() {
@@ -89,7 +108,19 @@ mod nvrtc_tests {
                 contraction::scatter_source(&loops, axes)
             },
         ];
-        for source in sources {
+        let fused = elementwise_source::examples::programs()
+            .into_iter()
+            .chain(elementwise_source::examples::huge())
+            .map(|(op, lengths)| ElementwiseSource::new(&op, lengths.len()).source());
+        let reductions = reduce_source::examples::reductions()
+            .into_iter()
+            .chain(reduce_source::examples::huge())
+            .map(|(kind, view, axis)| {
+                ReduceSource::of_view(kind, &view, axis)
+                    .expect("a strided view")
+                    .source()
+            });
+        for source in sources.into_iter().chain(fused).chain(reductions) {
             kernel::ptx(&source);
         }
     }
