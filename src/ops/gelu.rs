@@ -60,13 +60,20 @@ fn map_in_parallel(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0f32; len];
     let target = Shared(out.as_mut_ptr());
     run_tasks(len.div_ceil(CHUNK), thread_count(), |task| {
-        let target = target;
-        for i in task * CHUNK..((task + 1) * CHUNK).min(len) {
-            // SAFETY: each task writes its own chunk of `out`, which outlives the tasks.
-            unsafe { *target.0.add(i) = f(i) };
-        }
+        let (start, end) = (task * CHUNK, ((task + 1) * CHUNK).min(len));
+        // SAFETY: each task writes its own chunk of `out`, which outlives the tasks.
+        unsafe { fill(target, start, end, &f) }
     });
     out
+}
+
+/// # Safety
+/// `out` points at a buffer of at least `end` values, and no other thread touches `start..end`.
+unsafe fn fill(out: Shared<*mut f32>, start: usize, end: usize, f: &impl Fn(usize) -> f32) {
+    let out = std::slice::from_raw_parts_mut(out.0.add(start), end - start);
+    for (offset, value) in out.iter_mut().enumerate() {
+        *value = f(start + offset);
+    }
 }
 
 impl Operator for Gelu {

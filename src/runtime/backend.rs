@@ -53,7 +53,11 @@ impl Backend {
                 );
                 if std::env::var_os("DROPBERT_PROFILE").is_some() {
                     let profiler = super::profile::Profiler {
-                        synchronize: Some(crate::compile::cuda::synchronizer()),
+                        device_clock: Some(std::sync::Arc::new(|op: &mut dyn FnMut()| {
+                            let timer = crate::compile::cuda::DeviceTimer::start();
+                            op();
+                            std::time::Duration::from_secs_f64(timer.stop())
+                        })),
                     };
                     graph.compile(profiler, ());
                 }

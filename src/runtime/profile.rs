@@ -11,14 +11,15 @@ use luminal::{
 
 static TIMES: Mutex<BTreeMap<String, (Duration, usize)>> = Mutex::new(BTreeMap::new());
 
-/// Waits for the device's queued work, so that a host clock times a GPU op rather than its launch.
-pub type Synchronize = Arc<dyn Fn() + Send + Sync>;
+/// Runs the closure and gives the time the device spent on the work it queued (CUDA events
+/// around it), where a host clock would time only the launch.
+pub type DeviceClock = Arc<dyn Fn(&mut dyn FnMut()) -> Duration + Send + Sync>;
 
 /// An op wrapped to time itself (see [`Profiler`]).
 pub struct Timed {
     name: String,
     inner: Box<dyn Operator>,
-    synchronize: Option<Synchronize>,
+    device_clock: Option<DeviceClock>,
 }
 
 impl std::fmt::Debug for Timed {
@@ -35,25 +36,36 @@ impl PartialEq for Timed {
 
 impl Operator for Timed {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let started = Instant::now();
-        let out = self.inner.process(inputs);
-        if let Some(synchronize) = &self.synchronize {
-            synchronize();
-        }
+        let (out, elapsed) = match &self.device_clock {
+            Some(clock) => {
+                let mut inputs = Some(inputs);
+                let mut out = None;
+                let elapsed = clock(&mut || {
+                    out = Some(self.inner.process(inputs.take().expect("runs once")))
+                });
+                (out.expect("the clock runs the op"), elapsed)
+            }
+            None => {
+                let started = Instant::now();
+                let out = self.inner.process(inputs);
+                (out, started.elapsed())
+            }
+        };
         let mut times = TIMES.lock().unwrap();
         let entry = times.entry(self.name.clone()).or_default();
-        entry.0 += started.elapsed();
+        entry.0 += elapsed;
         entry.1 += 1;
         out
     }
 }
 
 /// A compiler pass, run last, that wraps every op in [`Timed`] so that [`report`] can say where
-/// execution time goes, per op type and shape. For diagnosis only: on a GPU it waits for each op
-/// to finish (`synchronize`), which serializes the device.
+/// execution time goes, per op type and shape. On a GPU each op is timed by the device
+/// (`device_clock`), so the total is the time the GPU was busy; a step taking longer than that
+/// waited on the host. For diagnosis only: it waits for each op to finish.
 #[derive(Default)]
 pub struct Profiler {
-    pub synchronize: Option<Synchronize>,
+    pub device_clock: Option<DeviceClock>,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -86,7 +98,7 @@ impl Compiler for Profiler {
             *weight = Box::new(Timed {
                 name: format!("{kind} {}", shapes.join(" ")),
                 inner,
-                synchronize: self.synchronize.clone(),
+                device_clock: self.device_clock.clone(),
             });
         }
     }

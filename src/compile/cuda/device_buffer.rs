@@ -68,9 +68,3 @@ pub fn scalar_value(input: &InputTensor<'_>, device: &std::sync::Arc<CudaDevice>
         .dtoh_sync_copy(&slice.slice(0..1))
         .expect("reading a scalar from the GPU")[0]
 }
-
-/// Waits for all work queued on the GPU (for profiling).
-pub fn synchronizer() -> std::sync::Arc<dyn Fn() + Send + Sync> {
-    let device = CudaDevice::new(0).expect("no CUDA device");
-    std::sync::Arc::new(move || device.synchronize().expect("synchronizing the GPU"))
-}

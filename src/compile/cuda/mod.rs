@@ -54,7 +54,7 @@ mod view_expression;
 #[cfg(feature = "cuda")]
 pub use compiler::DropbertCudaCompiler;
 #[cfg(feature = "cuda")]
-pub use device_buffer::{copy_to_host, synchronizer};
+pub use device_buffer::copy_to_host;
 #[cfg(feature = "cuda")]
 pub use device_timer::DeviceTimer;
 
