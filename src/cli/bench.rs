@@ -80,13 +80,14 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let resident = device_memory(backend);
     reset_device_memory_peak(backend);
     let mut seconds = Vec::with_capacity(args.steps);
-    let (mut flops, mut blocks_run) = (0.0, 0usize);
+    let (mut flops, mut blocks_run, mut nodes_skipped) = (0.0, 0usize, 0usize);
     for _ in 0..args.steps {
         let timer = StepTimer::start(backend);
         let step = program.step(&batch)?;
         seconds.push(timer.stop());
         flops += step.flops;
         blocks_run += step.gates.iter().filter(|&&on| on).count();
+        nodes_skipped += program.nodes_skipped();
     }
     let peak = device_memory(backend);
     let gpu = resident.zip(peak).map(|(resident, peak)| DeviceMemory {
@@ -109,6 +110,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "median_step_seconds": median, "tokens_per_second": tokens / median,
                 "flops_per_step": flops_per_step,
                 "mean_blocks_run": blocks_run as f64 / args.steps.max(1) as f64,
+                "mean_nodes_skipped": nodes_skipped as f64 / args.steps.max(1) as f64,
                 "tflops_per_second": flops_per_step / median / 1e12,
                 "compile_seconds": compile_seconds,
                 "peak_host_memory_bytes": peak_memory_bytes,

@@ -122,9 +122,11 @@ impl GateSchedule {
             .collect()
     }
 
-    /// Executes `graph` with the gates `on`, computing only what they need.
-    pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) {
+    /// Executes `graph` with the gates `on`, computing only what they need; gives the number of
+    /// nodes skipped.
+    pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) -> usize {
         let skipped = self.skipped_nodes(graph, on).to_vec();
+        let count = skipped.len();
         for &node in &skipped {
             graph
                 .tensors
@@ -134,5 +136,6 @@ impl GateSchedule {
         for node in skipped {
             graph.tensors.remove(&(node, 0));
         }
+        count
     }
 }

@@ -58,6 +58,7 @@ pub struct MaskedLmGraph<C: BertConfig> {
     /// Set by [`compile`](Self::compile) where layer dropping is on.
     gate_schedule: Option<GateSchedule>,
     gates_on: Vec<bool>,
+    nodes_skipped: usize,
     /// Token dropping's kept positions in the last execution.
     kept_positions: Vec<usize>,
 }
@@ -157,6 +158,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             layer_gates: drops.layer_gates,
             gate_schedule: None,
             gates_on: Vec::new(),
+            nodes_skipped: 0,
             kept_positions: Vec::new(),
         })
     }
@@ -310,7 +312,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                     C::DIMS.num_layers,
                     "set the layer gates before running a layer-dropping program"
                 );
-                schedule.execute(&mut self.graph, &self.gates_on)
+                self.nodes_skipped = schedule.execute(&mut self.graph, &self.gates_on);
             }
             None => self.graph.execute(),
         }
@@ -327,6 +329,11 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                 .collect();
             token_drop.kept_positions.drop();
         }
+    }
+
+    /// Nodes of the program the last execution skipped (gated-off blocks).
+    pub fn nodes_skipped(&self) -> usize {
+        self.nodes_skipped
     }
 
     /// The kept positions of the last execution, `[batch * kept]` flat token indexes (empty

@@ -103,6 +103,11 @@ impl<C: BertConfig> TrainingProgram<C> {
             .load_state(&mut self.graph.graph, state, steps_taken)
     }
 
+    /// Nodes of the compiled step the last step skipped (its gated-off blocks).
+    pub fn nodes_skipped(&self) -> usize {
+        self.graph.nodes_skipped()
+    }
+
     pub fn steps_taken(&self) -> u64 {
         self.optimizer.steps_taken()
     }

@@ -17,6 +17,7 @@ use luminal_cudarc::{
 
 use super::{
     device_buffer::{device_tensor, input_slice},
+    gemm_batching::fewer_gemm_calls,
     kernel::{int, per_element, Kernel},
 };
 use crate::compile::cpu::{AxisStrides, Contraction};
@@ -216,8 +217,14 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
 
 impl CudaContraction {
     pub fn new(op: &Contraction, blas: &Arc<CudaBlas>, device: &Arc<CudaDevice>) -> Self {
-        let loops = op.loop_axes();
-        let axes = op.gemm_axes();
+        let (loops, axes) = (op.loop_axes(), op.gemm_axes());
+        // The rewritten plan where cuBLAS can run it, else the CPU's plan as it is.
+        let (loops, axes) = match fewer_gemm_calls(&loops, axes) {
+            (fewer, fewer_axes) if GemmCall::plan(&fewer, fewer_axes).is_some() => {
+                (fewer, fewer_axes)
+            }
+            _ => (loops, axes),
+        };
         let (staged_loops, staged_axes) = staged_layout(&loops, axes);
         // Dot products (M and N both 1) with more outputs than terms each, such as a LayerNorm's
         // row sums, run far faster as one thread per output than as thousands of 1 x 1 GEMMs;

@@ -26,8 +26,11 @@ mod flat_index;
 mod fused_elementwise;
 #[cfg(feature = "cuda")]
 mod gates;
+// Plain Rust, so its tests run without a GPU.
 #[cfg(feature = "cuda")]
 mod gelu;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod gemm_batching;
 #[cfg(feature = "cuda")]
 mod importance;
 #[cfg(feature = "cuda")]
