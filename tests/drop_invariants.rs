@@ -523,7 +523,8 @@ fn skipped_blocks_are_not_computed() {
     for gradient in &graph.gradients {
         graph.graph.keep_tensors(gradient.tensor.id);
     }
-    let mut schedule = GateSchedule::new(&graph.graph, graph.gate_ids());
+    let gates = graph.gate_ids();
+    let mut schedule = GateSchedule::new(&mut graph.graph, gates);
     let dead_code = schedule.skipped_nodes(&graph.graph, &[true; 4]).len();
     for on in [
         [true; 4],

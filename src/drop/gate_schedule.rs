@@ -5,7 +5,7 @@ use luminal::prelude::{
     *,
 };
 
-use crate::ops::{GateChoose, GateMask};
+use crate::ops::{GatedInputs, GATED_INPUTS};
 
 /// An input edge of a gate op that is read only while its gate is in one state.
 #[derive(Debug, Clone, Copy)]
@@ -30,30 +30,26 @@ pub struct GateSchedule {
 }
 
 impl GateSchedule {
-    /// Reads the gate ops of a compiled `graph`; `gates` are its gate inputs, block by block.
-    pub fn new(graph: &Graph, gates: Vec<NodeIndex>) -> Self {
+    /// Reads the gate ops of a compiled `graph`, whatever backend compiled them (each answers
+    /// [`GATED_INPUTS`]); `gates` are its gate inputs, block by block.
+    pub fn new(graph: &mut Graph, gates: Vec<NodeIndex>) -> Self {
         let mut edges = Vec::new();
-        for node in graph.graph.node_indices() {
-            let op = graph.graph.node_weight(node).expect("live node").as_any();
-            let sources = graph.get_sources(node);
-            let gate = || sources[0].0;
-            if op.is::<GateChoose>() {
-                for (input_order, read_when_on) in
-                    [(GateChoose::ON, true), (GateChoose::OFF, false)]
-                {
-                    edges.push(GatedEdge {
-                        consumer: node,
-                        input_order,
-                        gate: gate(),
-                        read_when_on,
-                    });
-                }
-            } else if let Some(mask) = op.downcast_ref::<GateMask>() {
+        let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+        for node in nodes {
+            let op = graph.graph.node_weight_mut(node).expect("live node");
+            let Some(gated) = op
+                .custom(GATED_INPUTS, Box::new(()))
+                .and_then(|answer| answer.downcast::<GatedInputs>().ok())
+            else {
+                continue;
+            };
+            let gate = graph.get_sources(node)[0].0;
+            for (input_order, read_when_on) in *gated {
                 edges.push(GatedEdge {
                     consumer: node,
-                    input_order: GateMask::VALUE,
-                    gate: gate(),
-                    read_when_on: mask.pass_when,
+                    input_order,
+                    gate,
+                    read_when_on,
                 });
             }
         }

@@ -5,6 +5,18 @@ use luminal::{
 
 use super::input_values;
 
+/// The `Operator::custom` key a gate op answers, on every backend, with [`GatedInputs`]: which
+/// of its inputs it reads only while its gate is in one state.
+pub const GATED_INPUTS: &str = "dropbert.gated_inputs";
+
+/// `(input order, read while the gate is on)` for each input a gate op reads in one state only.
+pub type GatedInputs = Vec<(u8, bool)>;
+
+/// The answer of a gate op to `custom(key, ..)`.
+pub fn answer_gated_inputs(key: &str, inputs: GatedInputs) -> Option<Box<dyn std::any::Any>> {
+    (key == GATED_INPUTS).then(|| Box::new(inputs) as Box<dyn std::any::Any>)
+}
+
 /// Whether a gate's scalar input (0 or 1, fed by the host each step) is on.
 fn gate_is_on(input: &InputTensor, view: &ShapeTracker) -> bool {
     input_values(input, view)[0] != 0.0
@@ -20,6 +32,10 @@ impl GateChoose {
     pub const GATE: u8 = 0;
     pub const ON: u8 = 1;
     pub const OFF: u8 = 2;
+
+    pub fn gated_inputs() -> GatedInputs {
+        vec![(Self::ON, true), (Self::OFF, false)]
+    }
 }
 
 impl Operator for GateChoose {
@@ -27,6 +43,10 @@ impl Operator for GateChoose {
         let on = gate_is_on(&inputs[0].0, &inputs[0].1);
         let (taken, view) = inputs.swap_remove(if on { 1 } else { 2 });
         vec![Tensor::new(input_values(&taken, &view).into_owned())]
+    }
+
+    fn custom(&mut self, key: &str, _: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        answer_gated_inputs(key, Self::gated_inputs())
     }
 }
 
@@ -43,6 +63,10 @@ pub struct GateMask {
 impl GateMask {
     pub const GATE: u8 = 0;
     pub const VALUE: u8 = 1;
+
+    pub fn gated_inputs(&self) -> GatedInputs {
+        vec![(Self::VALUE, self.pass_when)]
+    }
 }
 
 impl Operator for GateMask {
@@ -54,6 +78,10 @@ impl Operator for GateMask {
         } else {
             vec![Tensor::new(vec![0f32; self.len])]
         }
+    }
+
+    fn custom(&mut self, key: &str, _: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        answer_gated_inputs(key, self.gated_inputs())
     }
 }
 

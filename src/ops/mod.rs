@@ -22,7 +22,7 @@ pub use dropout_mask::{
     RandomKey, ELEMENTS_PER_COUNTER, KEY_VALUES, PHILOX_KEY_STEPS, PHILOX_MULTIPLIERS,
     PHILOX_ROUNDS,
 };
-pub use gate::{gate_choose, GateChoose, GateMask};
+pub use gate::{answer_gated_inputs, gate_choose, GateChoose, GateMask, GatedInputs, GATED_INPUTS};
 pub use gather_rows::{gather_rows, GatherRows};
 pub use gelu::{erf, gelu, gelu_derivative, gelu_value, Gelu, GeluGradient, ERF_A, ERF_P};
 pub use importance_update::{importance_update, update_importance, ImportanceUpdate};

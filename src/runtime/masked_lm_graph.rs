@@ -173,7 +173,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         let result = backend.compile(&mut graph, ids);
         self.graph = graph;
         if self.layer_gates.is_some() {
-            self.gate_schedule = Some(GateSchedule::new(&self.graph, self.gate_ids()));
+            let gates = self.gate_ids();
+            self.gate_schedule = Some(GateSchedule::new(&mut self.graph, gates));
         }
         result
     }

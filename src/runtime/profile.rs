@@ -57,6 +57,14 @@ impl Operator for Timed {
         entry.1 += 1;
         out
     }
+
+    fn custom(
+        &mut self,
+        key: &str,
+        input: Box<dyn std::any::Any>,
+    ) -> Option<Box<dyn std::any::Any>> {
+        self.inner.custom(key, input)
+    }
 }
 
 /// A compiler pass, run last, that wraps every op in [`Timed`] so that [`report`] can say where

@@ -10,7 +10,7 @@ use luminal::{
 use luminal_cudarc::driver::CudaDevice;
 
 use super::device_buffer::{device_tensor, scalar_value};
-use crate::ops::{GateChoose, GateMask};
+use crate::ops::{answer_gated_inputs, GateChoose, GateMask};
 
 /// [`GateChoose`]: `gate ? on : off`.
 #[derive(Debug, Clone, LuminalEqFalse)]
@@ -32,6 +32,10 @@ impl Operator for CudaGateChoose {
         let taken = if on { GateChoose::ON } else { GateChoose::OFF };
         // The taken input itself where this op holds its last use, else a copy on the device.
         vec![inputs.swap_remove(taken as usize).0.cloned()]
+    }
+
+    fn custom(&mut self, key: &str, _: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        answer_gated_inputs(key, GateChoose::gated_inputs())
     }
 }
 
@@ -63,5 +67,9 @@ impl Operator for CudaGateMask {
                 .expect("GPU allocation");
             vec![device_tensor(zeros)]
         }
+    }
+
+    fn custom(&mut self, key: &str, _: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        answer_gated_inputs(key, self.op.gated_inputs())
     }
 }
