@@ -163,10 +163,13 @@ fn write_stage_script(out: &Path, points: &[point::Point], backend: Backend) -> 
 # the machine with the repository: cargo xtask sweep --collect <this folder>
 set -u
 cd "$(dirname "$0")"
+{{ uname -a; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null; }} >machine.txt
 for point in {names}; do
     dir=points/$point
     [ -x "$dir/{binary}" ] || {{ echo "$point: not built (see $dir/build-error.txt)"; continue; }}
     echo "$point: running"
+    # A binary built for the device may not start where it was built (no driver there).
+    [ -s "$dir/info.json" ] || (cd "$dir" && ./{binary} info --json >info.json 2>/dev/null)
     rm -rf "$dir/run"
     started=$(date +%s.%N)
     (cd "$dir" && ./{binary} pretrain --config run.toml --out run --quiet --backend {backend} >pretrain.log 2>&1)
@@ -210,12 +213,13 @@ fn collect_staged(dir: &Path) -> Result<(), String> {
         .collect();
     let run_seconds: f64 = runs.iter().filter_map(|run| run.run_seconds).sum();
     let results = results::compute(&runs, grid.run.target_loss);
-    let facts = report::Facts::gather(
+    let mut facts = report::Facts::gather(
         command_line(),
         backend.trim(),
         timestamp::now(),
         run_seconds,
     );
+    facts.ran_on = std::fs::read_to_string(dir.join("machine.txt")).ok();
     report::write_all(dir, &facts, &grid.run, &results)?;
     print!("{}", table::text(&results));
     println!(

@@ -20,6 +20,8 @@ pub struct Facts {
     pub backend: String,
     pub started: String,
     pub sweep_seconds: f64,
+    /// A staged sweep: what `run-points.sh` wrote of the machine the points ran on.
+    pub ran_on: Option<String>,
 }
 
 impl Facts {
@@ -45,6 +47,7 @@ impl Facts {
             backend: backend.to_owned(),
             started,
             sweep_seconds,
+            ran_on: None,
         }
     }
 }
@@ -145,6 +148,12 @@ fn markdown(facts: &Facts, results: &[PointResult]) -> String {
         "Started {} (UTC), took {:.0} s; backend {}.\n\n",
         facts.started, facts.sweep_seconds, facts.backend
     );
+    if let Some(machine) = &facts.ran_on {
+        text += &format!(
+            "The points ran on: `{}`; this report was written on the machine below.\n\n",
+            machine.trim().replace('\n', "; ")
+        );
+    }
     text += &format!(
         "Machine: `{}`; {} CPUs{}.\n\n",
         facts.uname,
