@@ -187,8 +187,18 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *staged, int 
     )
 }
 
-/// One thread per output element: the element's index on every output axis from the output's
-/// strides, then the sum over K.
+/// Lanes of a warp, which share one output's sum where K is long enough to give each work.
+pub(super) const WARP: usize = 32;
+
+/// Whether the per-output kernel gives each output a warp (lanes striding over K, so that rows
+/// are read coalesced) rather than one thread.
+fn warp_per_output(k: AxisStrides) -> bool {
+    k.0 >= WARP
+}
+
+/// The kernel for plans cuBLAS cannot run, and for dot products (M = N = 1) with more outputs than
+/// terms, such as a LayerNorm's row sums: each output's index on every output axis from the
+/// output's strides, then the sum over K, by one thread, or by a warp where K is long.
 pub(super) fn kernel_source(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> String {
     let mut axes: Vec<AxisStrides> = loops.to_vec();
     axes.extend([m, n]);
@@ -202,15 +212,30 @@ pub(super) fn kernel_source(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) 
         })
         .collect();
     let (k_size, k_a, k_b) = (k.0, k.1, k.2);
+    let (index, first, step, finish) = if warp_per_output(k) {
+        (
+            "(blockIdx.x * blockDim.x + threadIdx.x) / 32",
+            "threadIdx.x % 32",
+            "32",
+            "    for (int lanes = 16; lanes > 0; lanes /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, lanes);\n    if (threadIdx.x % 32 == 0) out[o] = sum;",
+        )
+    } else {
+        (
+            "blockIdx.x * blockDim.x + threadIdx.x",
+            "0",
+            "1",
+            "    out[o] = sum;",
+        )
+    };
     format!(
         r#"
 extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *y, int n) {{
-    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    int o = {index};
     if (o >= n) return;
     long long a = 0, b = 0;
 {offsets}    float sum = 0.0f;
-    for (long long k = 0; k < {k_size}LL; k++) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
-    out[o] = sum;
+    for (long long k = {first}; k < {k_size}LL; k += {step}) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
+{finish}
 }}"#
     )
 }
@@ -339,13 +364,13 @@ impl Operator for CudaContraction {
             }
             Plan::Kernel(kernel) => {
                 let args = (&mut out, a, b, int(self.out_len));
-                unsafe {
-                    kernel
-                        .function
-                        .clone()
-                        .launch(per_element(self.out_len), args)
-                }
-                .expect("contraction kernel launch");
+                let threads = if warp_per_output(self.axes[2]) {
+                    self.out_len * WARP
+                } else {
+                    self.out_len
+                };
+                unsafe { kernel.function.clone().launch(per_element(threads), args) }
+                    .expect("contraction kernel launch");
             }
         }
         vec![device_tensor(out)]

@@ -35,6 +35,9 @@ pub struct ReduceSource {
     kept: Coordinates,
     /// Where each output's first term is, over the kept coordinates.
     base: Offset,
+    /// Where each output is written, over the kept coordinates: the kept axes may be iterated in
+    /// another order than the output's (see `of_view`).
+    target: Offset,
     /// The reduced axis's size and stride.
     len: usize,
     stride: usize,
@@ -75,12 +78,39 @@ impl ReduceSource {
         if axes.iter().any(|&(size, _)| size == 0) {
             return None;
         }
-        let (sizes, strides): (Vec<usize>, Vec<usize>) = axes
+        let kept: Vec<(usize, usize)> = axes
             .iter()
             .enumerate()
             .filter(|&(a, &(size, _))| a != axis && size != 1)
             .map(|(_, &axis)| axis)
-            .unzip();
+            .collect();
+        // (size, input stride, output stride) of each kept axis, in output order.
+        let mut output_stride = 1;
+        let mut kept: Vec<(usize, usize, usize)> = kept
+            .iter()
+            .rev()
+            .map(|&(size, stride)| {
+                let axis = (size, stride, output_stride);
+                output_stride *= size;
+                axis
+            })
+            .collect();
+        kept.reverse();
+        // A strided reduction whose unit-stride kept axis is not the output's last (a bias
+        // gradient over a transposed view): iterate with that axis innermost, so that a block's
+        // 32 lanes read 32 neighbours, and write each output where it belongs.
+        if stride != 1 {
+            if let Some(unit) = kept.iter().position(|&(_, stride, _)| stride == 1) {
+                let axis = kept.remove(unit);
+                kept.push(axis);
+            }
+        }
+        let sizes: Vec<usize> = kept.iter().map(|axis| axis.0).collect();
+        let strides: Vec<usize> = kept.iter().map(|axis| axis.1).collect();
+        let target = Offset {
+            offset: 0,
+            strides: kept.iter().map(|axis| axis.2).collect(),
+        };
         let inner_contiguous = strides.last() == Some(&1);
         let layout = if (stride != 1 && inner_contiguous) || len < 32 {
             Layout::Columns {
@@ -96,6 +126,7 @@ impl ReduceSource {
             kind,
             kept: Coordinates::new(&sizes),
             base,
+            target,
             len,
             stride,
             index: IndexType::for_max(last_term.max(outputs * 32 + 1024)),
@@ -144,6 +175,7 @@ impl ReduceSource {
                 .collect::<String>()
         };
         let base = self.base.render("c", self.index);
+        let target = self.target.render("c", self.index);
         let term = match self.stride {
             0 => "in[base]".to_string(),
             1 => "in[base + k]".to_string(),
@@ -162,7 +194,7 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float 
     float acc = {init};
     for ({ty} k = lane; k < {len}; k += 32u) acc = {combine}{term}{close};
     for (int d = 16; d > 0; d /= 2) acc = {combine}__shfl_xor_sync(0xffffffffu, acc, d){close};
-    if (lane == 0u) out[o] = acc;
+    if (lane == 0u) out[{target}] = acc;
 }}"#,
                 coordinates = indented("    "),
             ),
@@ -180,7 +212,7 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float 
     __syncthreads();
     if (threadIdx.y == 0u && o < {outputs}) {{
         for (unsigned int s = 1u; s < {strips}u; ++s) acc = {combine}partial[s][threadIdx.x]{close};
-        out[o] = acc;
+{coordinates}        out[{target}] = acc;
     }}
 }}"#,
                 coordinates = indented("        "),
@@ -199,9 +231,11 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float 
             Layout::Warp => 32,
             Layout::Columns { strips } => strips,
         };
-        (0..self.outputs())
-            .map(|o| {
-                let base = self.base.eval(&self.kept.eval(o));
+        let mut out = vec![0.0; self.outputs()];
+        for o in 0..self.outputs() {
+            let coordinates = self.kept.eval(o);
+            out[self.target.eval(&coordinates)] = {
+                let base = self.base.eval(&coordinates);
                 let mut partial = vec![init; lanes];
                 for (lane, acc) in partial.iter_mut().enumerate() {
                     for k in (lane..self.len).step_by(lanes) {
@@ -224,8 +258,9 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float 
                         .iter()
                         .fold(partial[0], |acc, &strip| combine(acc, strip)),
                 }
-            })
-            .collect()
+            };
+        }
+        out
     }
 }
 
@@ -422,6 +457,27 @@ mod tests {
         let mut sliced = ShapeTracker::new(&[10.into(), 4.into()]);
         sliced.slice(&[(2.into(), 8.into())]);
         assert!(ReduceSource::of_view(ReduceKind::Sum, &sliced, 1).is_none());
+    }
+
+    #[test]
+    fn a_reduction_over_a_transposed_view_reads_neighbours_in_its_lanes() {
+        // A bias gradient as BERT's graph has it: [batch, seq, hidden] read as [hidden, batch,
+        // seq], summed over seq (stride hidden).
+        let mut view = ShapeTracker::new(&[4.into(), 40.into(), 48.into()]);
+        view.permute(&[2, 0, 1]);
+        let source = ReduceSource::of_view(ReduceKind::Sum, &view, 2).unwrap();
+        assert!(matches!(source.layout, Layout::Columns { .. }));
+        assert_eq!(source.base.strides.last(), Some(&1));
+        let input: Vec<f32> = (0..4 * 40 * 48).map(|i| (i % 97) as f32).collect();
+        let out = source.eval(&input);
+        for hidden in 0..48 {
+            for batch in 0..4 {
+                let sum: f32 = (0..40)
+                    .map(|seq| input[(batch * 40 + seq) * 48 + hidden])
+                    .sum();
+                assert_eq!(out[hidden * 4 + batch], sum);
+            }
+        }
     }
 
     #[test]
