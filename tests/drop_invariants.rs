@@ -568,3 +568,25 @@ fn bench_runs_with_both_drops() {
     dropbert::cli::run::<BothPreLn>(["bert", "bench", "--warmup", "1", "--steps", "2", "--json"])
         .unwrap();
 }
+
+/// A gated-off block is skipped whatever wraps the gate ops: here the profiler's timing
+/// wrappers, as on the GPU the CUDA kernels replacing them (both answer `GATED_INPUTS`).
+#[test]
+fn wrapped_gate_ops_still_skip_their_blocks() {
+    let plan = plan_for::<BothPreLn>();
+    let mut graph =
+        MaskedLmGraph::<BothPreLn>::build(&BertSettings::default(), true, &plan).unwrap();
+    graph
+        .graph
+        .compile(dropbert::runtime::profile::Profiler::default(), ());
+    let gates = graph.gate_ids();
+    let mut schedule = GateSchedule::new(&mut graph.graph, gates);
+    let all_on = schedule.skipped_nodes(&graph.graph, &[true; 4]).len();
+    let one_off = schedule
+        .skipped_nodes(&graph.graph, &[true, false, true, true])
+        .len();
+    assert!(
+        one_off > all_on,
+        "{one_off} nodes skipped with a block off, {all_on} with none"
+    );
+}
