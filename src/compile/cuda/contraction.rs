@@ -12,7 +12,7 @@ use luminal::{
 };
 use luminal_cudarc::{
     cublas::{result::sgemm_strided_batched, sys::cublasOperation_t, CudaBlas},
-    driver::{CudaDevice, DevicePtr, DevicePtrMut, LaunchAsync},
+    driver::{CudaDevice, DevicePtr, DevicePtrMut, LaunchAsync, LaunchConfig},
 };
 
 use super::{
@@ -35,6 +35,8 @@ enum Plan {
         scatter: Kernel,
     },
     Kernel(Kernel),
+    /// [`columns_source`]: 32 neighbouring outputs a block, K split over its warps.
+    Columns(Kernel),
 }
 
 /// `C = op(X) op(Y)` in cuBLAS's column-major terms, batched over the innermost loop, repeated
@@ -71,6 +73,7 @@ impl std::fmt::Debug for CudaContraction {
         match self.plan {
             Plan::Gemm(_) => write!(f, "CudaContraction(cuBLAS)"),
             Plan::Staged { .. } => write!(f, "CudaContraction(cuBLAS, staged)"),
+            Plan::Columns(_) => write!(f, "CudaContraction(columns)"),
             // (size, stride in a, in b, in the output) of the loops and of M, N, K: why not cuBLAS.
             Plan::Kernel(_) => write!(
                 f,
@@ -240,6 +243,51 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     )
 }
 
+/// Whether a contraction is a sum over K of elementwise products whose neighbouring outputs read
+/// neighbouring elements of both operands, with fewer outputs than terms: a LayerNorm weight's
+/// gradient, summed over every token. cuBLAS would run it as a batch of 1 x 1 products.
+fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len: usize) -> bool {
+    m.0 == 1
+        && n.0 == 1
+        && out_len < k.0
+        && loops
+            .iter()
+            .any(|&(size, a, b, out)| size > 1 && a == 1 && b == 1 && out == 1)
+}
+
+/// [`is_column_dot`]'s kernel: each block sums 32 neighbouring outputs, one per lane (coalesced
+/// reads), with K split into 32 strips over its warps and the strips added in shared memory.
+pub(super) fn columns_source(loops: &[AxisStrides], [_, _, k]: [AxisStrides; 3]) -> String {
+    let offsets: String = loops
+        .iter()
+        .filter(|axis| axis.0 > 1)
+        .map(|&(size, a, b, out)| {
+            format!(
+                "        {{ long long i = (o / {out}LL) % {size}LL; a += i * {a}LL; b += i * {b}LL; }}\n"
+            )
+        })
+        .collect();
+    let (k_size, k_a, k_b) = (k.0, k.1, k.2);
+    format!(
+        r#"
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *y, int n) {{
+    __shared__ float partial[32][33];
+    int o = blockIdx.x * 32 + threadIdx.x;
+    float sum = 0.0f;
+    if (o < n) {{
+        long long a = 0, b = 0;
+{offsets}        for (long long k = threadIdx.y; k < {k_size}LL; k += 32) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
+    }}
+    partial[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && o < n) {{
+        for (int strip = 1; strip < 32; strip++) sum += partial[strip][threadIdx.x];
+        out[o] = sum;
+    }}
+}}"#
+    )
+}
+
 impl CudaContraction {
     pub fn new(op: &Contraction, blas: &Arc<CudaBlas>, device: &Arc<CudaDevice>) -> Self {
         let (loops, axes) = (op.loop_axes(), op.gemm_axes());
@@ -255,10 +303,12 @@ impl CudaContraction {
         // row sums, run far faster as one thread per output than as thousands of 1 x 1 GEMMs;
         // long ones (a gradient's squared norm) need cuBLAS's parallel sum.
         let dot = axes[0].0 == 1 && axes[1].0 == 1 && op.out_len() >= axes[2].0;
+        let columns = is_column_dot(&loops, axes, op.out_len());
         let plan = match (
-            GemmCall::plan(&loops, axes).filter(|_| !dot),
-            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
+            GemmCall::plan(&loops, axes).filter(|_| !dot && !columns),
+            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot && !columns),
         ) {
+            _ if columns => Plan::Columns(Kernel::compile(device, &columns_source(&loops, axes))),
             (Some(call), _) => Plan::Gemm(call),
             (None, Some(call)) => Plan::Staged {
                 call,
@@ -362,6 +412,20 @@ impl Operator for CudaContraction {
                 }
                 .expect("contraction scatter launch");
             }
+            Plan::Columns(kernel) => {
+                let args = (&mut out, a, b, int(self.out_len));
+                let config = LaunchConfig {
+                    grid_dim: (
+                        u32::try_from(self.out_len.div_ceil(WARP)).expect("grid"),
+                        1,
+                        1,
+                    ),
+                    block_dim: (WARP as u32, WARP as u32, 1),
+                    shared_mem_bytes: 0,
+                };
+                unsafe { kernel.function.clone().launch(config, args) }
+                    .expect("contraction columns launch");
+            }
             Plan::Kernel(kernel) => {
                 let args = (&mut out, a, b, int(self.out_len));
                 let threads = if warp_per_output(self.axes[2]) {
@@ -388,6 +452,20 @@ pub(super) mod tests {
             vec![(2, 15, 0, 12)],
             [(3, 5, 0, 4), (4, 0, 1, 1), (5, 1, 4, 0)],
         )
+    }
+
+    #[test]
+    fn a_layer_norm_weights_gradient_is_summed_by_columns() {
+        let (ln_loops, ln_axes) = (
+            vec![(768, 1, 1, 1)],
+            [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
+        );
+        assert!(is_column_dot(&ln_loops, ln_axes, 768));
+        // Row sums (more outputs than terms) and matmuls are not.
+        let row_sums = [(1, 0, 0, 0), (1, 0, 0, 0), (768, 1, 1, 0)];
+        assert!(!is_column_dot(&[(4096, 768, 768, 1)], row_sums, 4096));
+        let (loops, axes) = batched_plan();
+        assert!(!is_column_dot(&loops, axes, 24));
     }
 
     #[test]

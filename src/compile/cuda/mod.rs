@@ -106,6 +106,11 @@ mod nvrtc_tests {
                 let (loops, axes) = contraction::tests::batched_plan();
                 contraction::kernel_source(&loops, axes)
             },
+            // A LayerNorm weight's gradient: 32 neighbouring outputs a block.
+            contraction::columns_source(
+                &[(768, 1, 1, 1)],
+                [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
+            ),
             // A LayerNorm's row sums: a warp per output.
             contraction::kernel_source(
                 &[(4096, 768, 768, 1)],
