@@ -190,6 +190,19 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *staged, int 
     )
 }
 
+/// CUDA statements adding output `o`'s offsets in the operands (`a`, `b`) along each output
+/// axis, from the output's strides.
+fn operand_offsets(axes: &[AxisStrides], indent: &str) -> String {
+    axes.iter()
+        .filter(|axis| axis.0 > 1)
+        .map(|&(size, a, b, out)| {
+            format!(
+                "{indent}{{ long long i = (o / {out}LL) % {size}LL; a += i * {a}LL; b += i * {b}LL; }}\n"
+            )
+        })
+        .collect()
+}
+
 /// Lanes of a warp, which share one output's sum where K is long enough to give each work.
 pub(super) const WARP: usize = 32;
 
@@ -205,15 +218,7 @@ fn warp_per_output(k: AxisStrides) -> bool {
 pub(super) fn kernel_source(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> String {
     let mut axes: Vec<AxisStrides> = loops.to_vec();
     axes.extend([m, n]);
-    let offsets: String = axes
-        .iter()
-        .filter(|axis| axis.0 > 1)
-        .map(|&(size, a, b, out)| {
-            format!(
-                "    {{ long long i = (o / {out}LL) % {size}LL; a += i * {a}LL; b += i * {b}LL; }}\n"
-            )
-        })
-        .collect();
+    let offsets = operand_offsets(&axes, "    ");
     let (k_size, k_a, k_b) = (k.0, k.1, k.2);
     let (index, first, step, finish) = if warp_per_output(k) {
         (
@@ -258,15 +263,7 @@ fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len: us
 /// [`is_column_dot`]'s kernel: each block sums 32 neighbouring outputs, one per lane (coalesced
 /// reads), with K split into 32 strips over its warps and the strips added in shared memory.
 pub(super) fn columns_source(loops: &[AxisStrides], [_, _, k]: [AxisStrides; 3]) -> String {
-    let offsets: String = loops
-        .iter()
-        .filter(|axis| axis.0 > 1)
-        .map(|&(size, a, b, out)| {
-            format!(
-                "        {{ long long i = (o / {out}LL) % {size}LL; a += i * {a}LL; b += i * {b}LL; }}\n"
-            )
-        })
-        .collect();
+    let offsets = operand_offsets(loops, "        ");
     let (k_size, k_a, k_b) = (k.0, k.1, k.2);
     format!(
         r#"
@@ -305,8 +302,8 @@ impl CudaContraction {
         let dot = axes[0].0 == 1 && axes[1].0 == 1 && op.out_len() >= axes[2].0;
         let columns = is_column_dot(&loops, axes, op.out_len());
         let plan = match (
-            GemmCall::plan(&loops, axes).filter(|_| !dot && !columns),
-            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot && !columns),
+            GemmCall::plan(&loops, axes).filter(|_| !dot),
+            GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
         ) {
             _ if columns => Plan::Columns(Kernel::compile(device, &columns_source(&loops, axes))),
             (Some(call), _) => Plan::Gemm(call),
