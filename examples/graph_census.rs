@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use dropbert::{
     config::BertSettings,
     drop::DropPlan,
-    runtime::{Backend, MaskedLmGraph},
+    runtime::{profile::input_shapes, Backend, MaskedLmGraph},
 };
 
 dropbert::bert_config! {
@@ -41,19 +41,7 @@ fn main() {
             .take_while(|c| !c.is_whitespace() && *c != '{')
             .collect();
         *counts.entry(kind.clone()).or_default() += 1;
-        let views: Vec<String> = graph
-            .get_sources(node)
-            .iter()
-            .map(|(_, _, view)| {
-                format!(
-                    "{:?}",
-                    view.shape()
-                        .iter()
-                        .map(|d| d.to_usize().unwrap_or(0))
-                        .collect::<Vec<_>>()
-                )
-            })
-            .collect();
+        let views = input_shapes(graph, node);
         let largest = graph
             .get_sources(node)
             .iter()

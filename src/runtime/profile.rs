@@ -86,19 +86,7 @@ impl Compiler for Profiler {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, _remap: T) {
         let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
         for node in nodes {
-            let shapes: Vec<String> = graph
-                .get_sources(node)
-                .iter()
-                .map(|(_, _, view)| {
-                    format!(
-                        "{:?}",
-                        view.shape()
-                            .iter()
-                            .map(|d| d.to_usize().unwrap_or(0))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .collect();
+            let shapes = input_shapes(graph, node);
             let weight = graph.graph.node_weight_mut(node).unwrap();
             let op = format!("{weight:?}");
             let kind: String = op.chars().take_while(|c| c.is_alphanumeric()).collect();
@@ -110,6 +98,23 @@ impl Compiler for Profiler {
             });
         }
     }
+}
+
+/// The logical shape of each input of `node`, as `[a, b, ...]`.
+pub fn input_shapes(graph: &Graph, node: NodeIndex) -> Vec<String> {
+    graph
+        .get_sources(node)
+        .iter()
+        .map(|(_, _, view)| {
+            format!(
+                "{:?}",
+                view.shape()
+                    .iter()
+                    .map(|d| d.to_usize().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect()
 }
 
 /// The slowest op kinds so far, one per line.
