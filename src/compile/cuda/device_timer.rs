@@ -1,5 +1,7 @@
 //! Time measured by the GPU itself: CUDA events recorded on the stream every op runs on (the
 //! default stream), so the interval is what the device spent, not when the host returned.
+use std::sync::Arc;
+
 use luminal_cudarc::driver::{
     result::event,
     sys::{CUevent, CUevent_flags},
@@ -9,6 +11,8 @@ use luminal_cudarc::driver::{
 pub struct DeviceTimer {
     start: CUevent,
     end: CUevent,
+    // Held from `start` so that `stop` does no device setup inside the interval it times.
+    device: Arc<CudaDevice>,
 }
 
 impl DeviceTimer {
@@ -20,15 +24,14 @@ impl DeviceTimer {
         let end = event::create(CUevent_flags::CU_EVENT_DEFAULT).expect("creating a CUDA event");
         // SAFETY: both events were just created; the stream is the device's (the default one).
         unsafe { event::record(start, *device.cu_stream()) }.expect("recording a CUDA event");
-        Self { start, end }
+        Self { start, end, device }
     }
 
     /// Records the end of the interval, waits for it and gives its length in seconds.
     pub fn stop(self) -> f64 {
-        let device = CudaDevice::new(0).expect("no CUDA device");
         // SAFETY: the events are live until `drop`; the stream is the default one.
         unsafe {
-            event::record(self.end, *device.cu_stream()).expect("recording a CUDA event");
+            event::record(self.end, *self.device.cu_stream()).expect("recording a CUDA event");
             luminal_cudarc::driver::sys::cuEventSynchronize(self.end)
                 .result()
                 .expect("waiting for a CUDA event");
