@@ -4,7 +4,7 @@ use luminal::{
 };
 
 use super::input_values;
-use crate::compile::cpu::{run_tasks, thread_count, Shared};
+use crate::compile::cpu::{fill_in_chunks, thread_count};
 
 /// A random key graph input holds its 64-bit key as four 16-bit chunks, low chunk first: each is
 /// an integer an f32 holds exactly, so the key survives any copy of the input bit for bit.
@@ -119,23 +119,14 @@ impl DropoutMask {
 
     /// The mask under `key`, computed on up to `threads` threads.
     pub fn values(&self, key: u64, threads: usize) -> Vec<f32> {
-        let mut out = vec![0f32; self.len];
-        let pointer = Shared(out.as_mut_ptr());
-        run_tasks(self.len.div_ceil(TASK), threads, |task| {
-            let (start, end) = (task * TASK, ((task + 1) * TASK).min(self.len));
-            // SAFETY: every task writes its own range of `out`, inside its length.
-            unsafe { self.fill(key, start, end, pointer) }
-        });
-        out
+        fill_in_chunks(self.len, TASK, threads, |start, out| {
+            self.fill(key, start, out)
+        })
     }
 
-    /// Writes values `start..end` of the mask under `key` to `out`; `start` is a multiple of
-    /// [`ELEMENTS_PER_COUNTER`].
-    ///
-    /// # Safety
-    /// `out` points at the whole mask, and no other thread touches `start..end`.
-    unsafe fn fill(&self, key: u64, start: usize, end: usize, out: Shared<*mut f32>) {
-        let out = std::slice::from_raw_parts_mut(out.0.add(start), end - start);
+    /// Writes the mask's values `start..start + out.len()` under `key` to `out`; `start` is a
+    /// multiple of [`ELEMENTS_PER_COUNTER`].
+    fn fill(&self, key: u64, start: usize, out: &mut [f32]) {
         let (threshold, scale, key) = (self.threshold(), self.scale(), philox_key(key));
         let first_block = start / ELEMENTS_PER_COUNTER;
         let done = (out.len() / (ELEMENTS_PER_COUNTER * LANES)) * LANES;

@@ -4,7 +4,7 @@ use luminal::{
 };
 
 use super::input_values;
-use crate::compile::cpu::{run_tasks, thread_count, Shared};
+use crate::compile::cpu::{fill_in_chunks, thread_count};
 
 /// Abramowitz-Stegun 7.1.26: erf(|x|) ~ 1 - t (A0 + t (A1 + ...)) exp(-x^2), t = 1 / (1 + P|x|),
 /// absolute error below 1.5e-7. The CUDA kernels are generated from these constants.
@@ -57,23 +57,11 @@ pub struct GeluGradient {
 const CHUNK: usize = 1 << 14;
 
 fn map_in_parallel(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; len];
-    let target = Shared(out.as_mut_ptr());
-    run_tasks(len.div_ceil(CHUNK), thread_count(), |task| {
-        let (start, end) = (task * CHUNK, ((task + 1) * CHUNK).min(len));
-        // SAFETY: each task writes its own chunk of `out`, which outlives the tasks.
-        unsafe { fill(target, start, end, &f) }
-    });
-    out
-}
-
-/// # Safety
-/// `out` points at a buffer of at least `end` values, and no other thread touches `start..end`.
-unsafe fn fill(out: Shared<*mut f32>, start: usize, end: usize, f: &impl Fn(usize) -> f32) {
-    let out = std::slice::from_raw_parts_mut(out.0.add(start), end - start);
-    for (offset, value) in out.iter_mut().enumerate() {
-        *value = f(start + offset);
-    }
+    fill_in_chunks(len, CHUNK, thread_count(), |start, values| {
+        for (offset, value) in values.iter_mut().enumerate() {
+            *value = f(start + offset);
+        }
+    })
 }
 
 impl Operator for Gelu {

@@ -40,9 +40,40 @@ pub struct Shared<T>(pub T);
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 
+/// A new buffer of `len` values filled in chunks of `chunk` on up to `threads` threads:
+/// `fill(start, values)` writes `values`, the buffer's elements `start..start + values.len()`.
+pub fn fill_in_chunks(
+    len: usize,
+    chunk: usize,
+    threads: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; len];
+    let target = Shared(out.as_mut_ptr());
+    run_tasks(len.div_ceil(chunk), threads, |task| {
+        let (start, end) = (task * chunk, ((task + 1) * chunk).min(len));
+        let target = &target;
+        // SAFETY: every task takes its own range of `out`, inside its length; `out` outlives
+        // the tasks.
+        let values = unsafe { std::slice::from_raw_parts_mut(target.0.add(start), end - start) };
+        fill(start, values);
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_cover_the_buffer_once() {
+        let values = fill_in_chunks(1000, 64, 3, |start, values| {
+            for (offset, value) in values.iter_mut().enumerate() {
+                *value += (start + offset) as f32;
+            }
+        });
+        assert_eq!(values, (0..1000).map(|i| i as f32).collect::<Vec<_>>());
+    }
 
     #[test]
     fn every_task_runs_once() {
