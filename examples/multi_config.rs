@@ -7,55 +7,7 @@ use std::process::ExitCode;
 
 use dropbert::config::BertConfig;
 
-// tests/common: the checkpoints tests/fixtures/{hf,grads}/{tiny_post_ln,narrow_3layer}.
-dropbert::bert_config! {
-    pub TinyPostLn {
-        vocab: 512, hidden: 32, layers: 2, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
-
-dropbert::bert_config! {
-    pub Narrow3Layer {
-        vocab: 512, hidden: 48, layers: 3, heads: 4, intermediate: 80,
-        max_positions: 40, type_vocab: 3, seq: 24, batch: 3,
-        layout: PostLn, token_drop: off, layer_drop: off,
-    }
-}
-
-// tests/drop_parity.rs: the checkpoints tests/fixtures/drops/*.
-dropbert::bert_config! {
-    pub TokenDropPostLn {
-        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PostLn, token_drop: { layer: 1, kept: 8 }, layer_drop: off,
-    }
-}
-
-dropbert::bert_config! {
-    pub TokenDropLastSplit {
-        vocab: 512, hidden: 32, layers: 3, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PostLn, token_drop: { layer: 1, kept: 5 }, layer_drop: off,
-    }
-}
-
-dropbert::bert_config! {
-    pub LayerDropPreLn {
-        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PreLn, token_drop: off, layer_drop: { theta_bar: 0.5, gamma: 0.001 },
-    }
-}
-
-dropbert::bert_config! {
-    pub BothPreLn {
-        vocab: 512, hidden: 32, layers: 4, heads: 2, intermediate: 64,
-        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
-        layout: PreLn, token_drop: { layer: 1, kept: 8 }, layer_drop: { theta_bar: 0.5, gamma: 0.001 },
-    }
-}
+include!("../tests/common/fixture_configs.rs");
 
 // models/bert_tiny_wordnet.rs and models/bert_base.rs.
 dropbert::bert_config! {
