@@ -33,7 +33,8 @@ pub struct BenchArgs {
     /// keep probability falls from 1 toward theta_bar as training goes on).
     #[arg(long, default_value_t = 0)]
     at_step: u64,
-    /// Matrix products on the GPU in strict fp32, or tf32 on the tensor cores.
+    /// Matrix products on the GPU: fp32, or on the tensor cores with tf32 or bf16 inputs
+    /// (float32 weights, activations and accumulation in every mode).
     #[arg(long, default_value_t = MatmulPrecision::Fp32)]
     matmul: MatmulPrecision,
     /// Print the result as one JSON object.

@@ -10,7 +10,7 @@ use crate::{
     },
     drop::{DropPlan, LayerDropSchedule, TokenDropSettings},
     hf::{read_tensor_file, write_tensor_file, MissingPolicy, TensorData},
-    runtime::{Backend, GradientProgram},
+    runtime::{Backend, GradientProgram, MatmulPrecision},
     DropbertError, Result,
 };
 
@@ -33,6 +33,10 @@ pub struct GradsArgs {
     /// cpu or cuda (default: cuda where the binary was built with it).
     #[arg(long)]
     backend: Option<Backend>,
+    /// Matrix products on the GPU: fp32, or on the tensor cores with tf32 or bf16 inputs
+    /// (float32 weights, activations and accumulation in every mode).
+    #[arg(long, default_value_t = MatmulPrecision::Fp32)]
+    matmul: MatmulPrecision,
     /// Seed of the dropout masks and layer gates (dropout follows the checkpoint's config.json
     /// rates).
     #[arg(long, default_value_t = 0)]
@@ -54,6 +58,7 @@ pub struct GradsArgs {
 pub fn run<C: BertConfig>(args: &GradsArgs) -> Result<()> {
     let dims = C::DIMS;
     let backend = args.backend.unwrap_or_else(Backend::best_available);
+    args.matmul.select_for(backend)?;
     let tensors = read_tensor_file(&args.batch)?;
     let expected_shape = vec![dims.batch_size, dims.seq_len];
     let column = |name: &str| -> Result<Vec<i64>> {

@@ -6,7 +6,7 @@ use crate::{
     config::BertConfig,
     data::{batch::TokenBatch, tokenizer::WordPieceTokenizer},
     hf::{write_tensor_file, TensorData},
-    runtime::{hidden_state_program, Backend},
+    runtime::{hidden_state_program, Backend, MatmulPrecision},
     DropbertError, Result,
 };
 
@@ -24,11 +24,16 @@ pub struct HiddenArgs {
     /// cpu or cuda (default: cuda where the binary was built with it).
     #[arg(long)]
     backend: Option<Backend>,
+    /// Matrix products on the GPU: fp32, or on the tensor cores with tf32 or bf16 inputs
+    /// (float32 weights, activations and accumulation in every mode).
+    #[arg(long, default_value_t = MatmulPrecision::Fp32)]
+    matmul: MatmulPrecision,
 }
 
 pub fn run<C: BertConfig>(args: &HiddenArgs) -> Result<()> {
     let dims = C::DIMS;
     let backend = args.backend.unwrap_or_else(Backend::best_available);
+    args.matmul.select_for(backend)?;
     let tokenizer = WordPieceTokenizer::from_checkpoint_dir(&args.checkpoint)?;
     let lines = read_lines(&args.input)?;
     let started = Instant::now();

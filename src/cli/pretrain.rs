@@ -52,7 +52,8 @@ pub struct PretrainArgs {
     /// cpu or cuda (default: cuda where the binary was built with it).
     #[arg(long)]
     backend: Option<Backend>,
-    /// Matrix products on the GPU in strict fp32, or tf32 on the tensor cores.
+    /// Matrix products on the GPU: fp32, or on the tensor cores with tf32 or bf16 inputs
+    /// (float32 weights, activations and accumulation in every mode).
     #[arg(long, default_value_t = MatmulPrecision::Fp32)]
     matmul: MatmulPrecision,
     /// No progress bar (metrics still go to metrics.jsonl).

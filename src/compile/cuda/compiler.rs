@@ -8,10 +8,7 @@ use luminal::prelude::{
     *,
 };
 use luminal_cudarc::{
-    cublas::{
-        sys::{cublasMath_t, cublasSetMathMode, cublasStatus_t},
-        CudaBlas,
-    },
+    cublas::CudaBlas,
     driver::CudaDevice,
 };
 
@@ -173,22 +170,12 @@ fn read_on_host(graph: &mut Graph, host_inputs: &[(NodeIndex, NodeIndex)]) {
 /// Replaces each dropbert op by its CUDA kernel.
 fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
     let blas = Arc::new(CudaBlas::new(device.clone()).expect("creating a cuBLAS handle"));
-    let math_mode = match MatmulPrecision::selected() {
-        MatmulPrecision::Fp32 => cublasMath_t::CUBLAS_DEFAULT_MATH,
-        MatmulPrecision::Tf32 => cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH,
-    };
-    // SAFETY: the handle is live; the math mode is one of cuBLAS's values.
-    let status = unsafe { cublasSetMathMode(*blas.handle(), math_mode) };
-    assert_eq!(
-        status,
-        cublasStatus_t::CUBLAS_STATUS_SUCCESS,
-        "setting cuBLAS's math mode"
-    );
+    let precision = MatmulPrecision::selected();
     let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
     for node in nodes {
         let op = graph.graph.node_weight(node).expect("live node").as_any();
         let kernel: Box<dyn Operator> = if let Some(op) = op.downcast_ref::<Contraction>() {
-            Box::new(CudaContraction::new(op, &blas, device))
+            Box::new(CudaContraction::new(op, precision, &blas, device))
         } else if let Some(op) = op.downcast_ref::<FusedElementwise>() {
             let inputs = graph.get_sources(node).len();
             Box::new(CudaFusedElementwise::new(op, inputs, device))

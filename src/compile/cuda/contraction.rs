@@ -1,6 +1,7 @@
 //! Contractions on the GPU. The CPU's contraction pass finds every `SumReduce(Mul(a, b))`
 //! (matmuls, batched attention products and all their gradients) and plans it as loops of strided
-//! GEMMs; here each plan runs as cuBLAS `sgemm` calls, batched over its innermost loop, where
+//! GEMMs; here each plan runs as cuBLAS GEMM calls (float32 buffers, the tensor-core mode of the
+//! run's [`MatmulPrecision`]), batched over its innermost loop, where
 //! every matrix has a unit stride on one side; any other plan runs a plain kernel that loops over
 //! K per output element. Either way the broadcast product is never materialised: for BERT-base it
 //! would exceed 2^31 elements, beyond luminal's 32-bit shape arithmetic.
@@ -11,7 +12,11 @@ use luminal::{
     prelude::*,
 };
 use luminal_cudarc::{
-    cublas::{result::sgemm_strided_batched, sys::cublasOperation_t, CudaBlas},
+    cublas::{
+        result::gemm_strided_batched_ex,
+        sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
+        CudaBlas,
+    },
     driver::{CudaDevice, DevicePtr, DevicePtrMut, LaunchAsync, LaunchConfig},
 };
 
@@ -21,6 +26,7 @@ use super::{
     kernel::{int, per_element, Kernel},
 };
 use crate::compile::cpu::{AxisStrides, Contraction};
+use crate::runtime::MatmulPrecision;
 
 /// How a contraction runs.
 #[derive(Clone)]
@@ -64,6 +70,7 @@ pub struct CudaContraction {
     axes: [AxisStrides; 3],
     out_len: usize,
     plan: Plan,
+    compute: cublasComputeType_t,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -81,6 +88,18 @@ impl std::fmt::Debug for CudaContraction {
                 self.loops, self.axes
             ),
         }
+    }
+}
+
+const F32: cudaDataType = cudaDataType::CUDA_R_32F;
+
+/// cuBLAS's compute type for float32 operands in each precision: it rounds the inputs on their
+/// way into the tensor cores and accumulates in float32.
+fn cublas_compute_type(precision: MatmulPrecision) -> cublasComputeType_t {
+    match precision {
+        MatmulPrecision::Fp32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        MatmulPrecision::Tf32 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        MatmulPrecision::Bf16 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
     }
 }
 
@@ -286,7 +305,12 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
 }
 
 impl CudaContraction {
-    pub fn new(op: &Contraction, blas: &Arc<CudaBlas>, device: &Arc<CudaDevice>) -> Self {
+    pub fn new(
+        op: &Contraction,
+        precision: MatmulPrecision,
+        blas: &Arc<CudaBlas>,
+        device: &Arc<CudaDevice>,
+    ) -> Self {
         let (loops, axes) = (op.loop_axes(), op.gemm_axes());
         // The rewritten plan where cuBLAS can run it, else the CPU's plan as it is.
         let (loops, axes) = match fewer_gemm_calls(&loops, axes) {
@@ -319,6 +343,7 @@ impl CudaContraction {
             axes,
             out_len: op.out_len(),
             plan,
+            compute: cublas_compute_type(precision),
             blas: blas.clone(),
             device: device.clone(),
         }
@@ -354,28 +379,33 @@ impl CudaContraction {
             // SAFETY: the plan's strides come from the operands' views and the output's
             // contiguous shape, so every element cuBLAS touches lies inside the buffers.
             unsafe {
-                sgemm_strided_batched(
+                gemm_strided_batched_ex(
                     *self.blas.handle(),
                     call.transx,
                     call.transy,
                     call.rows,
                     call.cols,
                     call.k,
-                    &alpha,
-                    (x + offset_x * float) as *const f32,
+                    (&alpha as *const f32).cast(),
+                    (x + offset_x * float) as *const _,
+                    F32,
                     call.ldx,
                     stride_x,
-                    (y + offset_y * float) as *const f32,
+                    (y + offset_y * float) as *const _,
+                    F32,
                     call.ldy,
                     stride_y,
-                    &beta,
-                    (out + offset_out * float) as *mut f32,
+                    (&beta as *const f32).cast(),
+                    (out + offset_out * float) as *mut _,
+                    F32,
                     call.ldc,
                     call.batch_strides.2,
                     call.batch,
+                    self.compute,
+                    cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
             }
-            .expect("cuBLAS sgemm");
+            .expect("cuBLAS GEMM");
         }
     }
 }
