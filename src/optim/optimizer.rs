@@ -194,12 +194,10 @@ impl Optimizer {
         for (entry, gradient) in gradients.iter().zip(clipped) {
             let parameter = &entry.parameter;
             let len = parameter.numel();
-            // Residency needs the parameter's buffer to survive every execution.
-            graph.keep_tensors(parameter.id);
             let [(exp_avg_name, exp_avg), (exp_avg_sq_name, exp_avg_sq)] =
                 STATE_SUFFIXES.map(|suffix| {
                     let name = format!("{}.{suffix}", parameter.name);
-                    let input = graph.named_tensor::<(Dyn<'-'>,)>(&name).keep();
+                    let input = graph.named_tensor::<(Dyn<'-'>,)>(&name);
                     (name, flat_view(graph, input.id, len))
                 });
             let outputs = rule.update(
@@ -212,11 +210,14 @@ impl Optimizer {
                 },
                 &scalars,
             );
-            let resident = |name: String, input: NodeIndex, output: FlatTensor| ResidentTensor {
-                name,
-                shape: parameter.shape.clone(),
-                input,
-                output: output.keep().id,
+            let mut resident = |name: String, input: NodeIndex, output: FlatTensor| {
+                hand_over(graph, input, output.id);
+                ResidentTensor {
+                    name,
+                    shape: parameter.shape.clone(),
+                    input,
+                    output: output.id,
+                }
             };
             parameters.push(resident(
                 parameter.name.clone(),
@@ -384,3 +385,16 @@ impl Optimizer {
         Ok(())
     }
 }
+/// Makes a step's `output` the next step's `input`: the output is kept, and the input, replaced
+/// by [`Optimizer::finish_step`] after every execution, is not, so the step's last reader takes
+/// its buffer rather than copying it (on the GPU, luminal_cuda's upload of each graph input would
+/// otherwise clone every weight and state tensor on the device each step).
+fn hand_over(graph: &mut Graph, input: NodeIndex, output: NodeIndex) {
+    graph.keep_tensors(output);
+    if output == input {
+        graph.keep_tensors(input);
+    } else {
+        graph.no_delete.remove(&input);
+    }
+}
+
