@@ -7,10 +7,12 @@
 # BINARY is examples/multi_config built with --features cuda; CPU_OUTPUTS_DIR holds the same
 # script's outputs on the CPU, made beforehand with `BACKEND=cpu scripts/cuda_check.sh BINARY - DIR`
 # (a CUDA build runs on a machine without a GPU with the driver stub of `cargo xtask cuda-sdk` on
-# LD_LIBRARY_PATH).
+# LD_LIBRARY_PATH). MATMUL=tf32|bf16 runs grads, hidden and pretrain with that --matmul, and
+# TOLERANCE (default 1e-4) is the relative error the comparisons with the (float32) CPU allow.
 set -uo pipefail
 binary=${1:?binary}; cpu=${2:?cpu outputs}; out=${3:?out dir}; speed=${4:-}
 backend=${BACKEND:-cuda}
+matmul=${MATMUL:-fp32}; tolerance=${TOLERANCE:-1e-4}
 fixtures=tests/fixtures
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
@@ -31,8 +33,8 @@ check() { # name, command...
 }
 compare() { # name, actual, reference
     [ "$cpu" = - ] && return
-    if python3 "$here/compare_tensor_files.py" "$2" "$3" >>"$out/compare.txt" 2>&1; then
-        summary+=("$(printf '%-28s %s' "$1" "matches CPU within 1e-4")")
+    if python3 "$here/compare_tensor_files.py" "$2" "$3" --tolerance "$tolerance" >>"$out/compare.txt" 2>&1; then
+        summary+=("$(printf '%-28s %s' "$1" "matches CPU within $tolerance")")
         echo "${summary[-1]}" >>"$out/summary.txt"
     else
         summary+=("$(printf '%-28s %s' "$1" "DIFFERS (compare.txt)")")
@@ -47,25 +49,25 @@ for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer
     name=$(basename "$2")
     echo "== grads $name" >>"$out/log.txt"
     check "grads $name" timeout 90 "$binary" "$1" grads --checkpoint "$fixtures/$2/checkpoint" \
-        --batch "$fixtures/$2/batch.safetensors" --out "$out/$name.safetensors" --backend "$backend"
+        --batch "$fixtures/$2/batch.safetensors" --out "$out/$name.safetensors" --backend "$backend" --matmul "$matmul"
     [ -f "$out/$name.safetensors" ] && compare "  vs cpu" "$out/$name.safetensors" "$cpu/$name.safetensors"
 done
 echo "== hidden" >>"$out/log.txt"
 check "hidden tiny_post_ln" timeout 120 "$binary" tiny-post-ln hidden --checkpoint "$fixtures/hf/tiny_post_ln" \
-    --input "$fixtures/hf/tiny_post_ln/input.txt" --out "$out/hidden_tiny_post_ln.safetensors" --backend "$backend"
+    --input "$fixtures/hf/tiny_post_ln/input.txt" --out "$out/hidden_tiny_post_ln.safetensors" --backend "$backend" --matmul "$matmul"
 [ -f "$out/hidden_tiny_post_ln.safetensors" ] && compare "  vs cpu" "$out/hidden_tiny_post_ln.safetensors" "$cpu/hidden_tiny_post_ln.safetensors"
 echo "== pretrain" >>"$out/log.txt"; rm -rf /tmp/pretrain-wordnet /tmp/pretrain-base
 check "pretrain wordnet 30 steps" timeout 150 "$binary" bert-tiny-wordnet pretrain --steps 30 --eval-every 30 \
-    --out /tmp/pretrain-wordnet --backend "$backend" --quiet
+    --out /tmp/pretrain-wordnet --backend "$backend" --matmul "$matmul" --quiet
 cp /tmp/pretrain-wordnet/metrics.jsonl "$out/pretrain-wordnet.metrics.jsonl" 2>/dev/null
 if [ "$speed" = "--speed" ]; then
     echo "== bert-base" >>"$out/log.txt"
     check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
         --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/pretrain-base --backend "$backend" --quiet
     cp /tmp/pretrain-base/metrics.jsonl "$out/pretrain-base.metrics.jsonl" 2>/dev/null
-    for matmul in fp32 tf32; do
-        check "bench bert-base $matmul" timeout 240 "$binary" bert-base bench --backend "$backend" --warmup 2 \
-            --steps 10 --matmul "$matmul"
+    for mode in fp32 tf32 bf16; do
+        check "bench bert-base $mode" timeout 240 "$binary" bert-base bench --backend "$backend" --warmup 2 \
+            --steps 10 --matmul "$mode"
     done
     grep "median step" "$out/log.txt" >"$out/bench.txt"
     python3 "$here/../benches/torch_reference.py" --batch 32 --seq 128 --modes fp32,tf32 >>"$out/torch.txt" 2>&1

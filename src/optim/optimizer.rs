@@ -397,4 +397,3 @@ fn hand_over(graph: &mut Graph, input: NodeIndex, output: NodeIndex) {
         graph.no_delete.remove(&input);
     }
 }
-

@@ -7,10 +7,7 @@ use luminal::prelude::{
     petgraph::{visit::EdgeRef, Direction},
     *,
 };
-use luminal_cudarc::{
-    cublas::CudaBlas,
-    driver::CudaDevice,
-};
+use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
     columns::CudaColumns,

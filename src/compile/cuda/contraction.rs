@@ -21,6 +21,7 @@ use luminal_cudarc::{
 };
 
 use super::{
+    bf16_operands::Bf16Rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
     kernel::{int, per_element, Kernel},
@@ -70,7 +71,9 @@ pub struct CudaContraction {
     axes: [AxisStrides; 3],
     out_len: usize,
     plan: Plan,
-    compute: cublasComputeType_t,
+    precision: MatmulPrecision,
+    /// Under `--matmul bf16`, for the cuBLAS plans.
+    bf16: Option<Bf16Rounding>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -91,15 +94,23 @@ impl std::fmt::Debug for CudaContraction {
     }
 }
 
-const F32: cudaDataType = cudaDataType::CUDA_R_32F;
-
-/// cuBLAS's compute type for float32 operands in each precision: it rounds the inputs on their
-/// way into the tensor cores and accumulates in float32.
-fn cublas_compute_type(precision: MatmulPrecision) -> cublasComputeType_t {
+/// cuBLAS's operand type and compute type in each precision; the output is float32 and the
+/// accumulation float32 in every one. TF32 rounds float32 operands on their way into the tensor
+/// cores; bf16 operands are rounded in memory first ([`Bf16Rounding`]).
+fn cublas_types(precision: MatmulPrecision) -> (cudaDataType, cublasComputeType_t) {
     match precision {
-        MatmulPrecision::Fp32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
-        MatmulPrecision::Tf32 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-        MatmulPrecision::Bf16 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
+        MatmulPrecision::Fp32 => (
+            cudaDataType::CUDA_R_32F,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        MatmulPrecision::Tf32 => (
+            cudaDataType::CUDA_R_32F,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        ),
+        MatmulPrecision::Bf16 => (
+            cudaDataType::CUDA_R_16BF,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
     }
 }
 
@@ -343,13 +354,21 @@ impl CudaContraction {
             axes,
             out_len: op.out_len(),
             plan,
-            compute: cublas_compute_type(precision),
+            precision,
+            bf16: (precision == MatmulPrecision::Bf16).then(|| Bf16Rounding::new(device)),
             blas: blas.clone(),
             device: device.clone(),
         }
     }
 
+    /// `a` and `b` point to the operands' buffers, in the operand type of the precision.
     fn run_gemm(&self, call: &GemmCall, loops: &[AxisStrides], a: u64, b: u64, out: u64) {
+        let (operand_type, compute) = cublas_types(self.precision);
+        let operand_bytes = match operand_type {
+            cudaDataType::CUDA_R_16BF => 2u64,
+            _ => 4,
+        };
+        let float = std::mem::size_of::<f32>() as u64;
         // The outer loops (all but the batched one) on the host, as element offsets.
         let outer = &loops[..loops.len().saturating_sub(1)];
         let total: usize = outer.iter().map(|axis| axis.0).product();
@@ -375,7 +394,6 @@ impl CudaContraction {
             } else {
                 (offset_a, offset_b)
             };
-            let float = std::mem::size_of::<f32>() as u64;
             // SAFETY: the plan's strides come from the operands' views and the output's
             // contiguous shape, so every element cuBLAS touches lies inside the buffers.
             unsafe {
@@ -387,21 +405,21 @@ impl CudaContraction {
                     call.cols,
                     call.k,
                     (&alpha as *const f32).cast(),
-                    (x + offset_x * float) as *const _,
-                    F32,
+                    (x + offset_x * operand_bytes) as *const _,
+                    operand_type,
                     call.ldx,
                     stride_x,
-                    (y + offset_y * float) as *const _,
-                    F32,
+                    (y + offset_y * operand_bytes) as *const _,
+                    operand_type,
                     call.ldy,
                     stride_y,
                     (&beta as *const f32).cast(),
                     (out + offset_out * float) as *mut _,
-                    F32,
+                    cudaDataType::CUDA_R_32F,
                     call.ldc,
                     call.batch_strides.2,
                     call.batch,
-                    self.compute,
+                    compute,
                     cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
             }
@@ -416,10 +434,21 @@ impl Operator for CudaContraction {
         let a = input_slice(&inputs[0].0, "contraction operand a");
         let b = input_slice(&inputs[1].0, "contraction operand b");
         let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
+        // Freed after the GEMMs are queued: the pool's frees are ordered on the stream.
+        let rounded = match (&self.bf16, &self.plan) {
+            (Some(bf16), Plan::Gemm(_) | Plan::Staged { .. }) => {
+                Some((bf16.round(a), bf16.round(b)))
+            }
+            _ => None,
+        };
+        let (a_ptr, b_ptr) = match &rounded {
+            Some((a, b)) => (*a.device_ptr(), *b.device_ptr()),
+            None => (*a.device_ptr(), *b.device_ptr()),
+        };
         match &self.plan {
             Plan::Gemm(call) => {
                 let out_ptr = *out.device_ptr_mut();
-                self.run_gemm(call, &self.loops, *a.device_ptr(), *b.device_ptr(), out_ptr);
+                self.run_gemm(call, &self.loops, a_ptr, b_ptr, out_ptr);
             }
             Plan::Staged {
                 call,
@@ -429,7 +458,7 @@ impl Operator for CudaContraction {
                 let mut staged =
                     unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
                 let staged_ptr = *staged.device_ptr_mut();
-                self.run_gemm(call, loops, *a.device_ptr(), *b.device_ptr(), staged_ptr);
+                self.run_gemm(call, loops, a_ptr, b_ptr, staged_ptr);
                 let args = (&mut out, &staged, int(self.out_len));
                 unsafe {
                     scatter

@@ -5,6 +5,8 @@
 //! token dropping's selection and importance update, dropout masks, GELU) become CUDA kernels of
 //! their own. Every kernel is compiled by NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
+mod bf16_operands;
+#[cfg(feature = "cuda")]
 mod columns;
 #[cfg(feature = "cuda")]
 mod compiler;
@@ -12,45 +14,41 @@ mod compiler;
 mod contraction;
 #[cfg(feature = "cuda")]
 mod device_buffer;
-// Plain Rust, so its tests run without a GPU.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod elementwise_source;
-// Plain Rust, so its tests run without a GPU.
 #[cfg(feature = "cuda")]
 mod device_timer;
 #[cfg(feature = "cuda")]
 mod dropout_mask;
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod flat_index;
 #[cfg(feature = "cuda")]
 mod fused_elementwise;
 #[cfg(feature = "cuda")]
 mod gates;
-// Plain Rust, so its tests run without a GPU.
 #[cfg(feature = "cuda")]
 mod gelu;
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod gemm_batching;
 #[cfg(feature = "cuda")]
 mod importance;
 #[cfg(feature = "cuda")]
 mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
+#[cfg(feature = "cuda")]
+pub mod memory_pool;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
 mod reduce;
-// Plain Rust, so its tests run without a GPU.
-#[cfg(feature = "cuda")]
-pub mod memory_pool;
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod reduce_source;
 #[cfg(feature = "cuda")]
 mod rows;
 #[cfg(feature = "cuda")]
 mod view_adjoint;
-// Plain Rust, so its tests run without a GPU.
+// Plain Rust, so their tests run without a GPU.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod elementwise_source;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod flat_index;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod gemm_batching;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod reduce_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod view_expression;
 
