@@ -50,6 +50,11 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let dims = C::DIMS;
     let backend = args.backend.unwrap_or_else(Backend::best_available);
     args.matmul.select_for(backend)?;
+    if args.steps == 0 {
+        return Err(crate::DropbertError::InvalidInput(
+            "--steps must be at least 1".into(),
+        ));
+    }
     let settings = BertSettings {
         dropout: Dropout::new(0.1, 0.1),
         ..BertSettings::default()
@@ -81,11 +86,13 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let resident = device_memory(backend);
     reset_device_memory_peak(backend);
     let mut seconds = Vec::with_capacity(args.steps);
+    let mut host_seconds = Vec::with_capacity(args.steps);
     let (mut flops, mut blocks_run, mut nodes_skipped) = (0.0, 0usize, 0usize);
     for _ in 0..args.steps {
         let timer = StepTimer::start(backend);
         let step = program.step(&batch)?;
         seconds.push(timer.stop());
+        host_seconds.push(step.execute_host_seconds);
         flops += step.flops;
         blocks_run += step.gates.iter().filter(|&&on| on).count();
         nodes_skipped += program.nodes_skipped();
@@ -95,8 +102,8 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         in_use_bytes: resident.in_use_bytes,
         peak_bytes: peak.peak_bytes,
     });
-    seconds.sort_by(f64::total_cmp);
-    let median = seconds[seconds.len() / 2];
+    let median = median_of(seconds);
+    let median_host = median_of(host_seconds);
     let tokens = (dims.batch_size * dims.seq_len) as f64;
     let flops_per_step = flops / args.steps.max(1) as f64;
     let peak_memory_bytes = peak_resident_bytes();
@@ -109,6 +116,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "batch": dims.batch_size, "seq": dims.seq_len,
                 "warmup": args.warmup, "steps": args.steps, "at_step": args.at_step,
                 "median_step_seconds": median, "tokens_per_second": tokens / median,
+                "median_execute_host_seconds": median_host,
                 "flops_per_step": flops_per_step,
                 "mean_blocks_run": blocks_run as f64 / args.steps.max(1) as f64,
                 "mean_nodes_skipped": nodes_skipped as f64 / args.steps.max(1) as f64,
@@ -121,12 +129,13 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{} on {backend} ({} matmuls): median step {:.4} s over {} steps ({} warm-up), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
+            "{} on {backend} ({} matmuls): median step {:.4} s over {} steps ({} warm-up; the host queued it in {:.4} s), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
             C::NAME,
             args.matmul,
             median,
             args.steps,
             args.warmup,
+            median_host,
             tokens / median,
             flops_per_step / median / 1e12,
             compile_seconds,
@@ -151,4 +160,9 @@ fn peak_resident_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }

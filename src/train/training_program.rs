@@ -24,6 +24,9 @@ pub struct TrainStep {
     pub flops: f64,
     /// Which blocks ran (all, without layer dropping).
     pub gates: Vec<bool>,
+    /// Host time spent in the graph's execution: on the GPU, the time to queue the step's kernels
+    /// (luminal's interpreter, allocations, launches) plus any wait for the device inside it.
+    pub execute_host_seconds: f64,
 }
 
 /// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
@@ -126,7 +129,9 @@ impl<C: BertConfig> TrainingProgram<C> {
             None => StepGates::all_on(layers),
         };
         self.optimizer.prepare_step(&mut self.graph.graph);
+        let executing = std::time::Instant::now();
         self.graph.execute();
+        let execute_host_seconds = executing.elapsed().as_secs_f64();
         if std::env::var_os("DROPBERT_PROFILE").is_some() {
             eprintln!("{}", crate::runtime::profile::report(25));
         }
@@ -141,6 +146,7 @@ impl<C: BertConfig> TrainingProgram<C> {
             token_losses: losses.token_losses,
             flops: StepCost::of(&C::DIMS, &StepShape::new(&C::DIMS, &gates.on)).training_flops(),
             gates: gates.on,
+            execute_host_seconds,
         })
     }
 
