@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The GPU benchmark table of docs/perf.md from benches/cuda_perf.sh's outputs:
 `perf_table.py bench.jsonl torch.jsonl` prints markdown. Each dropbert row gives its throughput
-against PyTorch on the same shape, and for a dropping method its speedup over its own baseline
+against PyTorch on the same shape, the host time of its execution (near the step time, the step
+waits on the host), and for a dropping method its speedup over its own baseline
 (same layout: token dropping against the Post-LN baseline, layer dropping and both against the
 Pre-LN one) beside the matmul FLOP ratio of the same steps."""
 import json
@@ -29,10 +30,10 @@ def main():
     measured = {(r["configuration"], r["matmul"]): r for r in ours if "failed" not in r}
     failed = [r for r in ours if "failed" in r]
     reference = {(r["batch"], r["seq"], r["mode"]): r for r in torch if "failed" not in r}
-    print("| configuration | matmul | median step | tokens/s | / PyTorch same precision | "
+    print("| configuration | matmul | median step | host queue time | tokens/s | / PyTorch same precision | "
           "/ PyTorch bf16 | / torch.compile bf16 | speedup over baseline | FLOP ratio | "
           "speedup / FLOP ratio | peak GPU memory (GiB) | activations (GiB) | activations / baseline's |")
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 14)
     for (name, matmul), row in measured.items():
         method, shape = re.match(r"([A-Za-z]+?)(\d+x\d+)$", name).groups()
         shape_key = (row["batch"], row["seq"])
@@ -54,7 +55,9 @@ def main():
             if activations is not None and base.get("peak_gpu_memory_bytes") is not None:
                 base_activations = base["peak_gpu_memory_bytes"] - base["gpu_resident_bytes"]
                 activation_ratio = f"{activations / base_activations:.3f}"
-        print(f"| {name} | {matmul} | {row['median_step_seconds'] * 1e3:.1f} ms | {tokens:,.0f} | "
+        host = row.get("median_execute_host_seconds")
+        host = "" if host is None else f"{host * 1e3:.1f} ms"
+        print(f"| {name} | {matmul} | {row['median_step_seconds'] * 1e3:.1f} ms | {host} | {tokens:,.0f} | "
               f"{against(matmul)} | {against('bf16')} | {against('bf16-compile')} | {speedup} | "
               f"{flop_ratio} | {efficiency} | {gib(row.get('peak_gpu_memory_bytes'))} | "
               f"{gib(activations)} | {activation_ratio} |")
