@@ -53,11 +53,10 @@ impl Backend {
                 );
                 if std::env::var_os("DROPBERT_PROFILE").is_some() {
                     let profiler = super::profile::Profiler {
-                        device_clock: Some(std::sync::Arc::new(|op: &mut dyn FnMut()| {
-                            let timer = crate::compile::cuda::DeviceTimer::start();
-                            op();
-                            std::time::Duration::from_secs_f64(timer.stop())
-                        })),
+                        device: Some(super::profile::DeviceProfiling {
+                            time_op: crate::compile::cuda::op_timeline::time_op,
+                            settle: crate::compile::cuda::op_timeline::settle,
+                        }),
                     };
                     graph.compile(profiler, ());
                 }

@@ -1,6 +1,6 @@
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -9,17 +9,37 @@ use luminal::{
     prelude::*,
 };
 
-static TIMES: Mutex<BTreeMap<String, (Duration, usize)>> = Mutex::new(BTreeMap::new());
+/// Per op name: (time, host time, calls). The time is the device's where the device times ops,
+/// else the host's.
+static TIMES: Mutex<BTreeMap<String, (Duration, Duration, usize)>> = Mutex::new(BTreeMap::new());
+/// The device's idle time between ops so far.
+static IDLE: Mutex<Duration> = Mutex::new(Duration::ZERO);
+static DEVICE: Mutex<Option<DeviceProfiling>> = Mutex::new(None);
 
-/// Runs the closure and gives the time the device spent on the work it queued (CUDA events
-/// around it), where a host clock would time only the launch.
-pub type DeviceClock = Arc<dyn Fn(&mut dyn FnMut()) -> Duration + Send + Sync>;
+/// How a backend times ops on its device without waiting for each (see
+/// `compile::cuda::op_timeline`): `time_op` runs an op and files its interval under a name;
+/// `settle` waits for the device and gives the filed intervals' device times and the device's
+/// idle time between them.
+#[derive(Clone, Copy)]
+pub struct DeviceProfiling {
+    pub time_op: fn(&str, &mut dyn FnMut()),
+    pub settle: fn() -> SettledTimes,
+}
+
+/// The device's times of the ops it ran since the last settling.
+#[derive(Debug, Default)]
+pub struct SettledTimes {
+    /// (op name, device time) per op run.
+    pub ops: Vec<(String, Duration)>,
+    /// The device's idle time between consecutive ops.
+    pub idle: Duration,
+}
 
 /// An op wrapped to time itself (see [`Profiler`]).
 pub struct Timed {
     name: String,
     inner: Box<dyn Operator>,
-    device_clock: Option<DeviceClock>,
+    device: Option<DeviceProfiling>,
 }
 
 impl std::fmt::Debug for Timed {
@@ -36,25 +56,26 @@ impl PartialEq for Timed {
 
 impl Operator for Timed {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let (out, elapsed) = match &self.device_clock {
-            Some(clock) => {
+        let started = Instant::now();
+        let out = match self.device {
+            Some(device) => {
                 let mut inputs = Some(inputs);
                 let mut out = None;
-                let elapsed = clock(&mut || {
+                (device.time_op)(&self.name, &mut || {
                     out = Some(self.inner.process(inputs.take().expect("runs once")))
                 });
-                (out.expect("the clock runs the op"), elapsed)
+                out.expect("the clock runs the op")
             }
-            None => {
-                let started = Instant::now();
-                let out = self.inner.process(inputs);
-                (out, started.elapsed())
-            }
+            None => self.inner.process(inputs),
         };
+        let host = started.elapsed();
         let mut times = TIMES.lock().unwrap();
         let entry = times.entry(self.name.clone()).or_default();
-        entry.0 += elapsed;
-        entry.1 += 1;
+        if self.device.is_none() {
+            entry.0 += host;
+        }
+        entry.1 += host;
+        entry.2 += 1;
         out
     }
 
@@ -68,12 +89,12 @@ impl Operator for Timed {
 }
 
 /// A compiler pass, run last, that wraps every op in [`Timed`] so that [`report`] can say where
-/// execution time goes, per op type and shape. On a GPU each op is timed by the device
-/// (`device_clock`), so the total is the time the GPU was busy; a step taking longer than that
-/// waited on the host. For diagnosis only: it waits for each op to finish.
+/// execution time goes, per op type and shape. With `device`, each op is timed by the device as
+/// well as by the host, and the report gives the device's idle time between ops: time a step
+/// spent waiting for the host to queue work.
 #[derive(Default)]
 pub struct Profiler {
-    pub device_clock: Option<DeviceClock>,
+    pub device: Option<DeviceProfiling>,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -84,6 +105,9 @@ impl std::fmt::Debug for Profiler {
 
 impl Compiler for Profiler {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, _remap: T) {
+        if self.device.is_some() {
+            *DEVICE.lock().unwrap() = self.device;
+        }
         let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
         for node in nodes {
             let shapes = input_shapes(graph, node);
@@ -94,7 +118,7 @@ impl Compiler for Profiler {
             *weight = Box::new(Timed {
                 name: format!("{kind} {}", shapes.join(" ")),
                 inner,
-                device_clock: self.device_clock.clone(),
+                device: self.device,
             });
         }
     }
@@ -117,17 +141,37 @@ pub fn input_shapes(graph: &Graph, node: NodeIndex) -> Vec<String> {
         .collect()
 }
 
-/// The slowest op kinds so far, one per line.
+/// The slowest op kinds so far, one per line, cumulative over every execution. With a device
+/// clock: each line's device time and its host time, and the device's idle time between ops.
 pub fn report(limit: usize) -> String {
-    let times = TIMES.lock().unwrap();
+    let device = *DEVICE.lock().unwrap();
+    let mut times = TIMES.lock().unwrap();
+    if let Some(device) = device {
+        let settled = (device.settle)();
+        for (name, time) in settled.ops {
+            times.entry(name).or_default().0 += time;
+        }
+        *IDLE.lock().unwrap() += settled.idle;
+    }
     let mut rows: Vec<_> = times.iter().collect();
-    rows.sort_by_key(|(_, (time, _))| std::cmp::Reverse(*time));
-    let total: Duration = rows.iter().map(|(_, (time, _))| *time).sum();
-    std::iter::once(format!("{total:>10.3?} in all ops"))
+    rows.sort_by_key(|(_, (time, _, _))| std::cmp::Reverse(*time));
+    let total: Duration = rows.iter().map(|(_, (time, _, _))| *time).sum();
+    let host: Duration = rows.iter().map(|(_, (_, host, _))| *host).sum();
+    let summary = match device {
+        Some(_) => format!(
+            "{total:>10.3?} in all ops on the device, {:.3?} idle between them; {host:.3?} on the host",
+            *IDLE.lock().unwrap()
+        ),
+        None => format!("{total:>10.3?} in all ops"),
+    };
+    std::iter::once(summary)
         .chain(
             rows.iter()
                 .take(limit)
-                .map(|(name, (time, calls))| format!("{:>10.3?} x{calls:<4} {name}", time)),
+                .map(|(name, (time, host, calls))| match device {
+                    Some(_) => format!("{time:>10.3?} x{calls:<4} {name} (host {host:.3?})"),
+                    None => format!("{time:>10.3?} x{calls:<4} {name}"),
+                }),
         )
         .collect::<Vec<_>>()
         .join("\n")

@@ -32,6 +32,8 @@ mod kept_tokens;
 mod kernel;
 #[cfg(feature = "cuda")]
 pub mod memory_pool;
+#[cfg(feature = "cuda")]
+pub mod op_timeline;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
