@@ -12,7 +12,7 @@ use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
         GateChoose, GateMask, GatherRows, Gelu, GeluGradient, PickColumns, PlaceColumns,
-        ReplaceRows, ScatterAddRows, ZeroRows,
+        ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
     },
     DropbertError, Result,
 };
@@ -37,6 +37,7 @@ pub(crate) enum OpKind {
     ReplaceRows { rows: usize, width: usize },
     GateChoose,
     Gelu,
+    Softmax { rows: usize, row: usize },
 }
 
 impl OpKind {
@@ -82,6 +83,11 @@ impl OpKind {
             OpKind::GateChoose
         } else if any.is::<Gelu>() {
             OpKind::Gelu
+        } else if let Some(softmax) = any.downcast_ref::<Softmax>() {
+            OpKind::Softmax {
+                rows: softmax.rows,
+                row: softmax.row,
+            }
         } else {
             return Err(DropbertError::InvalidInput(format!(
                 "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
@@ -229,6 +235,16 @@ impl OpKind {
                         len: inputs[0].numel(),
                     })
                     .input(inputs[0].id, 0, inputs[0].view)
+                    .input(g.id, 0, g.view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &shape))]
+            }
+            OpKind::Softmax { rows, row } => {
+                let shape = inputs[0].shape();
+                let id = builder
+                    .graph
+                    .add_op(SoftmaxGradient { rows, row })
+                    .input(output.id, 0, output.view)
                     .input(g.id, 0, g.view)
                     .finish();
                 vec![Some(TensorRef::output(id, &shape))]

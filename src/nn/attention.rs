@@ -5,7 +5,7 @@ use super::{
     linear::Linear,
     parameters::{ParameterRef, Parameters},
 };
-use crate::config::BertConfig;
+use crate::{config::BertConfig, ops::softmax_last_axis};
 
 /// Additive attention bias from a `[batch, keys]` 0/1 padding mask: 0 where a key may be attended,
 /// the most negative float where it is padding (as Hugging Face BERT does).
@@ -59,7 +59,7 @@ impl<C: BertConfig> BertSelfAttention<C> {
         let scores =
             q.matmul(k) * scale + mask_bias.expand::<(C::Batch, C::Heads, Q, K), Axes2<1, 2>>();
         self.dropout
-            .attention(scores.softmax::<3>())
+            .attention(softmax_last_axis(scores))
             .matmul(v)
             .permute::<(C::Batch, Q, C::Heads, C::HeadDim), Axes4<0, 2, 1, 3>>()
             .reshape::<(C::Batch, Q, C::Hidden)>()

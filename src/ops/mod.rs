@@ -1,8 +1,8 @@
 //! dropbert's own graph ops, beyond luminal's primitives: indexed row gathers and scatters
 //! (embeddings, token dropping), picking one column per row (the label's logit), the adjoint
 //! of a view (gradients through slices and pads), token dropping's choice of kept tokens and
-//! importance update, the gates of switchable blocks (layer dropping), and dropout masks drawn
-//! from a random key.
+//! importance update, the gates of switchable blocks (layer dropping), dropout masks drawn
+//! from a random key, and GELU and softmax as single ops.
 //! Each carries a CPU kernel; the differentiable ones have a backward rule in
 //! [`crate::autograd`].
 mod dropout_mask;
@@ -15,6 +15,7 @@ mod pick_columns;
 mod replace_rows;
 mod scatter_add_rows;
 mod select_kept_tokens;
+mod softmax;
 mod view_adjoint;
 
 pub use dropout_mask::{
@@ -31,4 +32,5 @@ pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};
 pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;
 pub use select_kept_tokens::{select_kept_tokens, KeptTokenRule, SelectKeptTokens, SequenceTokens};
+pub use softmax::{softmax_gradient_row, softmax_last_axis, softmax_row, Softmax, SoftmaxGradient};
 pub use view_adjoint::ViewAdjoint;

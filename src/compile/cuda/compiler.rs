@@ -20,6 +20,7 @@ use super::{
     kept_tokens::CudaSelectKeptTokens,
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
+    softmax::CudaSoftmaxRows,
     view_adjoint::CudaViewAdjoint,
 };
 use crate::compile::cpu::{
@@ -27,8 +28,8 @@ use crate::compile::cpu::{
 };
 use crate::ops::{
     DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
-    PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, ViewAdjoint,
-    ZeroRows,
+    PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, Softmax,
+    SoftmaxGradient, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -79,6 +80,8 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<ImportanceUpdate>()
         || op.is::<Gelu>()
         || op.is::<GeluGradient>()
+        || op.is::<Softmax>()
+        || op.is::<SoftmaxGradient>()
         || op.is::<DropoutMask>()
 }
 
@@ -202,6 +205,10 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(CudaGelu::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<GeluGradient>() {
             Box::new(CudaGeluGradient::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<Softmax>() {
+            Box::new(CudaSoftmaxRows::forward(op, device))
+        } else if let Some(op) = op.downcast_ref::<SoftmaxGradient>() {
+            Box::new(CudaSoftmaxRows::gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
             Box::new(CudaDropoutMask::new(op.clone(), device))
         } else {

@@ -2,8 +2,8 @@
 //! by the CPU's contraction pass); chains of elementwise primitives run as one generated kernel
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
 //! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
-//! token dropping's selection and importance update, dropout masks, GELU) become CUDA kernels of
-//! their own. Every kernel is compiled by NVRTC when the graph is compiled.
+//! token dropping's selection and importance update, dropout masks, GELU, softmax) become CUDA
+//! kernels of their own. Every kernel is compiled by NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
@@ -40,6 +40,8 @@ mod plan_emulation;
 mod reduce;
 #[cfg(feature = "cuda")]
 mod rows;
+#[cfg(feature = "cuda")]
+mod softmax;
 #[cfg(feature = "cuda")]
 mod view_adjoint;
 // Plain Rust, so their tests run without a GPU.
@@ -101,6 +103,8 @@ mod nvrtc_tests {
             importance::SOURCE.to_string(),
             gelu::forward_source(),
             gelu::gradient_source(),
+            softmax::forward_source(128),
+            softmax::gradient_source(512),
             dropout_mask::source(),
             {
                 let (loops, axes) = contraction::tests::batched_plan();
