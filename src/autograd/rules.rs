@@ -11,8 +11,8 @@ use luminal::{
 use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
-        GateChoose, GateMask, GatherRows, Gelu, GeluGradient, PickColumns, PlaceColumns,
-        ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
+        GateChoose, GateMask, GatherRows, Gelu, GeluGradient, Normalize, NormalizeGradient,
+        PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
     },
     DropbertError, Result,
 };
@@ -32,12 +32,28 @@ pub(crate) enum OpKind {
     SumReduce(usize),
     MaxReduce(usize),
     Contiguous,
-    GatherRows { rows: usize, width: usize },
-    PickColumns { width: usize },
-    ReplaceRows { rows: usize, width: usize },
+    GatherRows {
+        rows: usize,
+        width: usize,
+    },
+    PickColumns {
+        width: usize,
+    },
+    ReplaceRows {
+        rows: usize,
+        width: usize,
+    },
     GateChoose,
     Gelu,
-    Softmax { rows: usize, row: usize },
+    Softmax {
+        rows: usize,
+        row: usize,
+    },
+    Normalize {
+        rows: usize,
+        width: usize,
+        epsilon: f32,
+    },
 }
 
 impl OpKind {
@@ -83,6 +99,12 @@ impl OpKind {
             OpKind::GateChoose
         } else if any.is::<Gelu>() {
             OpKind::Gelu
+        } else if let Some(normalize) = any.downcast_ref::<Normalize>() {
+            OpKind::Normalize {
+                rows: normalize.rows,
+                width: normalize.width,
+                epsilon: normalize.epsilon,
+            }
         } else if let Some(softmax) = any.downcast_ref::<Softmax>() {
             OpKind::Softmax {
                 rows: softmax.rows,
@@ -233,6 +255,24 @@ impl OpKind {
                     .graph
                     .add_op(GeluGradient {
                         len: inputs[0].numel(),
+                    })
+                    .input(inputs[0].id, 0, inputs[0].view)
+                    .input(g.id, 0, g.view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &shape))]
+            }
+            OpKind::Normalize {
+                rows,
+                width,
+                epsilon,
+            } => {
+                let shape = inputs[0].shape();
+                let id = builder
+                    .graph
+                    .add_op(NormalizeGradient {
+                        rows,
+                        width,
+                        epsilon,
                     })
                     .input(inputs[0].id, 0, inputs[0].view)
                     .input(g.id, 0, g.view)

@@ -1,6 +1,7 @@
 use luminal::prelude::*;
 
 use super::parameters::{new_parameter, parameter_ref, ParameterInit, ParameterRef, Parameters};
+use crate::ops::normalize_last_axis;
 
 /// LayerNorm over the last (hidden) axis, with the checkpoint's epsilon.
 pub struct LayerNorm<H: Dimension> {
@@ -22,7 +23,7 @@ impl<H: Dimension> LayerNorm<H> {
         &self,
         input: GraphTensor<(B, S, H)>,
     ) -> GraphTensor<(B, S, H)> {
-        input.layer_norm::<2, _>(self.epsilon) * self.weight.expand::<(B, S, H), Axes2<0, 1>>()
+        normalize_last_axis(input, self.epsilon) * self.weight.expand::<(B, S, H), Axes2<0, 1>>()
             + self.bias.expand::<(B, S, H), Axes2<0, 1>>()
     }
 }

@@ -2,7 +2,7 @@
 //! (embeddings, token dropping), picking one column per row (the label's logit), the adjoint
 //! of a view (gradients through slices and pads), token dropping's choice of kept tokens and
 //! importance update, the gates of switchable blocks (layer dropping), dropout masks drawn
-//! from a random key, and GELU and softmax as single ops.
+//! from a random key, and GELU, softmax and LayerNorm's normalization as single ops.
 //! Each carries a CPU kernel; the differentiable ones have a backward rule in
 //! [`crate::autograd`].
 mod dropout_mask;
@@ -11,6 +11,7 @@ mod gather_rows;
 mod gelu;
 mod importance_update;
 mod input_values;
+mod normalize;
 mod pick_columns;
 mod replace_rows;
 mod scatter_add_rows;
@@ -28,6 +29,10 @@ pub use gather_rows::{gather_rows, GatherRows};
 pub use gelu::{erf, gelu, gelu_derivative, gelu_value, Gelu, GeluGradient, ERF_A, ERF_P};
 pub use importance_update::{importance_update, update_importance, ImportanceUpdate};
 pub use input_values::{input_buffer, input_values};
+pub use normalize::{
+    normalize_gradient_row, normalize_last_axis, normalize_row, row_statistics, Normalize,
+    NormalizeGradient,
+};
 pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};
 pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;

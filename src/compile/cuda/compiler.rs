@@ -18,18 +18,19 @@ use super::{
     gelu::{CudaGelu, CudaGeluGradient},
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
+    normalize::{cuda_normalize, cuda_normalize_gradient},
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
-    softmax::CudaSoftmaxRows,
+    softmax::{cuda_softmax, cuda_softmax_gradient},
     view_adjoint::CudaViewAdjoint,
 };
 use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
 };
 use crate::ops::{
-    DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
-    PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, Softmax,
-    SoftmaxGradient, ViewAdjoint, ZeroRows,
+    DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate, Normalize,
+    NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens,
+    Softmax, SoftmaxGradient, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -81,6 +82,8 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<Gelu>()
         || op.is::<GeluGradient>()
         || op.is::<Softmax>()
+        || op.is::<Normalize>()
+        || op.is::<NormalizeGradient>()
         || op.is::<SoftmaxGradient>()
         || op.is::<DropoutMask>()
 }
@@ -206,9 +209,13 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
         } else if let Some(op) = op.downcast_ref::<GeluGradient>() {
             Box::new(CudaGeluGradient::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<Softmax>() {
-            Box::new(CudaSoftmaxRows::forward(op, device))
+            Box::new(cuda_softmax(op, device))
         } else if let Some(op) = op.downcast_ref::<SoftmaxGradient>() {
-            Box::new(CudaSoftmaxRows::gradient(op, device))
+            Box::new(cuda_softmax_gradient(op, device))
+        } else if let Some(op) = op.downcast_ref::<Normalize>() {
+            Box::new(cuda_normalize(op, device))
+        } else if let Some(op) = op.downcast_ref::<NormalizeGradient>() {
+            Box::new(cuda_normalize_gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
             Box::new(CudaDropoutMask::new(op.clone(), device))
         } else {

@@ -2,8 +2,9 @@
 //! by the CPU's contraction pass); chains of elementwise primitives run as one generated kernel
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
 //! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
-//! token dropping's selection and importance update, dropout masks, GELU, softmax) become CUDA
-//! kernels of their own. Every kernel is compiled by NVRTC when the graph is compiled.
+//! token dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
+//! normalization) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
+//! graph is compiled.
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
@@ -33,6 +34,8 @@ mod kernel;
 #[cfg(feature = "cuda")]
 pub mod memory_pool;
 #[cfg(feature = "cuda")]
+mod normalize;
+#[cfg(feature = "cuda")]
 pub mod op_timeline;
 #[cfg(test)]
 mod plan_emulation;
@@ -44,6 +47,8 @@ mod rows;
 mod softmax;
 #[cfg(feature = "cuda")]
 mod view_adjoint;
+#[cfg(feature = "cuda")]
+mod warp_rows;
 // Plain Rust, so their tests run without a GPU.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod elementwise_source;
@@ -105,6 +110,8 @@ mod nvrtc_tests {
             gelu::gradient_source(),
             softmax::forward_source(128),
             softmax::gradient_source(512),
+            normalize::forward_source(768, 1e-12),
+            normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
             {
                 let (loops, axes) = contraction::tests::batched_plan();

@@ -1,38 +1,15 @@
-//! [`Softmax`] and [`SoftmaxGradient`] on the GPU: a warp per row, its lanes striding the row
-//! (the row length is baked in), the row's max and sums reduced by warp shuffles. A row is read
-//! from memory once and then from cache; the output is written once.
+//! [`Softmax`] and [`SoftmaxGradient`] on the GPU as warp-per-row kernels ([`CudaWarpRows`]), the
+//! row length baked in.
 use std::sync::Arc;
 
-use luminal::{
-    op::{InputTensor, Operator},
-    prelude::*,
-};
-use luminal_cudarc::driver::{CudaDevice, LaunchAsync, LaunchConfig};
+use luminal_cudarc::driver::CudaDevice;
 
-use super::{
-    device_buffer::{device_tensor, input_slice},
-    kernel::{int, Kernel},
-};
+use super::warp_rows::{CudaWarpRows, WARP_REDUCTIONS};
 use crate::ops::{Softmax, SoftmaxGradient};
-
-/// Rows (warps) per block.
-const ROWS_PER_BLOCK: u32 = 8;
-
-/// Each lane's warp and row, and the warp-wide sum and max.
-const PRELUDE: &str = r#"
-__device__ float warp_sum(float v) {
-    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-    return v;
-}
-__device__ float warp_max(float v) {
-    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
-    return v;
-}
-"#;
 
 pub(super) fn forward_source(row: usize) -> String {
     format!(
-        r#"{PRELUDE}
+        r#"{WARP_REDUCTIONS}
 extern "C" __global__ void dropbert_kernel(float *out, const float *x, int rows) {{
     int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -51,7 +28,7 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, int rows)
 
 pub(super) fn gradient_source(row: usize) -> String {
     format!(
-        r#"{PRELUDE}
+        r#"{WARP_REDUCTIONS}
 extern "C" __global__ void dropbert_kernel(float *out, const float *y, const float *dy, int rows) {{
     int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -64,56 +41,16 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *y, const flo
     )
 }
 
-/// A softmax kernel (forward or gradient) over `rows` rows, reading its inputs as plain buffers.
-#[derive(Debug, Clone, LuminalEqFalse)]
-pub struct CudaSoftmaxRows {
-    rows: usize,
-    row: usize,
-    kernel: Kernel,
+pub fn cuda_softmax(op: &Softmax, device: &Arc<CudaDevice>) -> CudaWarpRows {
+    CudaWarpRows::new(op.rows, op.row, &forward_source(op.row), "Softmax", device)
 }
 
-impl CudaSoftmaxRows {
-    pub fn forward(op: &Softmax, device: &Arc<CudaDevice>) -> Self {
-        Self {
-            rows: op.rows,
-            row: op.row,
-            kernel: Kernel::compile(device, &forward_source(op.row)),
-        }
-    }
-
-    pub fn gradient(op: &SoftmaxGradient, device: &Arc<CudaDevice>) -> Self {
-        Self {
-            rows: op.rows,
-            row: op.row,
-            kernel: Kernel::compile(device, &gradient_source(op.row)),
-        }
-    }
-}
-
-impl Operator for CudaSoftmaxRows {
-    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let len = self.rows * self.row;
-        // Every element is written.
-        let mut out = unsafe { self.kernel.device.alloc::<f32>(len) }.expect("GPU allocation");
-        let config = LaunchConfig {
-            grid_dim: (
-                u32::try_from(self.rows.div_ceil(ROWS_PER_BLOCK as usize)).expect("grid"),
-                1,
-                1,
-            ),
-            block_dim: (32 * ROWS_PER_BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let function = self.kernel.function.clone();
-        let first = input_slice(&inputs[0].0, "softmax input");
-        let launched = match inputs.get(1) {
-            None => unsafe { function.launch(config, (&mut out, first, int(self.rows))) },
-            Some((dy, _)) => {
-                let dy = input_slice(dy, "softmax gradient dy");
-                unsafe { function.launch(config, (&mut out, first, dy, int(self.rows))) }
-            }
-        };
-        launched.expect("softmax launch");
-        vec![device_tensor(out)]
-    }
+pub fn cuda_softmax_gradient(op: &SoftmaxGradient, device: &Arc<CudaDevice>) -> CudaWarpRows {
+    CudaWarpRows::new(
+        op.rows,
+        op.row,
+        &gradient_source(op.row),
+        "SoftmaxGradient",
+        device,
+    )
 }
