@@ -164,6 +164,7 @@ fn write_stage_script(out: &Path, points: &[point::Point], backend: Backend) -> 
 set -u
 cd "$(dirname "$0")"
 {{ uname -a; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null; }} >machine.txt
+date -u +%s >started.txt
 for point in {names}; do
     dir=points/$point
     [ -x "$dir/{binary}" ] || {{ echo "$point: not built (see $dir/build-error.txt)"; continue; }}
@@ -216,7 +217,7 @@ fn collect_staged(dir: &Path) -> Result<(), String> {
     let mut facts = report::Facts::gather(
         command_line(),
         backend.trim(),
-        timestamp::now(),
+        staged_start(dir),
         run_seconds,
     );
     facts.ran_on = std::fs::read_to_string(dir.join("machine.txt")).ok();
@@ -230,8 +231,32 @@ fn collect_staged(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// When `run-points.sh` began (its `started.txt`, Unix seconds), not when the report is collected.
+fn staged_start(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("started.txt"))
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map(timestamp::format_utc)
+        .unwrap_or_else(|| format!("unknown (collected {})", timestamp::now()))
+}
+
 /// How the sweep was asked for, as one would type it.
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
     format!("cargo xtask {}", args.join(" "))
+}
+
+#[cfg(test)]
+mod staged_start_tests {
+    use super::staged_start;
+
+    #[test]
+    fn a_staged_sweep_starts_when_its_points_ran() {
+        let dir = std::env::temp_dir().join(format!("dropbert-staged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(staged_start(&dir).starts_with("unknown (collected "));
+        std::fs::write(dir.join("started.txt"), "1764288000\n").unwrap();
+        assert_eq!(staged_start(&dir), "2025-11-28T00-00-00");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
