@@ -250,47 +250,50 @@ impl OpKind {
                 vec![None, Some(g), Some(skip)]
             }
             OpKind::Gelu => {
-                let shape = inputs[0].shape();
-                let id = builder
-                    .graph
-                    .add_op(GeluGradient {
-                        len: inputs[0].numel(),
-                    })
-                    .input(inputs[0].id, 0, inputs[0].view)
-                    .input(g.id, 0, g.view)
-                    .finish();
-                vec![Some(TensorRef::output(id, &shape))]
+                let len = inputs[0].numel();
+                vec![Some(gradient_op(
+                    builder,
+                    GeluGradient { len },
+                    inputs[0],
+                    g,
+                ))]
             }
             OpKind::Normalize {
                 rows,
                 width,
                 epsilon,
             } => {
-                let shape = inputs[0].shape();
-                let id = builder
-                    .graph
-                    .add_op(NormalizeGradient {
-                        rows,
-                        width,
-                        epsilon,
-                    })
-                    .input(inputs[0].id, 0, inputs[0].view)
-                    .input(g.id, 0, g.view)
-                    .finish();
-                vec![Some(TensorRef::output(id, &shape))]
+                let op = NormalizeGradient {
+                    rows,
+                    width,
+                    epsilon,
+                };
+                vec![Some(gradient_op(builder, op, inputs[0], g))]
             }
             OpKind::Softmax { rows, row } => {
-                let shape = inputs[0].shape();
-                let id = builder
-                    .graph
-                    .add_op(SoftmaxGradient { rows, row })
-                    .input(output.id, 0, output.view)
-                    .input(g.id, 0, g.view)
-                    .finish();
-                vec![Some(TensorRef::output(id, &shape))]
+                let op = SoftmaxGradient { rows, row };
+                vec![Some(gradient_op(builder, op, output, g))]
             }
         }
     }
+}
+
+/// The input gradient of a single-input op computed by its own gradient `op` from `saved` (the
+/// forward input or output it needs) and the output's gradient `g`, both of the input's shape.
+fn gradient_op(
+    builder: &mut Builder<'_>,
+    op: impl Operator + 'static,
+    saved: TensorRef,
+    g: TensorRef,
+) -> TensorRef {
+    let shape = saved.shape();
+    let id = builder
+        .graph
+        .add_op(op)
+        .input(saved.id, 0, saved.view)
+        .input(g.id, 0, g.view)
+        .finish();
+    TensorRef::output(id, &shape)
 }
 
 /// `gate == pass_when ? value : 0`, by the [`GateMask`] op.

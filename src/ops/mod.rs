@@ -11,6 +11,7 @@ mod gather_rows;
 mod gelu;
 mod importance_update;
 mod input_values;
+mod last_axis;
 mod normalize;
 mod pick_columns;
 mod replace_rows;

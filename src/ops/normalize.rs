@@ -8,8 +8,10 @@ use luminal::{
     prelude::*,
 };
 
-use super::input_values;
-use crate::compile::cpu::{fill_in_chunks, thread_count};
+use super::{
+    input_values,
+    last_axis::{last_axis_op, map_rows, rows_and_width},
+};
 
 /// `y[r, j] = (x[r, j] - mean_r) / sqrt(var_r + epsilon)`, with the biased variance, for `rows`
 /// rows of `width` values. Input `x` (any view), output `[rows * width]`, contiguous.
@@ -61,22 +63,12 @@ pub fn normalize_gradient_row(x: &[f32], dy: &[f32], epsilon: f32, out: &mut [f3
     }
 }
 
-/// Runs `row_rule(start of the row, its output)` over every row on the threads.
-fn by_rows(rows: usize, width: usize, row_rule: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let chunk = ((1 << 14) / width.max(1) + 1) * width;
-    fill_in_chunks(rows * width, chunk, thread_count(), |start, values| {
-        for (offset, out) in values.chunks_mut(width).enumerate() {
-            row_rule(start + offset * width, out);
-        }
-    })
-}
-
 impl Operator for Normalize {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let x = input_values(&inputs[0].0, &inputs[0].1);
         assert_eq!(x.len(), self.rows * self.width);
         let (width, epsilon) = (self.width, self.epsilon);
-        vec![Tensor::new(by_rows(self.rows, width, |at, out| {
+        vec![Tensor::new(map_rows(self.rows, width, |at, out| {
             normalize_row(&x[at..at + width], epsilon, out)
         }))]
     }
@@ -89,7 +81,7 @@ impl Operator for NormalizeGradient {
         let len = self.rows * self.width;
         assert_eq!((x.len(), dy.len()), (len, len));
         let (width, epsilon) = (self.width, self.epsilon);
-        vec![Tensor::new(by_rows(self.rows, width, |at, out| {
+        vec![Tensor::new(map_rows(self.rows, width, |at, out| {
             normalize_gradient_row(&x[at..at + width], &dy[at..at + width], epsilon, out)
         }))]
     }
@@ -97,23 +89,15 @@ impl Operator for NormalizeGradient {
 
 /// `x` normalized over its last axis, by the [`Normalize`] op.
 pub fn normalize_last_axis<S: Shape>(x: GraphTensor<S>, epsilon: f32) -> GraphTensor<S> {
-    let shape = S::realized_shape();
-    let dims: Vec<usize> = shape
-        .iter()
-        .map(|d| d.to_usize().expect("dropbert graphs have static shapes"))
-        .collect();
-    let width = *dims.last().expect("normalize needs an axis");
-    let rows = dims.iter().product::<usize>() / width.max(1);
-    let id = x
-        .graph()
-        .add_op(Normalize {
+    let (rows, width) = rows_and_width::<S>();
+    last_axis_op(
+        x,
+        Normalize {
             rows,
             width,
             epsilon,
-        })
-        .input(x.id, 0, x.shape)
-        .finish();
-    GraphTensor::from_id(id, ShapeTracker::new(&shape), x.graph_ref)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use luminal::{
     prelude::*,
 };
 
-use super::input_values;
-use crate::compile::cpu::{fill_in_chunks, thread_count};
+use super::{
+    input_values,
+    last_axis::{last_axis_op, map_rows, rows_and_width},
+};
 
 /// `y[r, j] = exp(x[r, j] - max_k x[r, k]) / sum_k exp(x[r, k] - max_k x[r, k])` for `rows` rows
 /// of `row` values. Input `x` (any view), output `[rows * row]`, contiguous.
@@ -48,28 +50,14 @@ pub fn softmax_gradient_row(y: &[f32], dy: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Rows per task of the CPU kernels.
-fn rows_per_task(row: usize) -> usize {
-    (1 << 14) / row.max(1) + 1
-}
-
 impl Operator for Softmax {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let x = input_values(&inputs[0].0, &inputs[0].1);
         assert_eq!(x.len(), self.rows * self.row);
         let row = self.row;
-        let chunk = rows_per_task(row) * row;
-        vec![Tensor::new(fill_in_chunks(
-            x.len(),
-            chunk,
-            thread_count(),
-            |start, values| {
-                for (offset, out) in values.chunks_mut(row).enumerate() {
-                    let at = start + offset * row;
-                    softmax_row(&x[at..at + row], out);
-                }
-            },
-        ))]
+        vec![Tensor::new(map_rows(self.rows, row, |at, out| {
+            softmax_row(&x[at..at + row], out)
+        }))]
     }
 }
 
@@ -80,36 +68,16 @@ impl Operator for SoftmaxGradient {
         let len = self.rows * self.row;
         assert_eq!((y.len(), dy.len()), (len, len));
         let row = self.row;
-        let chunk = rows_per_task(row) * row;
-        vec![Tensor::new(fill_in_chunks(
-            len,
-            chunk,
-            thread_count(),
-            |start, values| {
-                for (offset, out) in values.chunks_mut(row).enumerate() {
-                    let at = start + offset * row;
-                    softmax_gradient_row(&y[at..at + row], &dy[at..at + row], out);
-                }
-            },
-        ))]
+        vec![Tensor::new(map_rows(self.rows, row, |at, out| {
+            softmax_gradient_row(&y[at..at + row], &dy[at..at + row], out)
+        }))]
     }
 }
 
 /// Softmax of `x` over its last axis, by the [`Softmax`] op.
 pub fn softmax_last_axis<S: Shape>(x: GraphTensor<S>) -> GraphTensor<S> {
-    let shape = S::realized_shape();
-    let dims: Vec<usize> = shape
-        .iter()
-        .map(|d| d.to_usize().expect("dropbert graphs have static shapes"))
-        .collect();
-    let row = *dims.last().expect("softmax needs an axis");
-    let rows = dims.iter().product::<usize>() / row.max(1);
-    let id = x
-        .graph()
-        .add_op(Softmax { rows, row })
-        .input(x.id, 0, x.shape)
-        .finish();
-    GraphTensor::from_id(id, ShapeTracker::new(&shape), x.graph_ref)
+    let (rows, row) = rows_and_width::<S>();
+    last_axis_op(x, Softmax { rows, row })
 }
 
 #[cfg(test)]

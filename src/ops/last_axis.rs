@@ -1,0 +1,37 @@
+//! What the row-by-row ops over a tensor's last axis (softmax, LayerNorm's normalization) share:
+//! the rows and width of a shape, adding such an op to a graph, and the CPU loop over the rows on
+//! the threads.
+use luminal::{op::Operator, prelude::*};
+
+use crate::compile::cpu::{fill_in_chunks, thread_count};
+
+/// `(rows, width)` of a static shape seen as rows of its last axis.
+pub fn rows_and_width<S: Shape>() -> (usize, usize) {
+    let dims: Vec<usize> = S::realized_shape()
+        .iter()
+        .map(|d| d.to_usize().expect("dropbert graphs have static shapes"))
+        .collect();
+    let width = *dims.last().expect("a row op needs an axis");
+    (dims.iter().product::<usize>() / width.max(1), width)
+}
+
+/// `op` applied to `x`; its output is contiguous, of `x`'s shape.
+pub fn last_axis_op<S: Shape>(x: GraphTensor<S>, op: impl Operator + 'static) -> GraphTensor<S> {
+    let id = x.graph().add_op(op).input(x.id, 0, x.shape).finish();
+    GraphTensor::from_id(id, ShapeTracker::new(&S::realized_shape()), x.graph_ref)
+}
+
+/// A `[rows, width]` buffer, each row written by `row_rule(the row's first index, the row)`.
+pub fn map_rows(
+    rows: usize,
+    width: usize,
+    row_rule: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    // Whole rows per task, about 16k values.
+    let chunk = ((1 << 14) / width.max(1) + 1) * width;
+    fill_in_chunks(rows * width, chunk, thread_count(), |start, values| {
+        for (offset, out) in values.chunks_mut(width).enumerate() {
+            row_rule(start + offset * width, out);
+        }
+    })
+}
