@@ -16,10 +16,7 @@ pub(crate) fn unview(
             .n_physical_elements()
             .to_usize()
             .expect("autograd needs static shapes");
-        let op = ViewAdjoint {
-            view: *view,
-            physical_len,
-        };
+        let op = ViewAdjoint::new(*view, physical_len);
         return builder.unary_to(op, gradient, &[physical_len]);
     }
     let rank = view.len();
