@@ -78,6 +78,19 @@ impl RunLog {
         median(self.train.iter().map(|e| e.step_seconds).collect())
     }
 
+    /// The mean step time after the first step (which also pays one-time costs); the first alone
+    /// where it is the only one. A mean, like the FLOPs per step: layer dropping changes the work
+    /// from step to step, and its throughput is the mean's.
+    pub fn mean_step_seconds(&self) -> Option<f64> {
+        let steps: Vec<f64> = self.train.iter().map(|e| e.step_seconds).collect();
+        let counted = if steps.len() > 1 {
+            &steps[1..]
+        } else {
+            &steps[..]
+        };
+        (!counted.is_empty()).then(|| counted.iter().sum::<f64>() / counted.len() as f64)
+    }
+
     pub fn median_tokens_per_second(&self) -> Option<f64> {
         median(self.train.iter().map(|e| e.tokens_per_second).collect())
     }
@@ -165,6 +178,8 @@ mod tests {
         assert_eq!(log.train.len(), 4);
         assert_eq!(log.validation.len(), 3);
         assert_eq!(log.median_step_seconds(), Some(2.5));
+        assert_eq!(log.mean_step_seconds(), Some(5.0));
+        assert_eq!(RunLog::default().mean_step_seconds(), None);
         assert_eq!(log.median_tokens_per_second(), Some(41.5));
         assert_eq!(log.train_seconds(), 16.0);
         assert_eq!(log.flops_per_step(Some(5.0)), Some(2e9));

@@ -167,7 +167,8 @@ fn markdown(facts: &Facts, results: &[PointResult]) -> String {
     text += "## Results\n\n";
     text += &table::markdown(results);
     text += "\nFLOP ratio: the baseline's matmul FLOPs per step over the point's; speedup: the \
-             baseline's median step time over the point's; train s: seconds in training steps; \
+             baseline's mean step time over the point's (both means leave out the first step); \
+             tokens/s: the median step's; train s: seconds in training steps; \
              target: the validation loss timed (s and GFLOP to target count the steps up to the \
              first validation at or below it).\n\n";
     text += "## Plots\n\n";

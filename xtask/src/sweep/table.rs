@@ -30,8 +30,8 @@ const COLUMNS: &[Column] = &[
         cell: |r| number(r.flop_ratio, 2),
     },
     Column {
-        header: "s/step",
-        cell: |r| number(r.median_step_seconds, 3),
+        header: "mean s/step",
+        cell: |r| number(r.mean_step_seconds, 3),
     },
     Column {
         header: "tokens/s",
@@ -215,6 +215,7 @@ fn csv_fields(r: &PointResult) -> Vec<(&'static str, String)> {
         ("activation_bytes", show(&r.activation_bytes)),
         ("flop_ratio", show(&r.flop_ratio)),
         ("median_step_seconds", show(&r.median_step_seconds)),
+        ("mean_step_seconds", show(&r.mean_step_seconds)),
         (
             "median_tokens_per_second",
             show(&r.median_tokens_per_second),
