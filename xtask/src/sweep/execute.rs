@@ -14,7 +14,7 @@ use super::grid::RunSettings;
 use super::info::Info;
 use super::metrics::RunLog;
 use super::point::Point;
-use super::Backend;
+use super::{Backend, Matmul};
 use crate::build_model;
 
 /// What building and running a point gave; `error` says where it stopped.
@@ -35,6 +35,7 @@ pub struct Settings<'a> {
     pub run: &'a RunSettings,
     pub steps: Option<u64>,
     pub backend: Backend,
+    pub matmul: Matmul,
 }
 
 /// The model binary's name in a staged point's folder.
@@ -43,7 +44,7 @@ pub const STAGED_BINARY: &str = "model";
 /// Builds, runs and collects a point here.
 pub fn execute(point: &Point, dir: &Path, settings: &Settings) -> PointRun {
     if let Some(binary) = build(point, dir, settings) {
-        run(&binary, dir, settings.backend);
+        run(&binary, dir, settings.backend, settings.matmul);
     }
     collect(point, dir)
 }
@@ -115,7 +116,7 @@ fn build(point: &Point, dir: &Path, settings: &Settings) -> Option<PathBuf> {
 }
 
 /// Pretrains the point with its `run.toml`, as `run-points.sh` does elsewhere.
-fn run(binary: &Path, dir: &Path, backend: Backend) {
+fn run(binary: &Path, dir: &Path, backend: Backend, matmul: Matmul) {
     let result = (|| {
         let out = dir.join("run");
         let log_path = dir.join("pretrain.log");
@@ -133,6 +134,7 @@ fn run(binary: &Path, dir: &Path, backend: Backend) {
             .arg(&out)
             .arg("--quiet")
             .args(["--backend", backend.name()])
+            .args(["--matmul", matmul.name()])
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(log_file_too))
             .status()

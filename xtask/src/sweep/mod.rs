@@ -29,6 +29,10 @@ pub struct Args {
     /// Where the points train.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// How the points' matrix products run on the GPU (the model binaries' `--matmul`); tf32 and
+    /// bf16 need `--backend cuda`.
+    #[arg(long, value_enum, default_value_t = Matmul::Fp32)]
+    matmul: Matmul,
     /// Training steps of every point, overriding the grid's.
     #[arg(long)]
     steps: Option<u64>,
@@ -41,7 +45,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "collect")]
     stage: bool,
     /// Write the tables and the report of a staged sweep (its folder) whose points have run.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["grid", "steps", "out", "backend"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["grid", "steps", "out", "backend", "matmul"])]
     collect: Option<PathBuf>,
 }
 
@@ -61,6 +65,31 @@ impl Backend {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Matmul {
+    Fp32,
+    Tf32,
+    Bf16,
+}
+
+impl Matmul {
+    pub fn name(self) -> &'static str {
+        match self {
+            Matmul::Fp32 => "fp32",
+            Matmul::Tf32 => "tf32",
+            Matmul::Bf16 => "bf16",
+        }
+    }
+}
+
+/// The backend as the report names it: `cuda (bf16 matmuls)` where the products are not fp32.
+fn backend_label(backend: Backend, matmul: Matmul) -> String {
+    match matmul {
+        Matmul::Fp32 => backend.name().to_owned(),
+        other => format!("{} ({} matmuls)", backend.name(), other.name()),
+    }
+}
+
 pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
     if let Some(dir) = &args.collect {
         return collect_staged(dir);
@@ -72,6 +101,12 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
     };
     if args.steps == Some(0) {
         return Err("--steps must be at least 1".into());
+    }
+    if args.backend == Backend::Cpu && args.matmul != Matmul::Fp32 {
+        return Err(format!(
+            "--matmul {} is a GPU mode: add --backend cuda",
+            args.matmul.name()
+        ));
     }
     let started = timestamp::now();
     let out = match &args.out {
@@ -92,6 +127,7 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
         run: &grid.run,
         steps: args.steps,
         backend: args.backend,
+        matmul: args.matmul,
     };
     let clock = Instant::now();
     let mut runs = Vec::new();
@@ -133,12 +169,12 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
         runs.push(run);
     }
     if args.stage {
-        return write_stage_script(&out, &points, args.backend);
+        return write_stage_script(&out, &points, args.backend, args.matmul);
     }
     let results = results::compute(&runs, grid.run.target_loss);
     let facts = report::Facts::gather(
         command_line(),
-        args.backend.name(),
+        &backend_label(args.backend, args.matmul),
         started,
         clock.elapsed().as_secs_f64(),
     );
@@ -155,7 +191,12 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<(), String> {
 
 /// `run-points.sh`: runs every staged point where the folder was copied, writing what
 /// `--collect` reads (the files `execute::run` writes here).
-fn write_stage_script(out: &Path, points: &[point::Point], backend: Backend) -> Result<(), String> {
+fn write_stage_script(
+    out: &Path,
+    points: &[point::Point],
+    backend: Backend,
+    matmul: Matmul,
+) -> Result<(), String> {
     let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
     let script = format!(
         r#"#!/usr/bin/env bash
@@ -173,13 +214,14 @@ for point in {names}; do
     [ -s "$dir/info.json" ] || (cd "$dir" && ./{binary} info --json >info.json 2>/dev/null)
     rm -rf "$dir/run"
     started=$(date +%s.%N)
-    (cd "$dir" && ./{binary} pretrain --config run.toml --out run --quiet --backend {backend} >pretrain.log 2>&1)
+    (cd "$dir" && ./{binary} pretrain --config run.toml --out run --quiet --backend {backend} --matmul {matmul} >pretrain.log 2>&1)
     echo $? >"$dir/exit-status.txt"
     awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN {{ print b - a }}' >"$dir/run-seconds.txt"
     echo "$point: exit $(cat "$dir/exit-status.txt") after $(cat "$dir/run-seconds.txt") s"
 done
 "#,
         backend = backend.name(),
+        matmul = matmul.name(),
         names = names.join(" "),
         binary = STAGED_BINARY,
     );
@@ -191,7 +233,7 @@ done
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    std::fs::write(out.join("backend.txt"), backend.name())
+    std::fs::write(out.join("backend.txt"), backend_label(backend, matmul))
         .map_err(|e| format!("cannot write into {}: {e}", out.display()))?;
     println!(
         "staged {} points in {}: copy the folder to the {} machine, run its run-points.sh there, bring it back and run `cargo xtask sweep --collect {}`",
@@ -247,8 +289,26 @@ fn command_line() -> String {
 }
 
 #[cfg(test)]
-mod staged_start_tests {
-    use super::staged_start;
+mod staged_tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_script_runs_the_points_with_the_sweeps_matmul_mode() {
+        let dir = std::env::temp_dir().join(format!("dropbert-stage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let grid = Grid::parse(DEFAULT_GRID, Path::new("/g")).unwrap();
+        write_stage_script(&dir, &point::points(&grid), Backend::Cuda, Matmul::Bf16).unwrap();
+        let script = std::fs::read_to_string(dir.join("run-points.sh")).unwrap();
+        assert!(
+            script.contains(
+                "pretrain --config run.toml --out run --quiet --backend cuda --matmul bf16"
+            ),
+            "{script}"
+        );
+        let label = std::fs::read_to_string(dir.join("backend.txt")).unwrap();
+        assert_eq!(label, "cuda (bf16 matmuls)");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_staged_sweep_starts_when_its_points_ran() {

@@ -88,7 +88,8 @@ fn join(method: &str, parameters: &str) -> String {
 
 /// A blank for a missing value.
 fn number(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+    // `+ 0.0` turns an empty float sum's -0.0 into 0.0.
+    value.map_or_else(|| "-".to_owned(), |v| format!("{:.decimals$}", v + 0.0))
 }
 
 /// Three significant digits (at least the units): `13.3`, `0.0123`, `533`.
@@ -249,6 +250,13 @@ fn csv_field(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_prints_without_a_sign() {
+        assert_eq!(number(Some(-0.0), 1), "0.0");
+        assert_eq!(significant(Some(std::iter::empty::<f64>().sum())), "0");
+        assert_eq!(number(None, 1), "-");
+    }
 
     #[test]
     fn csv_has_a_header_and_one_row_per_point_with_quoted_fields() {
