@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The GPU benchmark table of docs/perf.md in one call on a GPU machine: `bench` of each BERT-base
-# configuration of examples/bert_base_grid.rs (fp32 and tf32 matmuls), then Hugging Face
-# BertForMaskedLM in PyTorch on the same shapes (benches/torch_reference.py: fp32, tf32, bf16,
-# bf16 + torch.compile), then the table (benches/perf_table.py).
+# configuration of examples/bert_base_grid.rs (MATMULS, default "tf32 bf16"), then Hugging Face
+# BertForMaskedLM in PyTorch on the same shapes (benches/torch_reference.py, TORCH_MODES, default
+# fp32,tf32,bf16,bf16-compile; empty skips PyTorch), then the table (benches/perf_table.py).
 # Usage: benches/cuda_perf.sh GRID_BINARY OUT_DIR [STEPS] [CONFIGURATION...]
+# Twenty dropbert runs and PyTorch's take more than the device tool's 10 minutes a command:
+# run 11 passed MATMULS=bf16 for the table and tf32 for the baseline alone.
 # Layer dropping is measured at step 100000, where its keep probability has reached theta_bar.
 set -uo pipefail
 binary=${1:?bert_base_grid binary}; out=${2:?out dir}; steps=${3:-5}; shift 3 || shift $#
@@ -16,7 +18,7 @@ mkdir -p "$out"
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
 for configuration in "${configurations[@]}"; do
-    for matmul in ${MATMULS:-fp32 tf32}; do
+    for matmul in ${MATMULS:-tf32 bf16}; do
         echo "== $configuration $matmul" | tee -a "$out/log.txt"
         timeout 300 "$binary" "$configuration" bench --backend cuda --warmup 2 --steps "$steps" \
             --at-step 100000 --matmul "$matmul" --json >>"$out/bench.jsonl" 2>>"$out/log.txt"
