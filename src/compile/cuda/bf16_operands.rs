@@ -8,20 +8,10 @@ use std::sync::Arc;
 
 use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceSlice, LaunchAsync};
 
-use super::kernel::{int, per_element, Kernel};
-
-/// Round to nearest, ties to even, as `torch.Tensor.bfloat16()`; NaNs stay (quiet) NaNs.
-const SOURCE: &str = r#"
-extern "C" __global__ void dropbert_kernel(unsigned short *out, const float *in, int n) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    unsigned int bits = __float_as_uint(in[i]);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) {
-        out[i] = (unsigned short)((bits >> 16) | 0x40u);
-    } else {
-        out[i] = (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-    }
-}"#;
+use super::{
+    bf16_rounding::SOURCE,
+    kernel::{int, per_element, Kernel},
+};
 
 /// The rounding kernel, compiled once per device.
 #[derive(Debug, Clone)]
@@ -49,57 +39,10 @@ impl Bf16Rounding {
     }
 }
 
-/// What the kernel computes for one value, for tests.
-#[cfg(test)]
-fn round_to_bf16_bits(x: f32) -> u16 {
-    let bits = x.to_bits();
-    if bits & 0x7fff_ffff > 0x7f80_0000 {
-        ((bits >> 16) | 0x40) as u16
-    } else {
-        ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn widen(bits: u16) -> f32 {
-        f32::from_bits((bits as u32) << 16)
-    }
-
-    #[test]
-    fn rounds_to_the_nearest_bf16_ties_to_even() {
-        // bf16 keeps 8 significant bits: 1 + 2^-7 is representable, 1 + 2^-8 is the tie below it.
-        assert_eq!(widen(round_to_bf16_bits(1.0)), 1.0);
-        assert_eq!(widen(round_to_bf16_bits(1.0 + 2f32.powi(-8))), 1.0);
-        assert_eq!(
-            widen(round_to_bf16_bits(1.0 + 3.0 * 2f32.powi(-8))),
-            1.0 + 2.0 * 2f32.powi(-7)
-        );
-        assert_eq!(
-            widen(round_to_bf16_bits(1.0 + 2f32.powi(-8) + 2f32.powi(-20))),
-            1.0 + 2f32.powi(-7)
-        );
-        assert_eq!(widen(round_to_bf16_bits(-2.5)), -2.5);
-        assert_eq!(widen(round_to_bf16_bits(f32::INFINITY)), f32::INFINITY);
-        assert!(widen(round_to_bf16_bits(f32::NAN)).is_nan());
-        // The largest float32 rounds up past bf16's largest finite value, to infinity.
-        assert_eq!(widen(round_to_bf16_bits(f32::MAX)), f32::INFINITY);
-    }
-
-    #[test]
-    fn relative_rounding_error_is_at_most_half_an_ulp() {
-        let mut x = 1.0e-30f32;
-        while x < 1.0e30 {
-            let rounded = widen(round_to_bf16_bits(x));
-            assert!(((rounded - x) / x).abs() <= 2f32.powi(-8), "{x}: {rounded}");
-            x *= 1.37;
-        }
-    }
-
     #[test]
     fn nvrtc_compiles_the_kernel() {
-        super::super::kernel::ptx(SOURCE);
+        super::super::kernel::ptx(super::SOURCE);
     }
 }

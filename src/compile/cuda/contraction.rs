@@ -22,6 +22,7 @@ use luminal_cudarc::{
 
 use super::{
     bf16_operands::Bf16Rounding,
+    bf16_rounding::worth_rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
     kernel::{int, per_element, Kernel},
@@ -112,24 +113,6 @@ fn cublas_types(precision: MatmulPrecision) -> (cudaDataType, cublasComputeType_
             cublasComputeType_t::CUBLAS_COMPUTE_32F,
         ),
     }
-}
-
-/// Multiply-adds per operand element from which rounding the operands to bf16 pays (on an H200,
-/// docs/perf.md run 11: the linear layers' products, 768 and more, gain; attention's, 64, lose).
-const MIN_MULTIPLY_ADDS_PER_ROUNDED_ELEMENT: usize = 256;
-
-/// Whether a contraction does enough work per operand element to round its operands to bf16.
-fn worth_rounding(loops: &[AxisStrides], axes: [AxisStrides; 3]) -> bool {
-    let all = || loops.iter().chain(&axes);
-    let multiply_adds: usize = all().map(|axis| axis.0).product();
-    let read = |stride: fn(&AxisStrides) -> usize| -> usize {
-        all()
-            .filter(|axis| stride(axis) != 0)
-            .map(|axis| axis.0)
-            .product()
-    };
-    let elements = read(|axis| axis.1) + read(|axis| axis.2);
-    multiply_adds >= MIN_MULTIPLY_ADDS_PER_ROUNDED_ELEMENT * elements
 }
 
 /// How a row-major `[rows, cols]` matrix with strides `(rows.1, cols.1)` reads as cuBLAS's
@@ -524,16 +507,6 @@ impl Operator for CudaContraction {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-
-    #[test]
-    fn bf16_rounding_pays_for_the_linear_layers_not_for_attention() {
-        // x [32768, 768] times a weight [768, 768].
-        let linear = [(32768, 768, 0, 768), (768, 0, 1, 1), (768, 1, 768, 0)];
-        assert!(worth_rounding(&[], linear));
-        // Attention scores: 3072 heads of [128, 64] times [64, 128].
-        let scores = [(128, 64, 0, 128), (128, 0, 64, 1), (64, 1, 1, 0)];
-        assert!(!worth_rounding(&[(3072, 8192, 8192, 16384)], scores));
-    }
 
     /// [batch 2, m 3, n 4] x k 5: a row-major [2, 3, 5], b shared across the batch as [5, 4]
     /// read transposed, out [2, 3, 4].

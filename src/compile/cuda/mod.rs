@@ -51,6 +51,8 @@ mod view_adjoint;
 mod warp_rows;
 // Plain Rust, so their tests run without a GPU.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod bf16_rounding;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod elementwise_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod flat_index;
