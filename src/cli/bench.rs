@@ -105,7 +105,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let median = median_of(seconds);
     let median_host = median_of(host_seconds);
     let tokens = (dims.batch_size * dims.seq_len) as f64;
-    let flops_per_step = flops / args.steps.max(1) as f64;
+    let flops_per_step = flops / args.steps as f64;
     let peak_memory_bytes = peak_resident_bytes();
     if args.json {
         println!(
@@ -118,8 +118,8 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "median_step_seconds": median, "tokens_per_second": tokens / median,
                 "median_execute_host_seconds": median_host,
                 "flops_per_step": flops_per_step,
-                "mean_blocks_run": blocks_run as f64 / args.steps.max(1) as f64,
-                "mean_nodes_skipped": nodes_skipped as f64 / args.steps.max(1) as f64,
+                "mean_blocks_run": blocks_run as f64 / args.steps as f64,
+                "mean_nodes_skipped": nodes_skipped as f64 / args.steps as f64,
                 "tflops_per_second": flops_per_step / median / 1e12,
                 "compile_seconds": compile_seconds,
                 "peak_host_memory_bytes": peak_memory_bytes,

@@ -73,7 +73,7 @@ pub struct CudaContraction {
     out_len: usize,
     plan: Plan,
     precision: MatmulPrecision,
-    /// Under `--matmul bf16`, for the cuBLAS plans.
+    /// Where the operands are rounded to bf16: `--matmul bf16`, a cuBLAS plan worth it.
     bf16: Option<Bf16Rounding>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
@@ -350,10 +350,14 @@ impl CudaContraction {
             },
             (None, None) => Plan::Kernel(Kernel::compile(device, &kernel_source(&loops, axes))),
         };
-        // Rounding reads and writes every operand element once more; a product with few
-        // multiply-adds per element (attention's, K = 64) loses more to it than bf16 gains.
+        // Only cuBLAS reads bf16 operands. Rounding reads and writes every operand element once
+        // more; a product with few multiply-adds per element (attention's, K = 64) loses more to
+        // it than bf16 gains.
+        let cublas = matches!(plan, Plan::Gemm(_) | Plan::Staged { .. });
         let precision = match precision {
-            MatmulPrecision::Bf16 if !worth_rounding(&loops, axes) => MatmulPrecision::Tf32,
+            MatmulPrecision::Bf16 if !cublas || !worth_rounding(&loops, axes) => {
+                MatmulPrecision::Tf32
+            }
             other => other,
         };
         Self {
@@ -442,12 +446,10 @@ impl Operator for CudaContraction {
         let b = input_slice(&inputs[1].0, "contraction operand b");
         let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         // Freed after the GEMMs are queued: the pool's frees are ordered on the stream.
-        let rounded = match (&self.bf16, &self.plan) {
-            (Some(bf16), Plan::Gemm(_) | Plan::Staged { .. }) => {
-                Some((bf16.round(a), bf16.round(b)))
-            }
-            _ => None,
-        };
+        let rounded = self
+            .bf16
+            .as_ref()
+            .map(|bf16| (bf16.round(a), bf16.round(b)));
         let (a_ptr, b_ptr) = match &rounded {
             Some((a, b)) => (*a.device_ptr(), *b.device_ptr()),
             None => (*a.device_ptr(), *b.device_ptr()),
