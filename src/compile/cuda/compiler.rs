@@ -15,7 +15,7 @@ use super::{
     dropout_mask::CudaDropoutMask,
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
-    gelu::{CudaGelu, CudaGeluGradient},
+    gelu::CudaGeluKernel,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
     normalize::{cuda_normalize, cuda_normalize_gradient},
@@ -205,9 +205,9 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
         } else if let Some(op) = op.downcast_ref::<ImportanceUpdate>() {
             Box::new(CudaImportanceUpdate::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<Gelu>() {
-            Box::new(CudaGelu::new(op.clone(), device))
+            Box::new(CudaGeluKernel::forward(op, device))
         } else if let Some(op) = op.downcast_ref::<GeluGradient>() {
-            Box::new(CudaGeluGradient::new(op.clone(), device))
+            Box::new(CudaGeluKernel::gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<Softmax>() {
             Box::new(cuda_softmax(op, device))
         } else if let Some(op) = op.downcast_ref::<SoftmaxGradient>() {

@@ -68,65 +68,45 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
 }"#
 }
 
+/// [`Gelu`] or [`GeluGradient`]: one thread per element, reading `x` (and `dy`) as plain buffers.
 #[derive(Debug, Clone, LuminalEqFalse)]
-pub struct CudaGelu {
+pub struct CudaGeluKernel {
     len: usize,
     kernel: Kernel,
+    name: &'static str,
 }
 
-impl CudaGelu {
-    pub fn new(op: Gelu, device: &Arc<CudaDevice>) -> Self {
+impl CudaGeluKernel {
+    pub fn forward(op: &Gelu, device: &Arc<CudaDevice>) -> Self {
         Self {
             len: op.len,
             kernel: Kernel::compile(device, &forward_source()),
+            name: "Gelu",
         }
     }
-}
 
-impl Operator for CudaGelu {
-    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_slice(&inputs[0].0, "Gelu input");
-        let mut out = unsafe { self.kernel.device.alloc::<f32>(self.len) }.expect("GPU allocation");
-        let args = (&mut out, x, int(self.len));
-        unsafe {
-            self.kernel
-                .function
-                .clone()
-                .launch(per_element(self.len), args)
-        }
-        .expect("Gelu launch");
-        vec![device_tensor(out)]
-    }
-}
-
-#[derive(Debug, Clone, LuminalEqFalse)]
-pub struct CudaGeluGradient {
-    len: usize,
-    kernel: Kernel,
-}
-
-impl CudaGeluGradient {
-    pub fn new(op: GeluGradient, device: &Arc<CudaDevice>) -> Self {
+    pub fn gradient(op: &GeluGradient, device: &Arc<CudaDevice>) -> Self {
         Self {
             len: op.len,
             kernel: Kernel::compile(device, &gradient_source()),
+            name: "GeluGradient",
         }
     }
 }
 
-impl Operator for CudaGeluGradient {
+impl Operator for CudaGeluKernel {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_slice(&inputs[0].0, "GeluGradient x");
-        let dy = input_slice(&inputs[1].0, "GeluGradient dy");
         let mut out = unsafe { self.kernel.device.alloc::<f32>(self.len) }.expect("GPU allocation");
-        let args = (&mut out, x, dy, int(self.len));
-        unsafe {
-            self.kernel
-                .function
-                .clone()
-                .launch(per_element(self.len), args)
-        }
-        .expect("GeluGradient launch");
+        let (function, config) = (self.kernel.function.clone(), per_element(self.len));
+        let x = input_slice(&inputs[0].0, self.name);
+        let launched = match inputs.get(1) {
+            None => unsafe { function.launch(config, (&mut out, x, int(self.len))) },
+            Some((dy, _)) => {
+                let dy = input_slice(dy, self.name);
+                unsafe { function.launch(config, (&mut out, x, dy, int(self.len))) }
+            }
+        };
+        launched.unwrap_or_else(|e| panic!("{} launch: {e:?}", self.name));
         vec![device_tensor(out)]
     }
 }
