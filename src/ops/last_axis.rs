@@ -21,6 +21,20 @@ pub fn last_axis_op<S: Shape>(x: GraphTensor<S>, op: impl Operator + 'static) ->
     GraphTensor::from_id(id, ShapeTracker::new(&S::realized_shape()), x.graph_ref)
 }
 
+/// The central difference `(loss(x + h e_j) - loss(x - h e_j)) / 2h` for every element `j`:
+/// the reference the row ops' gradients are tested against.
+#[cfg(test)]
+pub fn central_differences(loss: impl Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
+    (0..x.len())
+        .map(|j| {
+            let (mut up, mut down) = (x.to_vec(), x.to_vec());
+            up[j] += h;
+            down[j] -= h;
+            (loss(&up) - loss(&down)) / (2.0 * h)
+        })
+        .collect()
+}
+
 /// A `[rows, width]` buffer, each row written by `row_rule(the row's first index, the row)`.
 pub fn map_rows(
     rows: usize,
