@@ -13,6 +13,7 @@ use dropbert::{
     autograd::{add_backward, TensorRef},
     hf::TensorData,
     nn::{ParameterInit, ParameterRef},
+    ops::MAX_GROUP,
     optim::{
         clip_global_norm, decays, flatten, trust_ratio, AdamW, Algorithm, FlatTensor, Lamb,
         LearningRateSchedule, Optimizer, OptimizerSettings, ParameterGradient, STATE_SUFFIXES,
@@ -592,4 +593,99 @@ fn trains_least_squares_through_autograd() {
         .iter()
         .zip(&true_weight)
         .all(|(a, b)| (a - b).abs() < 0.02));
+}
+
+/// More parameters than one fused AdamW op takes (`MAX_GROUP`), each with its own values: every
+/// new parameter and moment lands in its own tensor's slot, against AdamW written out in f64.
+#[test]
+fn adamw_over_several_groups_updates_each_parameter_in_its_own_slot() {
+    const COUNT: usize = 2 * MAX_GROUP + 7;
+    const STEPS_TAKEN: usize = 3;
+    let mut graph = Box::new(Graph::new());
+    let mut parameters = Vec::new();
+    let mut gradient_inputs = Vec::new();
+    let mut gradients = Vec::new();
+    for i in 0..COUNT {
+        // Odd tensors are biases, which do not decay.
+        let kind = if i % 2 == 0 { "weight" } else { "bias" };
+        let name = format!("encoder.layer.{i}.dense.{kind}");
+        let parameter = graph.named_tensor::<R1<3>>(&name).keep();
+        let gradient = graph.named_tensor::<R1<3>>(&format!("{name} gradient"));
+        let reference = ParameterRef {
+            name,
+            id: parameter.id,
+            shape: vec![3],
+            init: ParameterInit::Normal,
+        };
+        gradients.push(ParameterGradient::new(reference.clone(), gradient).unwrap());
+        parameters.push(reference);
+        gradient_inputs.push(gradient.id);
+    }
+    let mut optimizer =
+        Optimizer::build(&mut graph, gradients, settings(adamw(), Some(1.0))).unwrap();
+    let mut remap = optimizer.ids_mut();
+    remap.extend(parameters.iter_mut().map(|p| &mut p.id));
+    remap.extend(gradient_inputs.iter_mut());
+    Backend::Cpu.compile(&mut graph, remap).unwrap();
+
+    let start = |i: usize, j: usize| ((i * 3 + j) % 17) as f64 / 8.0 - 1.0;
+    let gradient =
+        |step: usize, i: usize, j: usize| ((i * 3 + j + 5 * step) as f64 * 0.7).sin() / 4.0;
+    let mut want: Vec<[Vec<f64>; 3]> = (0..COUNT)
+        .map(|i| {
+            [
+                (0..3).map(|j| start(i, j)).collect(),
+                vec![0.0; 3],
+                vec![0.0; 3],
+            ]
+        })
+        .collect();
+    for (i, parameter) in parameters.iter().enumerate() {
+        let values: Vec<f32> = want[i][0].iter().map(|&v| v as f32).collect();
+        graph.set_tensor(parameter.id, 0, Tensor::new(values));
+    }
+    optimizer.reset_state(&mut graph);
+    let (beta1, beta2, epsilon, decay) = (0.9, 0.999, 1e-6, 0.01);
+    for step in 0..STEPS_TAKEN {
+        let learning_rate = optimizer.learning_rate() as f64;
+        for (i, &id) in gradient_inputs.iter().enumerate() {
+            let values: Vec<f32> = (0..3).map(|j| gradient(step, i, j) as f32).collect();
+            graph.set_tensor(id, 0, Tensor::new(values));
+        }
+        optimizer.prepare_step(&mut graph);
+        graph.execute();
+        optimizer.finish_step(&mut graph);
+
+        let norm = (0..COUNT)
+            .flat_map(|i| (0..3).map(move |j| gradient(step, i, j).powi(2)))
+            .sum::<f64>()
+            .sqrt();
+        let scale = (1.0 / (norm + 1e-6)).min(1.0);
+        let t = (step + 1) as i32;
+        for (i, [p, m, v]) in want.iter_mut().enumerate() {
+            for j in 0..3 {
+                let g = gradient(step, i, j) * scale;
+                if i % 2 == 0 {
+                    p[j] *= 1.0 - learning_rate * decay;
+                }
+                m[j] = beta1 * m[j] + (1.0 - beta1) * g;
+                v[j] = beta2 * v[j] + (1.0 - beta2) * g * g;
+                let denominator = (v[j] / (1.0 - beta2.powi(t))).sqrt() + epsilon;
+                p[j] -= learning_rate / (1.0 - beta1.powi(t)) * m[j] / denominator;
+            }
+        }
+    }
+    let state: BTreeMap<String, Vec<f32>> =
+        optimizer.read_state(&graph).unwrap().into_iter().collect();
+    let as_f32 = |values: &[f64]| values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    for (parameter, [p, m, v]) in parameters.iter().zip(&want) {
+        let name = &parameter.name;
+        assert_close(
+            &host_values(&graph, parameter.id).unwrap(),
+            &as_f32(p),
+            name,
+        );
+        assert_close(&state[&format!("{name}.exp_avg")], &as_f32(m), name);
+        assert_close(&state[&format!("{name}.exp_avg_sq")], &as_f32(v), name);
+    }
 }

@@ -2,9 +2,11 @@
 //! (embeddings, token dropping), picking one column per row (the label's logit), the adjoint
 //! of a view (gradients through slices and pads), token dropping's choice of kept tokens and
 //! importance update, the gates of switchable blocks (layer dropping), dropout masks drawn
-//! from a random key, and GELU, softmax and LayerNorm's normalization as single ops.
+//! from a random key, GELU, softmax and LayerNorm's normalization as single ops, and the
+//! optimizer's fused steps (the gradients' sum of squares, AdamW over a group of tensors).
 //! Each carries a CPU kernel; the differentiable ones have a backward rule in
 //! [`crate::autograd`].
+mod adamw_step;
 mod dropout_mask;
 mod gate;
 mod gather_rows;
@@ -18,8 +20,12 @@ mod replace_rows;
 mod scatter_add_rows;
 mod select_kept_tokens;
 mod softmax;
+mod sum_of_squares;
 mod view_adjoint;
 
+pub use adamw_step::{
+    adamw_element, AdamWConstants, AdamWScalars, AdamWStep, ADAMW_SCALAR_INPUTS, MAX_GROUP,
+};
 pub use dropout_mask::{
     dropout_mask, key_from_values, key_values, mask_value, philox4x32, philox_key, DropoutMask,
     RandomKey, ELEMENTS_PER_COUNTER, KEY_VALUES, PHILOX_KEY_STEPS, PHILOX_MULTIPLIERS,
@@ -39,4 +45,5 @@ pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;
 pub use select_kept_tokens::{select_kept_tokens, KeptTokenRule, SelectKeptTokens, SequenceTokens};
 pub use softmax::{softmax_gradient_row, softmax_last_axis, softmax_row, Softmax, SoftmaxGradient};
+pub use sum_of_squares::{sum_of_squares, SumOfSquares, MAX_SUMMED};
 pub use view_adjoint::ViewAdjoint;

@@ -1,11 +1,14 @@
-//! AdamW (Loshchilov & Hutter), exactly as `torch.optim.AdamW` computes it.
+//! AdamW (Loshchilov & Hutter), exactly as `torch.optim.AdamW` computes it, fused over groups of
+//! parameters ([`AdamWStep`]).
+use luminal::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    flat::{broadcast, flat_len},
+    flat::{flat_len, FlatTensor},
     step_scalars::StepScalars,
-    update::{UpdateInputs, UpdateOutputs, UpdateRule},
+    update::{NodeOutput, UpdateInputs, UpdateOutputs, UpdateRule},
 };
+use crate::ops::{AdamWConstants, AdamWStep, MAX_GROUP};
 
 /// Adam with decoupled weight decay. Hyper-parameters are f64 like PyTorch's Python floats; the
 /// graph computes in f32, as PyTorch does for float32 parameters.
@@ -39,32 +42,80 @@ impl Default for AdamW {
     }
 }
 
+impl AdamW {
+    fn constants(&self) -> AdamWConstants {
+        AdamWConstants {
+            one_minus_beta1: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            epsilon: self.epsilon as f32,
+            weight_decay: self.weight_decay as f32,
+        }
+    }
+}
+
 impl UpdateRule for AdamW {
     fn betas(&self) -> (f64, f64) {
         (self.beta1, self.beta2)
     }
 
-    fn update(&self, inputs: UpdateInputs, scalars: &StepScalars) -> UpdateOutputs {
-        let len = flat_len(inputs.parameter);
-        let lr = scalars.learning_rate;
-        let mut parameter = inputs.parameter;
-        if inputs.decays && self.weight_decay != 0.0 {
-            let keep = -(lr * self.weight_decay as f32) + 1.0;
-            parameter *= broadcast(keep, len);
+    /// One [`AdamWStep`] op per [`MAX_GROUP`] parameters.
+    fn update_all(
+        &self,
+        inputs: &[UpdateInputs],
+        gradient_scale: Option<GraphTensor<R0>>,
+        scalars: &StepScalars,
+    ) -> Vec<UpdateOutputs> {
+        let Some(first) = inputs.first() else {
+            return Vec::new();
+        };
+        let graph = first.parameter.graph();
+        let scale = gradient_scale.unwrap_or_else(|| graph.constant(1.0));
+        let mut outputs = Vec::with_capacity(inputs.len());
+        for group in inputs.chunks(MAX_GROUP) {
+            let op = AdamWStep::new(
+                self.constants(),
+                group
+                    .iter()
+                    .map(|input| flat_len(input.parameter))
+                    .collect(),
+                group
+                    .iter()
+                    .map(|input| input.decays && self.weight_decay != 0.0)
+                    .collect(),
+            );
+            let mut node = graph.add_op(op);
+            for scalar in [
+                scalars.learning_rate,
+                scalars.bias_correction1,
+                scalars.bias_correction2,
+                scale,
+            ] {
+                node = node.input(scalar.id, 0, scalar.shape);
+            }
+            let roles: [fn(&UpdateInputs) -> FlatTensor; 4] = [
+                |input| input.parameter,
+                |input| input.gradient,
+                |input| input.exp_avg,
+                |input| input.exp_avg_sq,
+            ];
+            for role in roles {
+                for tensor in group.iter().map(role) {
+                    node = node.input(tensor.id, 0, tensor.shape);
+                }
+            }
+            let node = node.finish();
+            let output = |index: usize| NodeOutput {
+                node,
+                index: u8::try_from(index).expect("a group's outputs fit luminal's u8"),
+            };
+            let n = group.len();
+            outputs.extend((0..n).map(|t| UpdateOutputs {
+                parameter: output(t),
+                exp_avg: output(n + t),
+                exp_avg_sq: output(2 * n + t),
+            }));
         }
-        let gradient = inputs.gradient;
-        let exp_avg = inputs.exp_avg + (gradient - inputs.exp_avg) * (1.0 - self.beta1) as f32;
-        let exp_avg_sq =
-            inputs.exp_avg_sq * self.beta2 as f32 + gradient * gradient * (1.0 - self.beta2) as f32;
-        let step_size = lr * scalars.bias_correction1.recip();
-        let inverse_correction2_sqrt = scalars.bias_correction2.sqrt().recip();
-        let denominator =
-            exp_avg_sq.sqrt() * broadcast(inverse_correction2_sqrt, len) + self.epsilon as f32;
-        let parameter = parameter - exp_avg * denominator.recip() * broadcast(step_size, len);
-        UpdateOutputs {
-            parameter,
-            exp_avg,
-            exp_avg_sq,
-        }
+        outputs
     }
 }

@@ -41,14 +41,9 @@ pub fn broadcast(scalar: GraphTensor<R0>, len: usize) -> FlatTensor {
     GraphTensor::from_id(scalar.id, shape, scalar.graph_ref)
 }
 
-/// `sum(x * x)`.
-pub fn sum_of_squares(tensor: FlatTensor) -> GraphTensor<R0> {
-    (tensor * tensor).sum_reduce::<R0, Axis<0>>()
-}
-
 /// The Euclidean norm `sqrt(sum(x * x))`.
 pub fn l2_norm(tensor: FlatTensor) -> GraphTensor<R0> {
-    sum_of_squares(tensor).sqrt()
+    (tensor * tensor).sum_reduce::<R0, Axis<0>>().sqrt()
 }
 
 /// 1 where `x > 0`, else 0.

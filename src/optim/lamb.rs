@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     flat::{broadcast, flat_len, is_positive, l2_norm},
     step_scalars::StepScalars,
-    update::{UpdateInputs, UpdateOutputs, UpdateRule},
+    update::{NodeOutput, UpdateInputs, UpdateOutputs, UpdateRule},
 };
 
 /// Layer-wise adaptive moments. At step `t` (1-based), per parameter tensor `w`:
@@ -55,9 +55,34 @@ impl UpdateRule for Lamb {
         (self.beta1, self.beta2)
     }
 
-    fn update(&self, inputs: UpdateInputs, scalars: &StepScalars) -> UpdateOutputs {
+    /// Per parameter, a subgraph of primitives: the trust ratio needs whole-tensor norms of the
+    /// update before any element of the parameter can change.
+    fn update_all(
+        &self,
+        inputs: &[UpdateInputs],
+        gradient_scale: Option<GraphTensor<R0>>,
+        scalars: &StepScalars,
+    ) -> Vec<UpdateOutputs> {
+        inputs
+            .iter()
+            .map(|&input| self.update(input, gradient_scale, scalars))
+            .collect()
+    }
+}
+
+impl Lamb {
+    fn update(
+        &self,
+        inputs: UpdateInputs,
+        gradient_scale: Option<GraphTensor<R0>>,
+        scalars: &StepScalars,
+    ) -> UpdateOutputs {
         let len = flat_len(inputs.parameter);
-        let (parameter, gradient) = (inputs.parameter, inputs.gradient);
+        let parameter = inputs.parameter;
+        let gradient = match gradient_scale {
+            Some(scale) => inputs.gradient * broadcast(scale, len),
+            None => inputs.gradient,
+        };
         let exp_avg = inputs.exp_avg * self.beta1 as f32 + gradient * (1.0 - self.beta1) as f32;
         let exp_avg_sq =
             inputs.exp_avg_sq * self.beta2 as f32 + gradient * gradient * (1.0 - self.beta2) as f32;
@@ -70,9 +95,9 @@ impl UpdateRule for Lamb {
         let ratio = trust_ratio(l2_norm(parameter), l2_norm(update));
         let parameter = parameter - update * broadcast(scalars.learning_rate * ratio, len);
         UpdateOutputs {
-            parameter,
-            exp_avg,
-            exp_avg_sq,
+            parameter: NodeOutput::of(parameter),
+            exp_avg: NodeOutput::of(exp_avg),
+            exp_avg_sq: NodeOutput::of(exp_avg_sq),
         }
     }
 }

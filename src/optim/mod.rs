@@ -13,7 +13,7 @@ mod step_scalars;
 mod update;
 
 pub use adamw::AdamW;
-pub use clipping::{clip_global_norm, global_norm, ClippedGradients, CLIP_EPSILON};
+pub use clipping::{clip_global_norm, clip_scale, global_norm, ClippedGradients, CLIP_EPSILON};
 pub use decay::decays;
 pub use flat::{flat_view, flatten, FlatTensor};
 pub use lamb::{trust_ratio, Lamb};
@@ -23,4 +23,4 @@ pub use optimizer::{
 };
 pub use schedule::LearningRateSchedule;
 pub use step_scalars::{StepScalarValues, StepScalars};
-pub use update::{UpdateInputs, UpdateOutputs, UpdateRule};
+pub use update::{NodeOutput, UpdateInputs, UpdateOutputs, UpdateRule};

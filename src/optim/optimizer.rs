@@ -2,8 +2,9 @@
 //! graph and keeps parameters and optimizer state resident in that graph between steps.
 //!
 //! Residency: every parameter and state tensor is a kept graph input, and its new value is a kept
-//! (not retrieved) graph output. After each execution [`Optimizer::finish_step`] moves each output's
-//! buffer into its input's slot (`transfer_data_same_graph`), so the next step reads it there. On
+//! (not retrieved) graph output (one of the outputs of a fused update op, for AdamW). After each
+//! execution [`Optimizer::finish_step`] moves each output's buffer into its input's slot, so the
+//! next step reads it there. On
 //! CUDA those buffers are device memory: luminal_cuda's copy-to-device op after each input finds
 //! data already on the device and hands it on (at most a device-to-device copy), and outputs that
 //! are kept but not retrieved get no copy back, so a step moves only the three step scalars to the
@@ -15,13 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     adamw::AdamW,
-    clipping::{clip_global_norm, global_norm},
+    clipping::{clip_scale, global_norm},
     decay::decays,
     flat::{flat_view, flatten, static_shape, FlatTensor},
     lamb::Lamb,
     schedule::LearningRateSchedule,
     step_scalars::{StepScalarValues, StepScalars},
-    update::{UpdateInputs, UpdateRule},
+    update::{NodeOutput, UpdateInputs, UpdateRule},
 };
 use crate::{nn::ParameterRef, runtime::host_values, DropbertError, Result};
 
@@ -108,7 +109,7 @@ pub struct ResidentTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub input: NodeIndex,
-    pub output: NodeIndex,
+    pub output: NodeOutput,
 }
 
 impl ResidentTensor {
@@ -180,52 +181,62 @@ impl Optimizer {
         let scalars = StepScalars::new(graph);
 
         let raw: Vec<FlatTensor> = gradients.iter().map(|entry| entry.gradient).collect();
-        let (clipped, grad_norm) = match settings.max_grad_norm {
-            Some(max_norm) => {
-                let clipped = clip_global_norm(&raw, max_norm);
-                (clipped.gradients, clipped.norm)
-            }
-            None => (raw.clone(), global_norm(&raw)),
-        };
-        let grad_norm = grad_norm.retrieve();
+        let norm = global_norm(&raw);
+        let gradient_scale = settings
+            .max_grad_norm
+            .map(|max_norm| clip_scale(norm, max_norm));
+        let grad_norm = norm.retrieve();
 
-        let mut parameters = Vec::with_capacity(gradients.len());
-        let mut state = Vec::with_capacity(2 * gradients.len());
-        for (entry, gradient) in gradients.iter().zip(clipped) {
-            let parameter = &entry.parameter;
-            let len = parameter.numel();
-            let [(exp_avg_name, exp_avg), (exp_avg_sq_name, exp_avg_sq)] =
-                STATE_SUFFIXES.map(|suffix| {
-                    let name = format!("{}.{suffix}", parameter.name);
-                    let input = graph.named_tensor::<(Dyn<'-'>,)>(&name);
-                    (name, flat_view(graph, input.id, len))
-                });
-            let outputs = rule.update(
+        let mut state_names = Vec::with_capacity(gradients.len());
+        let inputs: Vec<UpdateInputs> = gradients
+            .iter()
+            .map(|entry| {
+                let parameter = &entry.parameter;
+                let len = parameter.numel();
+                let [(exp_avg_name, exp_avg), (exp_avg_sq_name, exp_avg_sq)] =
+                    STATE_SUFFIXES.map(|suffix| {
+                        let name = format!("{}.{suffix}", parameter.name);
+                        let input = graph.named_tensor::<(Dyn<'-'>,)>(&name);
+                        (name, flat_view(graph, input.id, len))
+                    });
+                state_names.push([exp_avg_name, exp_avg_sq_name]);
                 UpdateInputs {
                     parameter: flat_view(graph, parameter.id, len),
-                    gradient,
+                    gradient: entry.gradient,
                     exp_avg,
                     exp_avg_sq,
                     decays: decays(&parameter.name),
-                },
-                &scalars,
-            );
-            let mut resident = |name: String, input: NodeIndex, output: FlatTensor| {
-                hand_over(graph, input, output.id);
+                }
+            })
+            .collect();
+        let outputs = rule.update_all(&inputs, gradient_scale, &scalars);
+
+        let mut parameters = Vec::with_capacity(gradients.len());
+        let mut state = Vec::with_capacity(2 * gradients.len());
+        for (((entry, input), output), [exp_avg_name, exp_avg_sq_name]) in
+            gradients.iter().zip(&inputs).zip(outputs).zip(state_names)
+        {
+            let shape = &entry.parameter.shape;
+            let mut resident = |name: String, input: FlatTensor, output: NodeOutput| {
+                hand_over(graph, input.id, output.node);
                 ResidentTensor {
                     name,
-                    shape: parameter.shape.clone(),
-                    input,
-                    output: output.id,
+                    shape: shape.clone(),
+                    input: input.id,
+                    output,
                 }
             };
             parameters.push(resident(
-                parameter.name.clone(),
-                parameter.id,
-                outputs.parameter,
+                entry.parameter.name.clone(),
+                input.parameter,
+                output.parameter,
             ));
-            state.push(resident(exp_avg_name, exp_avg.id, outputs.exp_avg));
-            state.push(resident(exp_avg_sq_name, exp_avg_sq.id, outputs.exp_avg_sq));
+            state.push(resident(exp_avg_name, input.exp_avg, output.exp_avg));
+            state.push(resident(
+                exp_avg_sq_name,
+                input.exp_avg_sq,
+                output.exp_avg_sq,
+            ));
         }
         Ok(Self {
             settings,
@@ -244,7 +255,7 @@ impl Optimizer {
         ids.push(&mut self.grad_norm.id);
         for tensor in self.parameters.iter_mut().chain(self.state.iter_mut()) {
             ids.push(&mut tensor.input);
-            ids.push(&mut tensor.output);
+            ids.push(&mut tensor.output.node);
         }
         ids
     }
@@ -307,8 +318,11 @@ impl Optimizer {
         };
         graph.drop_tensors(self.grad_norm.id);
         for tensor in self.parameters.iter().chain(&self.state) {
-            if tensor.output != tensor.input {
-                transfer_data_same_graph(tensor.output, tensor.input, graph);
+            let output = (tensor.output.node, tensor.output.index);
+            if output != (tensor.input, 0) {
+                if let Some(value) = graph.tensors.remove(&output) {
+                    graph.tensors.insert((tensor.input, 0), value);
+                }
             }
         }
         self.steps_taken += 1;

@@ -18,7 +18,7 @@ pub use elementwise_kernel::FusedElementwise;
 pub(crate) use elementwise_kernel::Program;
 pub(crate) use elementwise_kernel::{Operand, Step, UnaryKind};
 pub use heap::keep_freed_buffers;
-pub(crate) use parallel::{fill_in_chunks, thread_count};
+pub(crate) use parallel::{fill_in_chunks, run_tasks, thread_count, Shared};
 pub(crate) use strided_ops::{BinaryKind, ReduceKind};
 pub use strided_ops::{StridedBinary, StridedCopy, StridedOpsCompiler, StridedReduce};
 

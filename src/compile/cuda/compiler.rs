@@ -10,6 +10,7 @@ use luminal::prelude::{
 use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
+    adamw_step::CudaAdamWStep,
     columns::CudaColumns,
     contraction::CudaContraction,
     dropout_mask::CudaDropoutMask,
@@ -22,15 +23,16 @@ use super::{
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     softmax::{cuda_softmax, cuda_softmax_gradient},
+    sum_of_squares::CudaSumOfSquares,
     view_adjoint::CudaViewAdjoint,
 };
 use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
 };
 use crate::ops::{
-    DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate, Normalize,
-    NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens,
-    Softmax, SoftmaxGradient, ViewAdjoint, ZeroRows,
+    AdamWStep, DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
+    Normalize, NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
+    SelectKeptTokens, Softmax, SoftmaxGradient, SumOfSquares, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -86,6 +88,8 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<NormalizeGradient>()
         || op.is::<SoftmaxGradient>()
         || op.is::<DropoutMask>()
+        || op.is::<SumOfSquares>()
+        || op.is::<AdamWStep>()
 }
 
 /// dropbert's kernels read plain buffers: an input read through any other view (permuted,
@@ -218,6 +222,10 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(cuda_normalize_gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
             Box::new(CudaDropoutMask::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<SumOfSquares>() {
+            Box::new(CudaSumOfSquares::new(op, device))
+        } else if let Some(op) = op.downcast_ref::<AdamWStep>() {
+            Box::new(CudaAdamWStep::new(op, device))
         } else {
             continue;
         };

@@ -77,6 +77,15 @@ pub fn per_element(n: usize) -> LaunchConfig {
     }
 }
 
+/// `blocks` blocks of `threads` threads.
+pub fn blocks_of(blocks: usize, threads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (u32::try_from(blocks).expect("grid").max(1), 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// `n` as a kernel's `int` argument.
 pub fn int(n: usize) -> i32 {
     i32::try_from(n).expect("dropbert kernels index with 32-bit ints")

@@ -3,8 +3,10 @@
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
 //! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
 //! token dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
-//! normalization) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
+//! normalization, the optimizer's gradient norm and AdamW step) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
 //! graph is compiled.
+#[cfg(feature = "cuda")]
+mod adamw_step;
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
@@ -46,6 +48,8 @@ mod rows;
 #[cfg(feature = "cuda")]
 mod softmax;
 #[cfg(feature = "cuda")]
+mod sum_of_squares;
+#[cfg(feature = "cuda")]
 mod view_adjoint;
 #[cfg(feature = "cuda")]
 mod warp_rows;
@@ -58,6 +62,8 @@ mod elementwise_source;
 mod flat_index;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod gemm_batching;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod group_blocks;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod reduce_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -115,6 +121,19 @@ mod nvrtc_tests {
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
+            {
+                let blocks = group_blocks::GroupBlocks::new(&[768 * 768, 768, 30522 * 768]);
+                let constants = crate::ops::AdamWConstants {
+                    one_minus_beta1: 0.1,
+                    beta2: 0.999,
+                    one_minus_beta2: 0.001,
+                    epsilon: 1e-6,
+                    weight_decay: 0.01,
+                };
+                adamw_step::source(&constants, &blocks, &[true, false, true])
+            },
+            sum_of_squares::partial_sums_source(&group_blocks::GroupBlocks::new(&[5, 70000])),
+            sum_of_squares::total_source(),
             {
                 let (loops, axes) = contraction::tests::batched_plan();
                 contraction::kernel_source(&loops, axes)

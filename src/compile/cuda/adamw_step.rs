@@ -1,0 +1,150 @@
+//! [`AdamWStep`] on the GPU: one launch updates every tensor of the group ([`GroupBlocks`]), each
+//! thread repeating [`crate::ops::adamw_element`]'s operations in its order, with products rounded
+//! before they are added (no FMA contraction) as on the CPU. The step scalars are read on the
+//! device, so nothing waits for the host. A parameter or moment whose buffer the op receives to
+//! own is updated in place; one still read by other ops gets a new buffer.
+use std::sync::Arc;
+
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+use luminal_cudarc::driver::{CudaDevice, DevicePtr, DeviceRepr, LaunchAsync};
+
+use super::{
+    device_buffer::{device_slice, device_tensor, input_slice},
+    group_blocks::{GroupBlocks, GROUP_THREADS},
+    kernel::{blocks_of, Kernel},
+};
+use crate::ops::{AdamWConstants, AdamWStep, ADAMW_SCALAR_INPUTS, MAX_GROUP};
+
+/// The pointers the kernel reads (four per tensor) and writes (three per tensor).
+const POINTERS_PER_TENSOR: usize = 7;
+
+/// The device addresses of a group's buffers, passed by value: the kernel declares a struct of
+/// `7 * TENSORS` pointers and receives the first ones of this array. At most 3,360 bytes, under
+/// the 4 KiB of kernel parameters every CUDA version accepts.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct PointerTable([u64; POINTERS_PER_TENSOR * MAX_GROUP]);
+
+// SAFETY: a plain array of device addresses, which the kernel reads as a struct of pointers.
+unsafe impl DeviceRepr for PointerTable {}
+
+fn float_literal(value: f32) -> String {
+    format!("__uint_as_float(0x{:08x}u)", value.to_bits())
+}
+
+pub(super) fn source(constants: &AdamWConstants, blocks: &GroupBlocks, decays: &[bool]) -> String {
+    let decays = decays
+        .iter()
+        .map(|&d| if d { "1" } else { "0" })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"{group}
+__constant__ unsigned char decays[TENSORS] = {{{decays}}};
+struct Tensors {{
+    const float *parameter[TENSORS], *gradient[TENSORS], *exp_avg[TENSORS], *exp_avg_sq[TENSORS];
+    float *new_parameter[TENSORS], *new_exp_avg[TENSORS], *new_exp_avg_sq[TENSORS];
+}};
+extern "C" __global__ void dropbert_kernel(Tensors t, const float *learning_rate,
+        const float *bias_correction1, const float *bias_correction2, const float *gradient_scale) {{
+    int k = tensor_of_block(blockIdx.x);
+    long long start = (long long)(blockIdx.x - first_block[k]) * CHUNK;
+    long long end = min(start + CHUNK, lengths[k]);
+    float lr = *learning_rate, scale = *gradient_scale;
+    float keep = 1.0f - lr * {weight_decay};
+    float step_size = lr * (1.0f / *bias_correction1);
+    float inverse_correction2_sqrt = 1.0f / sqrtf(*bias_correction2);
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {{
+        float p = t.parameter[k][i];
+        if (decays[k]) p = p * keep;
+        float g = t.gradient[k][i] * scale;
+        float m = t.exp_avg[k][i];
+        m = m + (g - m) * {one_minus_beta1};
+        float v = t.exp_avg_sq[k][i] * {beta2} + g * g * {one_minus_beta2};
+        float denominator = sqrtf(v) * inverse_correction2_sqrt + {epsilon};
+        t.new_parameter[k][i] = p - m * (1.0f / denominator) * step_size;
+        t.new_exp_avg[k][i] = m;
+        t.new_exp_avg_sq[k][i] = v;
+    }}
+}}"#,
+        group = blocks.source(),
+        weight_decay = float_literal(constants.weight_decay),
+        one_minus_beta1 = float_literal(constants.one_minus_beta1),
+        beta2 = float_literal(constants.beta2),
+        one_minus_beta2 = float_literal(constants.one_minus_beta2),
+        epsilon = float_literal(constants.epsilon),
+    )
+}
+
+#[derive(Debug, Clone, LuminalEqFalse)]
+pub struct CudaAdamWStep {
+    op: AdamWStep,
+    blocks: GroupBlocks,
+    kernel: Kernel,
+}
+
+impl CudaAdamWStep {
+    pub fn new(op: &AdamWStep, device: &Arc<CudaDevice>) -> Self {
+        let blocks = GroupBlocks::new(&op.lengths);
+        let kernel = Kernel::compile(device, &source(&op.constants, &blocks, &op.decays));
+        Self {
+            op: op.clone(),
+            blocks,
+            kernel,
+        }
+    }
+}
+
+impl Operator for CudaAdamWStep {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let count = self.op.lengths.len();
+        assert_eq!(
+            inputs.len(),
+            ADAMW_SCALAR_INPUTS + 4 * count,
+            "AdamW inputs"
+        );
+        let mut table = PointerTable([0; POINTERS_PER_TENSOR * MAX_GROUP]);
+        for role in 0..4 {
+            for tensor in 0..count {
+                let input = &inputs[self.op.input_index(role, tensor)].0;
+                table.0[role * count + tensor] = *input_slice(input, "AdamW").device_ptr();
+            }
+        }
+        // Addresses: the scalars' buffers stay alive in `inputs` until the launch.
+        let scalar =
+            |index: usize| *input_slice(&inputs[index].0, "AdamW step scalar").device_ptr();
+        let [lr, bias_correction1, bias_correction2, scale] = [0, 1, 2, 3].map(scalar);
+
+        // Outputs: parameters (input role 0), then exp_avg (2), then exp_avg_sq (3).
+        let mut inputs: Vec<Option<InputTensor>> =
+            inputs.into_iter().map(|(input, _)| Some(input)).collect();
+        let mut outputs = Vec::with_capacity(3 * count);
+        for (output_role, input_role) in [0, 2, 3].into_iter().enumerate() {
+            for (tensor, &len) in self.op.lengths.iter().enumerate() {
+                let index = self.op.input_index(input_role, tensor);
+                let output = match inputs[index].take().expect("each input is taken once") {
+                    InputTensor::Owned(owned) if device_slice(&owned).is_some() => owned,
+                    _ => device_tensor(
+                        // Every element is written.
+                        unsafe { self.kernel.device.alloc::<f32>(len) }.expect("GPU allocation"),
+                    ),
+                };
+                let address = *device_slice(&output).expect("on the GPU").device_ptr();
+                table.0[(4 + output_role) * count + tensor] = address;
+                outputs.push(output);
+            }
+        }
+        let config = blocks_of(self.blocks.blocks(), GROUP_THREADS);
+        unsafe {
+            self.kernel.function.clone().launch(
+                config,
+                (table, lr, bias_correction1, bias_correction2, scale),
+            )
+        }
+        .expect("AdamW launch");
+        outputs
+    }
+}
