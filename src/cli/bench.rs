@@ -43,8 +43,8 @@ pub struct BenchArgs {
 }
 
 /// Times full training steps (forward, backward, clipping, AdamW) of the configuration on a
-/// random batch, with its drops at their defaults and dropout 0.1: the median step time (CUDA
-/// events on the GPU), tokens per second, matmul FLOP rate, the process's peak host memory and,
+/// random batch, with its drops at their defaults and dropout 0.1: the median and mean step times
+/// (CUDA events on the GPU), tokens per second, matmul FLOP rate, the process's peak host memory and,
 /// on the GPU, the memory the program holds between steps and its peak during them.
 pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let dims = C::DIMS;
@@ -102,6 +102,9 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         in_use_bytes: resident.in_use_bytes,
         peak_bytes: peak.peak_bytes,
     });
+    // Layer dropping's work changes from step to step: its speedup is the ratio of mean step
+    // times, as its FLOP ratio is the ratio of mean FLOPs.
+    let mean = seconds.iter().sum::<f64>() / seconds.len() as f64;
     let median = median_of(seconds);
     let median_host = median_of(host_seconds);
     let tokens = (dims.batch_size * dims.seq_len) as f64;
@@ -115,7 +118,8 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "matmul": args.matmul.to_string(),
                 "batch": dims.batch_size, "seq": dims.seq_len,
                 "warmup": args.warmup, "steps": args.steps, "at_step": args.at_step,
-                "median_step_seconds": median, "tokens_per_second": tokens / median,
+                "median_step_seconds": median, "mean_step_seconds": mean,
+                "tokens_per_second": tokens / median,
                 "median_execute_host_seconds": median_host,
                 "flops_per_step": flops_per_step,
                 "mean_blocks_run": blocks_run as f64 / args.steps as f64,
@@ -129,10 +133,11 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{} on {backend} ({} matmuls): median step {:.4} s over {} steps ({} warm-up; the host queued it in {:.4} s), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
+            "{} on {backend} ({} matmuls): median step {:.4} s (mean {:.4} s) over {} steps ({} warm-up; the host queued it in {:.4} s), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
             C::NAME,
             args.matmul,
             median,
+            mean,
             args.steps,
             args.warmup,
             median_host,
