@@ -12,12 +12,14 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 use super::{
     columns::CudaColumns,
     contraction::CudaContraction,
+    cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
     dropout_mask::CudaDropoutMask,
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
+    label_is_argmax::cuda_label_is_argmax,
     normalize::{cuda_normalize, cuda_normalize_gradient},
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
@@ -28,9 +30,10 @@ use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
 };
 use crate::ops::{
-    DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate, Normalize,
-    NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens,
-    Softmax, SoftmaxGradient, ViewAdjoint, ZeroRows,
+    CrossEntropy, CrossEntropyGradient, DropoutMask, GateChoose, GateMask, GatherRows, Gelu,
+    GeluGradient, ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, PickColumns,
+    PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, Softmax, SoftmaxGradient,
+    ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -86,6 +89,9 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<NormalizeGradient>()
         || op.is::<SoftmaxGradient>()
         || op.is::<DropoutMask>()
+        || op.is::<CrossEntropy>()
+        || op.is::<CrossEntropyGradient>()
+        || op.is::<LabelIsArgmax>()
 }
 
 /// dropbert's kernels read plain buffers: an input read through any other view (permuted,
@@ -218,6 +224,12 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(cuda_normalize_gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<DropoutMask>() {
             Box::new(CudaDropoutMask::new(op.clone(), device))
+        } else if let Some(op) = op.downcast_ref::<CrossEntropy>() {
+            Box::new(cuda_cross_entropy(op, device))
+        } else if let Some(op) = op.downcast_ref::<CrossEntropyGradient>() {
+            Box::new(cuda_cross_entropy_gradient(op, device))
+        } else if let Some(op) = op.downcast_ref::<LabelIsArgmax>() {
+            Box::new(cuda_label_is_argmax(op, device))
         } else {
             continue;
         };
