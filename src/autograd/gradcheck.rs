@@ -5,7 +5,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{add_backward, TensorRef};
 use crate::{
-    nn::{ParameterInit, ParameterRef},
+    nn::{masked_lm_loss, ParameterInit, ParameterRef},
+    ops::cross_entropy,
     runtime::Backend,
 };
 
@@ -158,6 +159,41 @@ fn shifted_exponentials() {
             (shifted.exp() * x).sum_reduce::<_, Axes2<0, 1>>()
         },
         random(10, -1.0, 1.0, 10),
+        1e-2,
+    );
+}
+
+#[test]
+fn cross_entropy_with_an_unused_row() {
+    check::<R2<3, 5>>(
+        |x| {
+            let labels = x.graph().tensor::<R1<3>>().set(vec![2.0, -100.0, 0.0]);
+            let weights = x.graph().arange::<Const<3>>() + 0.5;
+            (cross_entropy(x, labels) * weights).sum_reduce::<_, Axis<0>>()
+        },
+        random(15, -2.0, 2.0, 11),
+        1e-2,
+    );
+}
+
+crate::bert_config! {
+    /// Four prediction slots over a vocabulary of six: the loss's shapes, small enough for
+    /// finite differences.
+    FourPredictions {
+        vocab: 6, hidden: 4, layers: 1, heads: 1, intermediate: 4,
+        max_positions: 8, type_vocab: 1, seq: 8, batch: 2,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
+#[test]
+fn masked_lm_loss_over_used_slots() {
+    check::<R2<4, 6>>(
+        |x| {
+            let labels = x.graph().tensor::<R1<4>>().set(vec![5.0, -100.0, 0.0, 3.0]);
+            masked_lm_loss::<FourPredictions>(x, labels).loss
+        },
+        random(24, -3.0, 3.0, 12),
         1e-2,
     );
 }

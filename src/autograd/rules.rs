@@ -11,8 +11,9 @@ use luminal::{
 use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
-        GateChoose, GateMask, GatherRows, Gelu, GeluGradient, Normalize, NormalizeGradient,
-        PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
+        CrossEntropy, CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient,
+        Normalize, NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
+        Softmax, SoftmaxGradient, ZeroRows,
     },
     DropbertError, Result,
 };
@@ -53,6 +54,10 @@ pub(crate) enum OpKind {
         rows: usize,
         width: usize,
         epsilon: f32,
+    },
+    CrossEntropy {
+        rows: usize,
+        width: usize,
     },
 }
 
@@ -110,6 +115,11 @@ impl OpKind {
                 rows: softmax.rows,
                 row: softmax.row,
             }
+        } else if let Some(loss) = any.downcast_ref::<CrossEntropy>() {
+            OpKind::CrossEntropy {
+                rows: loss.rows,
+                width: loss.width,
+            }
         } else {
             return Err(DropbertError::InvalidInput(format!(
                 "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
@@ -136,6 +146,7 @@ impl OpKind {
             }
             OpKind::GatherRows { width, .. } => vec![inputs[1].numel(), width],
             OpKind::PickColumns { .. } => vec![inputs[1].numel()],
+            OpKind::CrossEntropy { rows, .. } => vec![rows],
             OpKind::ReplaceRows { rows, width } => vec![rows, width],
             OpKind::GateChoose => inputs[1].shape(),
             _ => inputs[0].shape(),
@@ -273,6 +284,17 @@ impl OpKind {
             OpKind::Softmax { rows, row } => {
                 let op = SoftmaxGradient { rows, row };
                 vec![Some(gradient_op(builder, op, output, g))]
+            }
+            OpKind::CrossEntropy { rows, width } => {
+                let (logits, labels) = (inputs[0], inputs[1]);
+                let id = builder
+                    .graph
+                    .add_op(CrossEntropyGradient { rows, width })
+                    .input(logits.id, 0, logits.view)
+                    .input(labels.id, 0, labels.view)
+                    .input(g.id, 0, g.view)
+                    .finish();
+                vec![Some(TensorRef::output(id, &[rows, width])), None]
             }
         }
     }

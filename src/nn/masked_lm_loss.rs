@@ -1,6 +1,9 @@
 use luminal::prelude::*;
 
-use crate::{config::BertConfig, ops::pick_columns};
+use crate::{
+    config::BertConfig,
+    ops::{cross_entropy, label_is_argmax},
+};
 
 /// Mean cross-entropy of the predicted positions, as `BertForMaskedLM(labels=...)` computes it.
 pub struct MaskedLmLoss<C: BertConfig> {
@@ -19,20 +22,10 @@ pub fn masked_lm_loss<C: BertConfig>(
     logits: GraphTensor<(C::Predictions, C::Vocab)>,
     labels: GraphTensor<(C::Predictions,)>,
 ) -> MaskedLmLoss<C> {
-    let shifted = logits
-        - logits
-            .max_reduce::<(C::Predictions,), Axis<1>>()
-            .expand::<(C::Predictions, C::Vocab), Axis<1>>();
-    let log_normalizer = shifted
-        .exp()
-        .sum_reduce::<(C::Predictions,), Axis<1>>()
-        .ln();
     let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
-    // shifted = logits - max, so the label's shifted logit is 0 exactly when it is the maximum.
-    let label_logit = pick_columns(shifted, labels);
-    let token_losses = (log_normalizer - label_logit) * predicted;
-    let token_correct =
-        (-label_logit.less_than(label_logit.graph().constant(0.0).expand()) + 1.0) * predicted;
+    // Both ops give 0 for unused slots, and the loss no gradient there.
+    let token_losses = cross_entropy(logits, labels);
+    let token_correct = label_is_argmax(logits, labels);
     let loss = token_losses.sum_reduce::<(), Axis<0>>() / predicted.sum_reduce::<(), Axis<0>>();
     MaskedLmLoss {
         loss,

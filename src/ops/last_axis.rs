@@ -1,6 +1,6 @@
-//! What the row-by-row ops over a tensor's last axis (softmax, LayerNorm's normalization) share:
-//! the rows and width of a shape, adding such an op to a graph, and the CPU loop over the rows on
-//! the threads.
+//! What the row-by-row ops over a tensor's last axis (softmax, LayerNorm's normalization,
+//! cross-entropy) share: the rows and width of a shape, adding such an op to a graph, and the CPU
+//! loops over the rows on the threads.
 use luminal::{op::Operator, prelude::*};
 
 use crate::compile::cpu::{fill_in_chunks, thread_count};
@@ -35,17 +35,39 @@ pub fn central_differences(loss: impl Fn(&[f64]) -> f64, x: &[f64], h: f64) -> V
         .collect()
 }
 
+/// Whole rows of `width` per CPU task, about 16k values.
+fn rows_per_task(width: usize) -> usize {
+    (1 << 14) / width.max(1) + 1
+}
+
 /// A `[rows, width]` buffer, each row written by `row_rule(the row's first index, the row)`.
 pub fn map_rows(
     rows: usize,
     width: usize,
     row_rule: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    // Whole rows per task, about 16k values.
-    let chunk = ((1 << 14) / width.max(1) + 1) * width;
+    let chunk = rows_per_task(width) * width;
     fill_in_chunks(rows * width, chunk, thread_count(), |start, values| {
         for (offset, out) in values.chunks_mut(width).enumerate() {
             row_rule(start + offset * width, out);
         }
     })
+}
+
+/// A `[rows]` buffer of one value per row of `width`: `row_rule(the row's index)`.
+pub fn map_row_values(
+    rows: usize,
+    width: usize,
+    row_rule: impl Fn(usize) -> f32 + Sync,
+) -> Vec<f32> {
+    fill_in_chunks(
+        rows,
+        rows_per_task(width),
+        thread_count(),
+        |start, values| {
+            for (offset, value) in values.iter_mut().enumerate() {
+                *value = row_rule(start + offset);
+            }
+        },
+    )
 }

@@ -48,7 +48,8 @@ impl Operator for PlaceColumns {
     }
 }
 
-fn column_index(column: f32, width: usize) -> Option<usize> {
+/// The column a float label names, `None` for a negative one; panics outside the row.
+pub(super) fn column_index(column: f32, width: usize) -> Option<usize> {
     if column < 0.0 {
         return None;
     }

@@ -13,12 +13,14 @@ use super::{
     adamw_step::CudaAdamWStep,
     columns::CudaColumns,
     contraction::CudaContraction,
+    cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
     dropout_mask::CudaDropoutMask,
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
+    label_is_argmax::cuda_label_is_argmax,
     normalize::{cuda_normalize, cuda_normalize_gradient},
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
@@ -30,9 +32,10 @@ use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
 };
 use crate::ops::{
-    AdamWStep, DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, ImportanceUpdate,
-    Normalize, NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
-    SelectKeptTokens, Softmax, SoftmaxGradient, SumOfSquares, ViewAdjoint, ZeroRows,
+    AdamWStep, CrossEntropy, CrossEntropyGradient, DropoutMask, GateChoose, GateMask, GatherRows,
+    Gelu, GeluGradient, ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, PickColumns,
+    PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, Softmax, SoftmaxGradient,
+    SumOfSquares, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -90,6 +93,9 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<DropoutMask>()
         || op.is::<SumOfSquares>()
         || op.is::<AdamWStep>()
+        || op.is::<CrossEntropy>()
+        || op.is::<CrossEntropyGradient>()
+        || op.is::<LabelIsArgmax>()
 }
 
 /// dropbert's kernels read plain buffers: an input read through any other view (permuted,
@@ -226,6 +232,12 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(CudaSumOfSquares::new(op, device))
         } else if let Some(op) = op.downcast_ref::<AdamWStep>() {
             Box::new(CudaAdamWStep::new(op, device))
+        } else if let Some(op) = op.downcast_ref::<CrossEntropy>() {
+            Box::new(cuda_cross_entropy(op, device))
+        } else if let Some(op) = op.downcast_ref::<CrossEntropyGradient>() {
+            Box::new(cuda_cross_entropy_gradient(op, device))
+        } else if let Some(op) = op.downcast_ref::<LabelIsArgmax>() {
+            Box::new(cuda_label_is_argmax(op, device))
         } else {
             continue;
         };

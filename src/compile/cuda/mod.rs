@@ -3,18 +3,23 @@
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
 //! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
 //! token dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
-//! normalization, the optimizer's gradient norm and AdamW step) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
+//! normalization, the masked-LM loss's cross-entropy and accuracy, the optimizer's gradient norm
+//! and AdamW step) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
 //! graph is compiled.
 #[cfg(feature = "cuda")]
 mod adamw_step;
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
+mod block_rows;
+#[cfg(feature = "cuda")]
 mod columns;
 #[cfg(feature = "cuda")]
 mod compiler;
 #[cfg(feature = "cuda")]
 mod contraction;
+#[cfg(feature = "cuda")]
+mod cross_entropy;
 #[cfg(feature = "cuda")]
 mod device_buffer;
 #[cfg(feature = "cuda")]
@@ -33,6 +38,8 @@ mod importance;
 mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
+#[cfg(feature = "cuda")]
+mod label_is_argmax;
 #[cfg(feature = "cuda")]
 pub mod memory_pool;
 #[cfg(feature = "cuda")]
@@ -121,6 +128,12 @@ mod nvrtc_tests {
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
+            // BERT's vocabulary: rows of many strides of a block.
+            cross_entropy::forward_source(30522),
+            cross_entropy::gradient_source(30522),
+            label_is_argmax::source(30522),
+            // Rows shorter than a warp.
+            cross_entropy::forward_source(9),
             {
                 let blocks = group_blocks::GroupBlocks::new(&[768 * 768, 768, 30522 * 768]);
                 let constants = crate::ops::AdamWConstants {

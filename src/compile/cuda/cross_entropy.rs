@@ -1,0 +1,84 @@
+//! [`CrossEntropy`] and [`CrossEntropyGradient`] on the GPU as block-per-row kernels
+//! ([`CudaBlockRows`]), the row width baked in: one pass over a row's logits gives its maximum and
+//! exponential sum; the gradient then writes the row in a second pass. An unused slot's row
+//! (negative label) reads nothing and gives 0; a label outside the row stops the kernel
+//! (`__trap`), as the CPU kernels' asserts do.
+use std::sync::Arc;
+
+use luminal_cudarc::driver::CudaDevice;
+
+use super::{
+    block_rows::{CudaBlockRows, BLOCK_REDUCTIONS, BLOCK_THREADS},
+    warp_rows::WARP_REDUCTIONS,
+};
+use crate::ops::{CrossEntropy, CrossEntropyGradient};
+
+/// The reductions and `label_column(label)`: a row's label as a column, -1 for none.
+pub(super) fn row_helpers(width: usize) -> String {
+    format!(
+        r#"{WARP_REDUCTIONS}{BLOCK_REDUCTIONS}
+__device__ int label_column(float label) {{
+    if (label < 0.0f) return -1;
+    int c = (int)label;
+    if (c >= {width}) __trap();
+    return c;
+}}
+"#
+    )
+}
+
+pub(super) fn forward_source(width: usize) -> String {
+    format!(
+        r#"{helpers}
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels) {{
+    int r = blockIdx.x, c = label_column(labels[r]);
+    if (c < 0) {{
+        if (threadIdx.x == 0) out[r] = 0.0f;
+        return;
+    }}
+    const float *row = x + (long long)r * {width};
+    float m = NEGATIVE_INFINITY, s = 0.0f;
+    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) add_exponential(&m, &s, row[j]);
+    block_exponential_sum(&m, &s);
+    if (threadIdx.x == 0) out[r] = logf(s) - (row[c] - m);
+}}"#,
+        helpers = row_helpers(width)
+    )
+}
+
+pub(super) fn gradient_source(width: usize) -> String {
+    format!(
+        r#"{helpers}
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels,
+                                           const float *d) {{
+    int r = blockIdx.x, c = label_column(labels[r]);
+    long long at = (long long)r * {width};
+    if (c < 0) {{
+        for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) out[at + j] = 0.0f;
+        return;
+    }}
+    float m = NEGATIVE_INFINITY, s = 0.0f;
+    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) add_exponential(&m, &s, x[at + j]);
+    block_exponential_sum(&m, &s);
+    float inverse = 1.0f / s, scale = d[r];
+    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) {{
+        float target = j == c ? 1.0f : 0.0f;
+        out[at + j] = (expf(x[at + j] - m) * inverse - target) * scale;
+    }}
+}}"#,
+        helpers = row_helpers(width)
+    )
+}
+
+pub fn cuda_cross_entropy(op: &CrossEntropy, device: &Arc<CudaDevice>) -> CudaBlockRows {
+    let source = forward_source(op.width);
+    CudaBlockRows::new(op.rows, 1, &source, "CrossEntropy", device)
+}
+
+pub fn cuda_cross_entropy_gradient(
+    op: &CrossEntropyGradient,
+    device: &Arc<CudaDevice>,
+) -> CudaBlockRows {
+    let source = gradient_source(op.width);
+    CudaBlockRows::new(op.rows, op.width, &source, "CrossEntropyGradient", device)
+}

@@ -1,0 +1,34 @@
+//! [`LabelIsArgmax`] on the GPU as a block-per-row kernel ([`CudaBlockRows`]), the row width baked
+//! in: the row's maximum over the block, then one compare with the label's logit.
+use std::sync::Arc;
+
+use luminal_cudarc::driver::CudaDevice;
+
+use super::{
+    block_rows::{CudaBlockRows, BLOCK_THREADS},
+    cross_entropy::row_helpers,
+};
+use crate::ops::LabelIsArgmax;
+
+pub(super) fn source(width: usize) -> String {
+    format!(
+        r#"{helpers}
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels) {{
+    int r = blockIdx.x, c = label_column(labels[r]);
+    if (c < 0) {{
+        if (threadIdx.x == 0) out[r] = 0.0f;
+        return;
+    }}
+    const float *row = x + (long long)r * {width};
+    float m = NEGATIVE_INFINITY;
+    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) m = fmaxf(m, row[j]);
+    m = block_max(m);
+    if (threadIdx.x == 0) out[r] = row[c] >= m ? 1.0f : 0.0f;
+}}"#,
+        helpers = row_helpers(width)
+    )
+}
+
+pub fn cuda_label_is_argmax(op: &LabelIsArgmax, device: &Arc<CudaDevice>) -> CudaBlockRows {
+    CudaBlockRows::new(op.rows, 1, &source(op.width), "LabelIsArgmax", device)
+}

@@ -1,0 +1,296 @@
+//! The masked-LM loss of each prediction slot as one op, `logsumexp(row) - row[label]`, instead of
+//! luminal's max, subtract, exp, sum, log and a column pick: one pass over the logits forward and
+//! one backward ([`CrossEntropyGradient`]), which recomputes each row's maximum and exponential
+//! sum from the logits rather than keeping the softmax (a `[predictions, vocab]` buffer).
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+
+use super::{
+    input_values,
+    last_axis::{map_row_values, map_rows},
+    pick_columns::column_index,
+};
+
+/// `out[r] = ln(sum_j exp(x[r, j] - m_r)) - (x[r, label_r] - m_r)`, `m_r` the row's maximum, and 0
+/// where the label is negative (an unused prediction slot, -100): inputs the logits
+/// `x [rows, width]` (any view) and the labels `[rows]` (floats), output `[rows]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropy {
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// The gradient of [`CrossEntropy`] with respect to the logits: inputs `x`, the labels and the
+/// output's gradient `d [rows]`, output `dx[r, j] = (softmax(x[r])_j - [j == label_r]) * d[r]`,
+/// `[rows, width]`, a row of zeros where the label is negative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropyGradient {
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// A row's maximum `m` and `sum_j exp(x_j - m)`.
+fn max_and_exponential_sum(x: &[f32]) -> (f32, f32) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (max, x.iter().map(|&v| (v - max).exp()).sum())
+}
+
+/// One row's cross-entropy against its label's column; 0 without one.
+pub fn cross_entropy_row(x: &[f32], label: Option<usize>) -> f32 {
+    let Some(label) = label else {
+        return 0.0;
+    };
+    let (max, sum) = max_and_exponential_sum(x);
+    sum.ln() - (x[label] - max)
+}
+
+/// One row's logit gradient into `out`, given the output's gradient `d`; zeros without a label.
+pub fn cross_entropy_gradient_row(x: &[f32], label: Option<usize>, d: f32, out: &mut [f32]) {
+    let Some(label) = label else {
+        out.fill(0.0);
+        return;
+    };
+    let (max, sum) = max_and_exponential_sum(x);
+    let inverse = 1.0 / sum;
+    for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        let target = if j == label { 1.0 } else { 0.0 };
+        *o = ((v - max).exp() * inverse - target) * d;
+    }
+}
+
+impl Operator for CrossEntropy {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let x = input_values(&inputs[0].0, &inputs[0].1);
+        let labels = input_values(&inputs[1].0, &inputs[1].1);
+        let width = self.width;
+        assert_eq!((x.len(), labels.len()), (self.rows * width, self.rows));
+        vec![Tensor::new(map_row_values(self.rows, width, |r| {
+            cross_entropy_row(
+                &x[r * width..(r + 1) * width],
+                column_index(labels[r], width),
+            )
+        }))]
+    }
+}
+
+impl Operator for CrossEntropyGradient {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let x = input_values(&inputs[0].0, &inputs[0].1);
+        let labels = input_values(&inputs[1].0, &inputs[1].1);
+        let d = input_values(&inputs[2].0, &inputs[2].1);
+        let width = self.width;
+        assert_eq!(
+            (x.len(), labels.len(), d.len()),
+            (self.rows * width, self.rows, self.rows)
+        );
+        vec![Tensor::new(map_rows(self.rows, width, |at, out| {
+            let r = at / width;
+            cross_entropy_gradient_row(
+                &x[at..at + width],
+                column_index(labels[r], width),
+                d[r],
+                out,
+            )
+        }))]
+    }
+}
+
+/// `op`, one value per row of `logits` given each row's label, added to the graph.
+pub(super) fn labelled_rows_op<N: Dimension, W: Dimension>(
+    logits: GraphTensor<(N, W)>,
+    labels: GraphTensor<(N,)>,
+    op: impl Operator + 'static,
+) -> GraphTensor<(N,)> {
+    let id = logits
+        .graph()
+        .add_op(op)
+        .input(logits.id, 0, logits.shape)
+        .input(labels.id, 0, labels.shape)
+        .finish();
+    GraphTensor::from_id(id, ShapeTracker::new(&[N::const_size()]), logits.graph_ref)
+}
+
+/// `(rows, width)` of a `[N, W]` tensor of static shape.
+pub(super) fn rows_and_columns<N: Dimension, W: Dimension>() -> (usize, usize) {
+    let static_size = "dropbert graphs have static shapes";
+    (
+        N::const_size().to_usize().expect(static_size),
+        W::const_size().to_usize().expect(static_size),
+    )
+}
+
+/// The cross-entropy of each row of `logits` against its label (0 for negative labels), by the
+/// [`CrossEntropy`] op.
+pub fn cross_entropy<N: Dimension, W: Dimension>(
+    logits: GraphTensor<(N, W)>,
+    labels: GraphTensor<(N,)>,
+) -> GraphTensor<(N,)> {
+    let (rows, width) = rows_and_columns::<N, W>();
+    labelled_rows_op(logits, labels, CrossEntropy { rows, width })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{last_axis::central_differences, pick_columns};
+    use super::*;
+
+    const UNUSED: f32 = -100.0;
+
+    /// Logits of assorted magnitudes: some rows spread over thousands, some with a far outlier.
+    fn logits(rows: usize, width: usize) -> Vec<f32> {
+        (0..rows * width)
+            .map(|i| {
+                let (r, j) = (i / width, i % width);
+                let v = ((i * 7919) % 101) as f32 / 9.0 - 5.0;
+                match r % 4 {
+                    0 => v * 300.0,
+                    1 if j % 11 == 3 => v + 1e4,
+                    2 => v - 3e4,
+                    _ => v,
+                }
+            })
+            .collect()
+    }
+
+    /// A label per row, every `unused_every`-th row unused.
+    fn labels(rows: usize, width: usize, unused_every: usize) -> Vec<f32> {
+        (0..rows)
+            .map(|r| {
+                if r % unused_every == 1 {
+                    UNUSED
+                } else {
+                    ((r * 37) % width) as f32
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_op_equals_the_chain_of_primitives() {
+        let mut cx = Graph::new();
+        let x = cx.tensor::<R2<12, 50>>().set(logits(12, 50));
+        let y = cx.tensor::<R1<12>>().set(labels(12, 50, 5));
+        let fused = cross_entropy(x, y).retrieve();
+        // The loss as it was built before the op: max, shift, exp, sum, log and a column pick.
+        let shifted = x - x
+            .max_reduce::<R1<12>, Axis<1>>()
+            .expand::<R2<12, 50>, Axis<1>>();
+        let log_normalizer = shifted.exp().sum_reduce::<R1<12>, Axis<1>>().ln();
+        let predicted = -y.less_than(cx.constant(0.0).expand()) + 1.0;
+        let reference = ((log_normalizer - pick_columns(shifted, y)) * predicted).retrieve();
+        cx.execute();
+        let (fused, reference) = (fused.data(), reference.data());
+        for (r, (a, b)) in fused.iter().zip(&reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "row {r}: {a} vs {b}"
+            );
+        }
+        assert!(fused.iter().skip(1).step_by(5).all(|&v| v == 0.0));
+        assert!(
+            fused.iter().any(|&v| v > 1e3),
+            "some label is far below its row's max"
+        );
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let width = 9;
+        let x: Vec<f64> = logits(4, width)[3 * width..]
+            .iter()
+            .map(|&v| v as f64 / 3.0)
+            .collect();
+        let (label, d) = (4, 0.7);
+        // The directional derivative: L(x) = d * cross_entropy(x, label).
+        let loss = |x: &[f64]| {
+            let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = x.iter().map(|v| (v - max).exp()).sum();
+            d * (sum.ln() - (x[label] - max))
+        };
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut dx = vec![0.0; width];
+        cross_entropy_gradient_row(&x32, Some(label), d as f32, &mut dx);
+        let numeric = central_differences(loss, &x, 1e-5);
+        for j in 0..width {
+            assert!(
+                (dx[j] as f64 - numeric[j]).abs() < 1e-6,
+                "{j}: {} vs {}",
+                dx[j],
+                numeric[j]
+            );
+        }
+        assert!(
+            (cross_entropy_row(&x32, Some(label)) as f64 - loss(&x) / d).abs() < 1e-6,
+            "the forward row rule"
+        );
+    }
+
+    #[test]
+    fn an_unused_row_has_no_loss_and_no_gradient() {
+        let x = [3.0, -1.0, 2.5];
+        assert_eq!(cross_entropy_row(&x, None), 0.0);
+        let mut dx = [1.0; 3];
+        cross_entropy_gradient_row(&x, None, 2.0, &mut dx);
+        assert_eq!(dx, [0.0; 3]);
+    }
+
+    #[test]
+    fn the_ops_run_the_row_rules() {
+        let mut cx = Graph::new();
+        let (rows, width) = (70, 300);
+        let (x_values, y_values) = (logits(rows, width), labels(rows, width, 6));
+        let d_values: Vec<f32> = (0..rows).map(|r| ((r % 13) as f32 - 6.0) / 6.0).collect();
+        let x = cx.tensor::<R2<70, 300>>().set(x_values.clone());
+        let y = cx.tensor::<R1<70>>().set(y_values.clone());
+        let d = cx.tensor::<R1<70>>().set(d_values.clone());
+        let losses = cross_entropy(x, y).retrieve();
+        let dx = GraphTensor::<R2<70, 300>>::from_id(
+            cx.add_op(CrossEntropyGradient { rows, width })
+                .input(x.id, 0, x.shape)
+                .input(y.id, 0, y.shape)
+                .input(d.id, 0, d.shape)
+                .finish(),
+            x.shape,
+            x.graph_ref,
+        )
+        .retrieve();
+        cx.execute();
+        let (losses, dx) = (losses.data(), dx.data());
+        for r in 0..rows {
+            let at = r * width..(r + 1) * width;
+            let label = column_index(y_values[r], width);
+            assert_eq!(losses[r], cross_entropy_row(&x_values[at.clone()], label));
+            let mut expected = vec![0.0; width];
+            cross_entropy_gradient_row(&x_values[at.clone()], label, d_values[r], &mut expected);
+            assert_eq!(&dx[at], &expected[..]);
+        }
+    }
+
+    #[test]
+    fn the_op_reads_its_logits_through_a_view() {
+        let mut cx = Graph::new();
+        let values = logits(6, 5);
+        let x = cx.tensor::<R2<5, 6>>().set(values.clone());
+        let label_values = vec![0.0, 4.0, UNUSED, 2.0, 1.0, 3.0];
+        let y = cx.tensor::<R1<6>>().set(label_values.clone());
+        let losses = cross_entropy(x.permute::<R2<6, 5>, _>(), y).retrieve();
+        cx.execute();
+        for (r, &loss) in losses.data().iter().enumerate() {
+            let row: Vec<f32> = (0..5).map(|j| values[j * 6 + r]).collect();
+            let label = column_index(label_values[r], 5);
+            assert_eq!(loss, cross_entropy_row(&row, label));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "outside rows of width")]
+    fn a_label_outside_the_row_panics() {
+        let mut cx = Graph::new();
+        let x = cx.tensor::<R2<2, 4>>().set(vec![0.0; 8]);
+        let y = cx.tensor::<R1<2>>().set(vec![1.0, 4.0]);
+        cross_entropy(x, y).retrieve();
+        cx.execute();
+    }
+}

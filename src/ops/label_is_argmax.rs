@@ -1,0 +1,115 @@
+//! Whether each prediction got its label right (the masked-LM accuracy): the label's logit is its
+//! row's highest. Read off the logits directly, as [`super::CrossEntropy`] reads its loss, so the
+//! loss needs no shifted-logits buffer; not differentiable, and off the path to the loss.
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+
+use super::{
+    cross_entropy::{labelled_rows_op, rows_and_columns},
+    input_values,
+    last_axis::map_row_values,
+    pick_columns::column_index,
+};
+
+/// `out[r] = 1` where `x[r, label_r] >= x[r, j]` for every `j` (ties count as right), else 0, and
+/// 0 where the label is negative: inputs the logits `x [rows, width]` (any view) and the labels
+/// `[rows]` (floats), output `[rows]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelIsArgmax {
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// 1 where the row's logit at `label` is its maximum, else 0 (also without a label).
+pub fn label_is_argmax_row(x: &[f32], label: Option<usize>) -> f32 {
+    match label {
+        Some(label) if x.iter().all(|&v| v <= x[label]) => 1.0,
+        _ => 0.0,
+    }
+}
+
+impl Operator for LabelIsArgmax {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let x = input_values(&inputs[0].0, &inputs[0].1);
+        let labels = input_values(&inputs[1].0, &inputs[1].1);
+        let width = self.width;
+        assert_eq!((x.len(), labels.len()), (self.rows * width, self.rows));
+        vec![Tensor::new(map_row_values(self.rows, width, |r| {
+            label_is_argmax_row(
+                &x[r * width..(r + 1) * width],
+                column_index(labels[r], width),
+            )
+        }))]
+    }
+}
+
+/// 1 for each row of `logits` whose label has the highest logit (0 for negative labels), by the
+/// [`LabelIsArgmax`] op.
+pub fn label_is_argmax<N: Dimension, W: Dimension>(
+    logits: GraphTensor<(N, W)>,
+    labels: GraphTensor<(N,)>,
+) -> GraphTensor<(N,)> {
+    let (rows, width) = rows_and_columns::<N, W>();
+    labelled_rows_op(logits, labels, LabelIsArgmax { rows, width })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_must_reach_the_row_maximum() {
+        let mut cx = Graph::new();
+        #[rustfmt::skip]
+        let x = cx.tensor::<R2<6, 4>>().set(vec![
+            0.5, 2.0, -1.0, 1.0, // the label's is the highest
+            0.5, 2.0, -1.0, 1.0, // another's is higher
+            3.0, -2.0, 3.0, 0.0, // tied with the highest
+            3.0, -2.0, 3.0, 0.0, // below a tie
+            7.0, 7.0, 7.0, 7.0, // unused, though every logit is the maximum
+            -1e4, -1e4, -2e4, -1e4, // large magnitudes, tied
+        ]);
+        let y = cx
+            .tensor::<R1<6>>()
+            .set(vec![1.0, 3.0, 2.0, 3.0, -100.0, 3.0]);
+        let correct = label_is_argmax(x, y).retrieve();
+        cx.execute();
+        assert_eq!(correct.data(), [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn many_rows_run_the_row_rule() {
+        let mut cx = Graph::new();
+        let (rows, width) = (120, 200);
+        let mut values: Vec<f32> = (0..rows * width)
+            .map(|i| ((i * 7919) % 211) as f32)
+            .collect();
+        let labels: Vec<f32> = (0..rows)
+            .map(|r| {
+                if r % 3 == 0 {
+                    -100.0
+                } else {
+                    ((r * 37) % width) as f32
+                }
+            })
+            .collect();
+        // Every third row's label holds its maximum.
+        for r in (1..rows).step_by(3) {
+            values[r * width + labels[r] as usize] = 500.0;
+        }
+        let x = cx.tensor::<R2<120, 200>>().set(values.clone());
+        let y = cx.tensor::<R1<120>>().set(labels.clone());
+        let correct = label_is_argmax(x, y).retrieve();
+        cx.execute();
+        let correct = correct.data();
+        for r in 0..rows {
+            let row = &values[r * width..(r + 1) * width];
+            let expected = label_is_argmax_row(row, column_index(labels[r], width));
+            assert_eq!(correct[r], expected, "row {r}");
+        }
+        assert!(correct.iter().skip(1).step_by(3).all(|&v| v == 1.0));
+        assert!(correct.iter().step_by(3).all(|&v| v == 0.0));
+    }
+}
