@@ -11,6 +11,7 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
     adamw_step::CudaAdamWStep,
+    bf16_operands::share_rounded_operands,
     columns::CudaColumns,
     contraction::CudaContraction,
     cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
@@ -67,6 +68,7 @@ impl Compiler for DropbertCudaCompiler {
         copies.compile(graph, &mut remap);
         read_on_host(graph, &host_inputs);
         swap_in_kernels(graph, &device);
+        share_rounded_operands(graph, &device);
     }
 }
 

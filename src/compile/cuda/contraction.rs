@@ -21,7 +21,7 @@ use luminal_cudarc::{
 };
 
 use super::{
-    bf16_operands::Bf16Rounding,
+    bf16_operands::bf16_input,
     bf16_rounding::worth_rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
@@ -73,8 +73,9 @@ pub struct CudaContraction {
     out_len: usize,
     plan: Plan,
     precision: MatmulPrecision,
-    /// Where the operands are rounded to bf16: `--matmul bf16`, a cuBLAS plan worth it.
-    bf16: Option<Bf16Rounding>,
+    /// Whether the operands arrive rounded to bf16 (`--matmul bf16` and a cuBLAS plan worth it;
+    /// see `bf16_operands::share_rounded_operands`).
+    reads_bf16: bool,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -97,7 +98,7 @@ impl std::fmt::Debug for CudaContraction {
 
 /// cuBLAS's operand type and compute type in each precision; the output is float32 and the
 /// accumulation float32 in every one. TF32 rounds float32 operands on their way into the tensor
-/// cores; bf16 operands are rounded in memory first ([`Bf16Rounding`]).
+/// cores; bf16 operands are rounded in memory first ([`super::bf16_operands`]).
 fn cublas_types(precision: MatmulPrecision) -> (cudaDataType, cublasComputeType_t) {
     match precision {
         MatmulPrecision::Fp32 => (
@@ -317,6 +318,11 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
 }
 
 impl CudaContraction {
+    /// Whether this contraction reads its operands rounded to bf16.
+    pub fn reads_bf16(&self) -> bool {
+        self.reads_bf16
+    }
+
     pub fn new(
         op: &Contraction,
         precision: MatmulPrecision,
@@ -366,7 +372,7 @@ impl CudaContraction {
             out_len: op.out_len(),
             plan,
             precision,
-            bf16: (precision == MatmulPrecision::Bf16).then(|| Bf16Rounding::new(device)),
+            reads_bf16: precision == MatmulPrecision::Bf16,
             blas: blas.clone(),
             device: device.clone(),
         }
@@ -441,18 +447,22 @@ impl CudaContraction {
 
 impl Operator for CudaContraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        // The operands' views are in the plan; their buffers are read as they are.
-        let a = input_slice(&inputs[0].0, "contraction operand a");
-        let b = input_slice(&inputs[1].0, "contraction operand b");
         let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
-        // Freed after the GEMMs are queued: the pool's frees are ordered on the stream.
-        let rounded = self
-            .bf16
-            .as_ref()
-            .map(|bf16| (bf16.round(a), bf16.round(b)));
-        let (a_ptr, b_ptr) = match &rounded {
-            Some((a, b)) => (*a.device_ptr(), *b.device_ptr()),
-            None => (*a.device_ptr(), *b.device_ptr()),
+        // The operands' views are in the plan; their buffers are read as they are.
+        let float_operands = || {
+            (
+                input_slice(&inputs[0].0, "contraction operand a"),
+                input_slice(&inputs[1].0, "contraction operand b"),
+            )
+        };
+        let (a_ptr, b_ptr) = if self.reads_bf16 {
+            (
+                *bf16_input(&inputs[0].0, "contraction operand a").device_ptr(),
+                *bf16_input(&inputs[1].0, "contraction operand b").device_ptr(),
+            )
+        } else {
+            let (a, b) = float_operands();
+            (*a.device_ptr(), *b.device_ptr())
         };
         match &self.plan {
             Plan::Gemm(call) => {
@@ -478,6 +488,7 @@ impl Operator for CudaContraction {
                 .expect("contraction scatter launch");
             }
             Plan::Columns(kernel) => {
+                let (a, b) = float_operands();
                 let args = (&mut out, a, b, int(self.out_len));
                 let config = LaunchConfig {
                     grid_dim: (
@@ -492,6 +503,7 @@ impl Operator for CudaContraction {
                     .expect("contraction columns launch");
             }
             Plan::Kernel(kernel) => {
+                let (a, b) = float_operands();
                 let args = (&mut out, a, b, int(self.out_len));
                 let threads = if warp_per_output(self.axes[2]) {
                     self.out_len * WARP

@@ -128,6 +128,7 @@ mod nvrtc_tests {
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
+            bf16_rounding::SOURCE.to_string(),
             // BERT's vocabulary: rows of many strides of a block.
             cross_entropy::forward_source(30522),
             cross_entropy::gradient_source(30522),
