@@ -5,26 +5,33 @@
 //! bf16 in memory. The weights (the master copies), activations and optimizer state stay float32;
 //! only the copies GEMMs read are bf16.
 //!
-//! Each float32 tensor that GEMMs read is rounded once, by one [`CudaRoundToBf16`] node that all
-//! those GEMMs read ([`share_rounded_operands`]): a layer's input feeds the query, key and value
-//! products forward and their weight gradients backward, six reads of one rounded copy. Where
-//! every reader of the float32 tensor is a GEMM, the float32 buffer is freed once rounded, and
-//! only the half-size copy waits for the backward pass.
-use std::{collections::HashMap, sync::Arc};
+//! Each float32 result that GEMMs read is rounded once for all of them ([`share_rounded_operands`]):
+//! a layer's input feeds the query, key and value products forward and their weight gradients
+//! backward, six reads of one rounded copy. The fused elementwise and GELU kernels write the bf16
+//! copy as they compute the result, and skip the float32 result where only GEMMs read it; other
+//! results get a [`CudaRoundToBf16`] node. Either way, only the half-size copy waits for the
+//! backward pass where every reader is a GEMM.
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use luminal::{
     op::{InputTensor, Operator},
     prelude::{
-        petgraph::{visit::EdgeRef, Direction},
+        petgraph::{stable_graph::EdgeIndex, visit::EdgeRef, Direction},
         *,
     },
 };
 use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceSlice, LaunchAsync};
 
 use super::{
-    bf16_rounding::SOURCE,
+    bf16_rounding::rounding_source,
+    bf16_rounding::Store,
     contraction::CudaContraction,
     device_buffer::input_slice,
+    fused_elementwise::CudaFusedElementwise,
+    gelu::CudaGeluKernel,
     kernel::{int, per_element, Kernel},
 };
 
@@ -39,6 +46,13 @@ impl Data for Bf16Buffer {
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
+    }
+}
+
+/// A bf16 device buffer as a tensor.
+pub fn bf16_tensor(buffer: CudaSlice<u16>) -> Tensor {
+    Tensor {
+        data: Box::new(Bf16Buffer(buffer)),
     }
 }
 
@@ -63,7 +77,7 @@ pub struct CudaRoundToBf16 {
 impl CudaRoundToBf16 {
     pub fn new(device: &Arc<CudaDevice>) -> Self {
         Self {
-            kernel: Kernel::compile(device, SOURCE),
+            kernel: Kernel::compile(device, &rounding_source()),
         }
     }
 }
@@ -77,56 +91,141 @@ impl Operator for CudaRoundToBf16 {
         let args = (&mut rounded, buffer, int(len));
         unsafe { self.kernel.function.clone().launch(per_element(len), args) }
             .expect("bf16 rounding launch");
-        vec![Tensor {
-            data: Box::new(Bf16Buffer(rounded)),
-        }]
+        vec![bf16_tensor(rounded)]
     }
 }
 
-/// Gives every GEMM that reads bf16 operands one [`CudaRoundToBf16`] node per float32 tensor it
-/// reads, shared with every other such GEMM reading that tensor. Runs after the CUDA kernels are
-/// in place.
+/// Where a GEMM reads a rounded operand from: a node and its output.
+type Place = (NodeIndex, u8);
+
+/// Gives every GEMM that reads bf16 operands its operands in bf16, each float32 result rounded
+/// once for all the GEMMs that read it. A fused elementwise or GELU kernel writes the bf16 copy
+/// itself, and no float32 result at all where only GEMMs read it; any other result gets one
+/// [`CudaRoundToBf16`] node. Runs after the CUDA kernels are in place.
 pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
-    let readers: Vec<NodeIndex> = graph
-        .graph
-        .node_indices()
-        .filter(|&node| {
-            graph
-                .graph
-                .node_weight(node)
-                .expect("live node")
-                .as_any()
-                .downcast_ref::<CudaContraction>()
-                .is_some_and(CudaContraction::reads_bf16)
-        })
-        .collect();
-    let mut rounded: HashMap<(NodeIndex, u8), NodeIndex> = HashMap::new();
-    for reader in readers {
-        let operands: Vec<_> = graph
-            .graph
-            .edges_directed(reader, Direction::Incoming)
-            .filter_map(|edge| {
-                let (input_order, output_order, view) = edge.weight().as_data()?;
-                Some((edge.id(), edge.source(), input_order, output_order, view))
+    // Each rounded (node, output), with the GEMM edges that read it.
+    let mut readers: BTreeMap<Place, Vec<(EdgeIndex, NodeIndex, u8, ShapeTracker)>> =
+        BTreeMap::new();
+    for reader in graph.graph.node_indices() {
+        let op = graph.graph.node_weight(reader).expect("live node").as_any();
+        if !op
+            .downcast_ref::<CudaContraction>()
+            .is_some_and(CudaContraction::reads_bf16)
+        {
+            continue;
+        }
+        for edge in graph.graph.edges_directed(reader, Direction::Incoming) {
+            if let Some((input_order, output_order, view)) = edge.weight().as_data() {
+                readers
+                    .entry((edge.source(), output_order))
+                    .or_default()
+                    .push((edge.id(), reader, input_order, view));
+            }
+        }
+    }
+    let gemm_edges: HashSet<EdgeIndex> =
+        readers.values().flatten().map(|&(edge, ..)| edge).collect();
+    let mut rounded_results: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
+    for &(node, output) in readers.keys() {
+        rounded_results.entry(node).or_default().push(output);
+    }
+    let mut copies: HashMap<Place, Place> = HashMap::new();
+    for (node, outputs) in rounded_results {
+        let stores: Vec<(u8, Store)> = outputs
+            .iter()
+            .map(|&output| {
+                let read_as_float = graph.no_delete.contains(&node)
+                    || graph.to_retrieve.contains(&node)
+                    || graph
+                        .graph
+                        .edges_directed(node, Direction::Outgoing)
+                        .any(|edge| {
+                            edge.weight()
+                                .as_data()
+                                .is_some_and(|(_, from, _)| from == output)
+                                && !gemm_edges.contains(&edge.id())
+                        });
+                (
+                    output,
+                    if read_as_float {
+                        Store::Both
+                    } else {
+                        Store::Bf16
+                    },
+                )
             })
             .collect();
-        for (edge, source, input_order, output_order, view) in operands {
-            let copy = *rounded.entry((source, output_order)).or_insert_with(|| {
-                graph
-                    .add_op(CudaRoundToBf16::new(device))
-                    .input(source, output_order, view)
-                    .finish()
-            });
+        match store_copies(graph, node, &stores) {
+            Some(places) => copies.extend(places),
+            None => {
+                for (output, _) in stores {
+                    let view = readers[&(node, output)][0].3;
+                    let copy = graph
+                        .add_op(CudaRoundToBf16::new(device))
+                        .input(node, output, view)
+                        .finish();
+                    copies.insert((node, output), (copy, 0));
+                }
+            }
+        }
+    }
+    for (place, edges) in readers {
+        let (copy, copy_output) = copies[&place];
+        for (edge, reader, input_order, view) in edges {
             graph.graph.remove_edge(edge);
             graph.graph.add_edge(
                 copy,
                 reader,
                 Dependency::Data {
                     input_order,
-                    output_order: 0,
+                    output_order: copy_output,
                     shape: view,
                 },
             );
         }
     }
+}
+
+/// Makes `node`'s kernel store its results as `stores` say, where it can (a fused elementwise or
+/// GELU kernel): where each result's bf16 copy will be.
+fn store_copies(
+    graph: &mut Graph,
+    node: NodeIndex,
+    stores: &[(u8, Store)],
+) -> Option<Vec<(Place, Place)>> {
+    let op = graph.graph.node_weight(node).expect("live node").as_any();
+    let (kernel, results): (Box<dyn Operator>, usize) =
+        if let Some(fused) = op.downcast_ref::<CudaFusedElementwise>() {
+            let mut all = vec![Store::Float; fused.results()];
+            for &(output, store) in stores {
+                all[output as usize] = store;
+            }
+            (Box::new(fused.storing(all)), fused.results())
+        } else if let Some(gelu) = op.downcast_ref::<CudaGeluKernel>() {
+            (Box::new(gelu.storing(stores[0].1)), 1)
+        } else {
+            return None;
+        };
+    *graph.graph.node_weight_mut(node).expect("live node") = kernel;
+    // Results stored as bf16 only keep their place; bf16 copies of results also stored as
+    // float32 follow all the results, in order.
+    let mut next_copy = results;
+    let mut sorted = stores.to_vec();
+    sorted.sort_by_key(|&(output, _)| output);
+    Some(
+        sorted
+            .into_iter()
+            .map(|(output, store)| {
+                let place = match store {
+                    Store::Both => {
+                        next_copy += 1;
+                        next_copy - 1
+                    }
+                    _ => output as usize,
+                };
+                let place = u8::try_from(place).expect("luminal addresses outputs with a u8");
+                ((node, output), (node, place))
+            })
+            .collect(),
+    )
 }

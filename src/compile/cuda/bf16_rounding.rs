@@ -1,19 +1,88 @@
-//! What `--matmul bf16` decides and computes without a GPU: the rounding kernel's source (and
-//! its arithmetic, mirrored in Rust for tests) and which products are worth rounding.
+//! What `--matmul bf16` decides and computes without a GPU: the rounding's source (and its
+//! arithmetic, mirrored in Rust for tests), how kernels store bf16 copies of their results, and
+//! which products are worth rounding.
 use crate::compile::cpu::AxisStrides;
 
-/// Round to nearest, ties to even, as `torch.Tensor.bfloat16()`; NaNs stay (quiet) NaNs.
-pub const SOURCE: &str = r#"
-extern "C" __global__ void dropbert_kernel(unsigned short *out, const float *in, int n) {
+/// `bf16_bits(x)`: round to nearest, ties to even, as `torch.Tensor.bfloat16()`; NaNs stay
+/// (quiet) NaNs. Kernels that write a bf16 copy of a value call it.
+pub const BF16_BITS: &str = r#"
+__device__ unsigned short bf16_bits(float x) {
+    unsigned int bits = __float_as_uint(x);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+    return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+"#;
+
+/// A bf16 copy of a float32 buffer.
+pub fn rounding_source() -> String {
+    format!(
+        r#"{BF16_BITS}
+extern "C" __global__ void dropbert_kernel(unsigned short *out, const float *in, int n) {{
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    unsigned int bits = __float_as_uint(in[i]);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) {
-        out[i] = (unsigned short)((bits >> 16) | 0x40u);
-    } else {
-        out[i] = (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    if (i < n) out[i] = bf16_bits(in[i]);
+}}"#
+    )
+}
+
+/// How a kernel stores one of its float32 results: as float32, as bf16 only (every reader is a
+/// bf16 GEMM), or both (the float32 result is read elsewhere too); the bf16 copies of `Both`
+/// results come after all the kernel's other outputs, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Float,
+    Bf16,
+    Both,
+}
+
+impl Store {
+    /// The C parameter for output `o` stored this way, and for its extra bf16 copy if any.
+    pub fn parameters(self, o: usize) -> (String, Option<String>) {
+        match self {
+            Store::Float => (format!("float *__restrict__ out{o}"), None),
+            Store::Bf16 => (format!("unsigned short *__restrict__ out{o}"), None),
+            Store::Both => (
+                format!("float *__restrict__ out{o}"),
+                Some(format!("unsigned short *__restrict__ copy{o}")),
+            ),
+        }
     }
-}"#;
+
+    /// The C statement storing `value` at `out{o}[at]` (and `copy{o}[at]`).
+    pub fn statement(self, o: usize, at: &str, value: &str) -> String {
+        match self {
+            Store::Float => format!("out{o}[{at}] = {value};"),
+            Store::Bf16 => format!("out{o}[{at}] = bf16_bits({value});"),
+            Store::Both => format!("out{o}[{at}] = {value}; copy{o}[{at}] = bf16_bits({value});"),
+        }
+    }
+}
+
+/// The buffers a kernel with `stores` writes, in the order of its parameters and outputs: for
+/// each, the result it holds and whether it is bf16.
+pub fn output_buffers(stores: &[Store]) -> Vec<(usize, bool)> {
+    let main = stores
+        .iter()
+        .enumerate()
+        .map(|(o, &store)| (o, store == Store::Bf16));
+    let copies = stores
+        .iter()
+        .enumerate()
+        .filter(|(_, &store)| store == Store::Both)
+        .map(|(o, _)| (o, true));
+    main.chain(copies).collect()
+}
+
+/// The C declaration of a kernel's outputs stored as `stores`.
+pub fn output_parameters(stores: &[Store]) -> Vec<String> {
+    let (main, copies): (Vec<String>, Vec<Option<String>>) = stores
+        .iter()
+        .enumerate()
+        .map(|(o, store)| store.parameters(o))
+        .unzip();
+    main.into_iter()
+        .chain(copies.into_iter().flatten())
+        .collect()
+}
 
 /// Multiply-adds per operand element from which rounding the operands to bf16 pays (on an H200,
 /// docs/perf.md run 11: the linear layers' products, 768 and more, gain; attention's, 64, lose).
@@ -60,6 +129,26 @@ mod tests {
 
     fn widen(bits: u16) -> f32 {
         f32::from_bits((bits as u32) << 16)
+    }
+
+    #[test]
+    fn copies_of_results_read_as_float_too_come_last() {
+        let stores = [Store::Both, Store::Float, Store::Bf16, Store::Both];
+        assert_eq!(
+            output_buffers(&stores),
+            vec![
+                (0, false),
+                (1, false),
+                (2, true),
+                (3, false),
+                (0, true),
+                (3, true)
+            ]
+        );
+        let parameters = output_parameters(&stores);
+        assert_eq!(parameters.len(), 6);
+        assert!(parameters[2].starts_with("unsigned short") && parameters[2].ends_with("out2"));
+        assert!(parameters[5].ends_with("copy3"));
     }
 
     #[test]

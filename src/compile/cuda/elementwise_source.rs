@@ -3,7 +3,10 @@
 //! into coordinates and each load's offset computed from them with sizes, strides and immediates
 //! as constants. [`ElementwiseSource::eval`] runs the same plan on the CPU, element by element as
 //! a thread does, so that tests can hold the kernel's arithmetic against the CPU kernel.
-use super::flat_index::{Coordinates, IndexType, Offset};
+use super::{
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
+    flat_index::{Coordinates, IndexType, Offset},
+};
 use crate::compile::cpu::{BinaryKind, FusedElementwise, Operand, Step, UnaryKind};
 
 /// One step of the kernel, as [`Step`] with each load's offset resolved over the coordinates.
@@ -37,6 +40,8 @@ pub struct ElementwiseSource {
     lines: Vec<Line>,
     /// The register of each output.
     outputs: Vec<usize>,
+    /// How each output is stored.
+    stores: Vec<Store>,
 }
 
 impl ElementwiseSource {
@@ -95,7 +100,20 @@ impl ElementwiseSource {
             registers: op.registers(),
             lines,
             outputs: op.output_registers().to_vec(),
+            stores: vec![Store::Float; op.output_registers().len()],
         }
+    }
+
+    /// The same kernel storing its outputs as `stores` say (one per output).
+    pub fn with_stores(mut self, stores: Vec<Store>) -> Self {
+        assert_eq!(stores.len(), self.outputs.len(), "one store per output");
+        self.stores = stores;
+        self
+    }
+
+    /// The buffers the kernel writes, in order: each one's output and whether it is bf16.
+    pub fn output_buffers(&self) -> Vec<(usize, bool)> {
+        output_buffers(&self.stores)
     }
 
     pub fn len(&self) -> usize {
@@ -106,11 +124,11 @@ impl ElementwiseSource {
         self.outputs.len()
     }
 
-    /// The kernel: `dropbert_kernel(out0.., in0..)`.
+    /// The kernel: `dropbert_kernel(out0.., copies.., in0..)` (see [`Store`]).
     pub fn source(&self) -> String {
         let ty = self.index.c_name();
-        let parameters: Vec<String> = (0..self.outputs.len())
-            .map(|o| format!("float *__restrict__ out{o}"))
+        let parameters: Vec<String> = output_parameters(&self.stores)
+            .into_iter()
             .chain((0..self.inputs).map(|i| format!("const float *__restrict__ in{i}")))
             .collect();
         let mut body = self.coordinates.render("i", "c", self.index);
@@ -131,11 +149,16 @@ impl ElementwiseSource {
                 }
             });
         }
-        for (output, register) in self.outputs.iter().enumerate() {
-            body.push(format!("out{output}[i] = r{register};"));
+        for (output, (register, store)) in self.outputs.iter().zip(&self.stores).enumerate() {
+            body.push(store.statement(output, "i", &format!("r{register}")));
         }
+        let helpers = if self.stores.iter().any(|&store| store != Store::Float) {
+            BF16_BITS
+        } else {
+            ""
+        };
         format!(
-            r#"
+            r#"{helpers}
 extern "C" __global__ void dropbert_kernel({parameters}) {{
     for ({ty} i = ({ty})blockIdx.x * blockDim.x + threadIdx.x; i < {len};
          i += ({ty})gridDim.x * blockDim.x) {{

@@ -10,6 +10,8 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr, LaunchAsync, LaunchConfig};
 
 use super::{
+    bf16_operands::bf16_tensor,
+    bf16_rounding::Store,
     device_buffer::{device_tensor, input_slice},
     elementwise_source::ElementwiseSource,
     kernel::Kernel,
@@ -23,8 +25,7 @@ const MAX_BLOCKS: usize = 1 << 16;
 
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaFusedElementwise {
-    len: usize,
-    outputs: usize,
+    source: ElementwiseSource,
     kernel: Kernel,
 }
 
@@ -33,9 +34,22 @@ impl CudaFusedElementwise {
     pub fn new(op: &FusedElementwise, inputs: usize, device: &Arc<CudaDevice>) -> Self {
         let source = ElementwiseSource::new(op, inputs);
         Self {
-            len: source.len(),
-            outputs: source.output_count(),
             kernel: Kernel::compile(device, &source.source()),
+            source,
+        }
+    }
+
+    /// The number of results (before any bf16 copies).
+    pub fn results(&self) -> usize {
+        self.source.output_count()
+    }
+
+    /// The same kernel storing its results as `stores` say (one per result).
+    pub fn storing(&self, stores: Vec<Store>) -> Self {
+        let source = self.source.clone().with_stores(stores);
+        Self {
+            kernel: Kernel::compile(&self.kernel.device, &source.source()),
+            source,
         }
     }
 }
@@ -43,31 +57,70 @@ impl CudaFusedElementwise {
 impl Operator for CudaFusedElementwise {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let device = &self.kernel.device;
+        let len = self.source.len();
         let ins: Vec<&CudaSlice<f32>> = inputs
             .iter()
             .map(|(input, _)| input_slice(input, "FusedElementwise"))
             .collect();
-        let outs: Vec<CudaSlice<f32>> = (0..self.outputs)
-            // Every element is written.
-            .map(|_| unsafe { device.alloc::<f32>(self.len) }.expect("GPU allocation"))
+        // Every element of every buffer is written.
+        let outs: Vec<OutputBuffer> = self
+            .source
+            .output_buffers()
+            .into_iter()
+            .map(|(_, bf16)| OutputBuffer::new(device, bf16, len))
             .collect();
-        if self.len > 0 {
+        if len > 0 {
             // The parameters point into `outs` and `ins`, which outlive the launch call (the
             // driver copies the parameters when the kernel is queued).
             let mut parameters: Vec<*mut c_void> = outs
                 .iter()
-                .map(|out| out.as_kernel_param())
+                .map(OutputBuffer::parameter)
                 .chain(ins.iter().map(|input| input.as_kernel_param()))
                 .collect();
             let config = LaunchConfig {
-                grid_dim: (blocks(self.len), 1, 1),
+                grid_dim: (blocks(len), 1, 1),
                 block_dim: (BLOCK, 1, 1),
                 shared_mem_bytes: 0,
             };
             unsafe { self.kernel.function.clone().launch(config, &mut parameters) }
                 .expect("FusedElementwise launch");
         }
-        outs.into_iter().map(device_tensor).collect()
+        outs.into_iter().map(OutputBuffer::tensor).collect()
+    }
+}
+
+/// A buffer a kernel writes, of either type.
+pub(super) enum OutputBuffer {
+    Float(CudaSlice<f32>),
+    Bf16(CudaSlice<u16>),
+}
+
+impl OutputBuffer {
+    /// `len` values, to be written in full by the kernel.
+    pub fn new(device: &Arc<CudaDevice>, bf16: bool, len: usize) -> Self {
+        let allocated = unsafe {
+            if bf16 {
+                device.alloc::<u16>(len).map(OutputBuffer::Bf16)
+            } else {
+                device.alloc::<f32>(len).map(OutputBuffer::Float)
+            }
+        };
+        allocated.expect("GPU allocation")
+    }
+
+    /// The kernel parameter pointing at the buffer's address (valid while `self` lives).
+    pub fn parameter(&self) -> *mut c_void {
+        match self {
+            OutputBuffer::Float(buffer) => buffer.as_kernel_param(),
+            OutputBuffer::Bf16(buffer) => buffer.as_kernel_param(),
+        }
+    }
+
+    pub fn tensor(self) -> Tensor {
+        match self {
+            OutputBuffer::Float(buffer) => device_tensor(buffer),
+            OutputBuffer::Bf16(buffer) => bf16_tensor(buffer),
+        }
     }
 }
 

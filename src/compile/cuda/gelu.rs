@@ -7,10 +7,14 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{CudaDevice, LaunchAsync};
+use std::ffi::c_void;
+
+use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync};
 
 use super::{
-    device_buffer::{device_tensor, input_slice},
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
+    device_buffer::input_slice,
+    fused_elementwise::OutputBuffer,
     kernel::{int, per_element, Kernel},
 };
 use crate::ops::{Gelu, GeluGradient, ERF_A, ERF_P};
@@ -50,63 +54,103 @@ __device__ float gelu_derivative(float x) {{
     )
 }
 
-pub(super) fn forward_source() -> String {
-    functions()
-        + r#"
-extern "C" __global__ void dropbert_kernel(float *out, const float *x, int len) {
+/// A kernel computing `value` for each `i < len` and storing it as `store` says.
+fn elementwise_source(inputs: &[&str], value: &str, store: Store) -> String {
+    let parameters: Vec<String> = output_parameters(&[store])
+        .into_iter()
+        .chain(inputs.iter().map(|name| format!("const float *{name}")))
+        .collect();
+    format!(
+        r#"{BF16_BITS}{functions}
+extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < len) out[i] = gelu(x[i]);
-}"#
+    if (i < len) {{ {statement} }}
+}}"#,
+        functions = functions(),
+        parameters = parameters.join(", "),
+        statement = store.statement(0, "i", value),
+    )
 }
 
-pub(super) fn gradient_source() -> String {
-    functions()
-        + r#"
-extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *dy, int len) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < len) out[i] = dy[i] * gelu_derivative(x[i]);
-}"#
+pub(super) fn forward_source(store: Store) -> String {
+    elementwise_source(&["x"], "gelu(x[i])", store)
+}
+
+pub(super) fn gradient_source(store: Store) -> String {
+    elementwise_source(&["x", "dy"], "dy[i] * gelu_derivative(x[i])", store)
 }
 
 /// [`Gelu`] or [`GeluGradient`]: one thread per element, reading `x` (and `dy`) as plain buffers.
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaGeluKernel {
     len: usize,
+    gradient: bool,
+    store: Store,
     kernel: Kernel,
-    name: &'static str,
 }
 
 impl CudaGeluKernel {
-    pub fn forward(op: &Gelu, device: &Arc<CudaDevice>) -> Self {
+    fn new(len: usize, gradient: bool, store: Store, device: &Arc<CudaDevice>) -> Self {
+        let source = if gradient {
+            gradient_source(store)
+        } else {
+            forward_source(store)
+        };
         Self {
-            len: op.len,
-            kernel: Kernel::compile(device, &forward_source()),
-            name: "Gelu",
+            len,
+            gradient,
+            store,
+            kernel: Kernel::compile(device, &source),
         }
     }
 
+    pub fn forward(op: &Gelu, device: &Arc<CudaDevice>) -> Self {
+        Self::new(op.len, false, Store::Float, device)
+    }
+
     pub fn gradient(op: &GeluGradient, device: &Arc<CudaDevice>) -> Self {
-        Self {
-            len: op.len,
-            kernel: Kernel::compile(device, &gradient_source()),
-            name: "GeluGradient",
+        Self::new(op.len, true, Store::Float, device)
+    }
+
+    /// The same kernel storing its result as `store` says.
+    pub fn storing(&self, store: Store) -> Self {
+        Self::new(self.len, self.gradient, store, &self.kernel.device)
+    }
+
+    fn name(&self) -> &'static str {
+        if self.gradient {
+            "GeluGradient"
+        } else {
+            "Gelu"
         }
     }
 }
 
 impl Operator for CudaGeluKernel {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let mut out = unsafe { self.kernel.device.alloc::<f32>(self.len) }.expect("GPU allocation");
-        let (function, config) = (self.kernel.function.clone(), per_element(self.len));
-        let x = input_slice(&inputs[0].0, self.name);
-        let launched = match inputs.get(1) {
-            None => unsafe { function.launch(config, (&mut out, x, int(self.len))) },
-            Some((dy, _)) => {
-                let dy = input_slice(dy, self.name);
-                unsafe { function.launch(config, (&mut out, x, dy, int(self.len))) }
-            }
-        };
-        launched.unwrap_or_else(|e| panic!("{} launch: {e:?}", self.name));
-        vec![device_tensor(out)]
+        let outs: Vec<OutputBuffer> = output_buffers(&[self.store])
+            .into_iter()
+            .map(|(_, bf16)| OutputBuffer::new(&self.kernel.device, bf16, self.len))
+            .collect();
+        let ins: Vec<_> = inputs
+            .iter()
+            .map(|(input, _)| input_slice(input, self.name()))
+            .collect();
+        let len = int(self.len);
+        // The parameters point into `outs`, `ins` and `len`, which outlive the launch call.
+        let mut parameters: Vec<*mut c_void> = outs
+            .iter()
+            .map(OutputBuffer::parameter)
+            .chain(ins.iter().map(|input| input.as_kernel_param()))
+            .chain([len.as_kernel_param()])
+            .collect();
+        unsafe {
+            self.kernel
+                .function
+                .clone()
+                .launch(per_element(self.len), &mut parameters)
+        }
+        .unwrap_or_else(|e| panic!("{} launch: {e:?}", self.name()));
+        outs.into_iter().map(OutputBuffer::tensor).collect()
     }
 }

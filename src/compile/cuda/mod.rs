@@ -121,14 +121,15 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
-            gelu::forward_source(),
-            gelu::gradient_source(),
+            gelu::forward_source(bf16_rounding::Store::Float),
+            gelu::forward_source(bf16_rounding::Store::Both),
+            gelu::gradient_source(bf16_rounding::Store::Bf16),
             softmax::forward_source(128),
             softmax::gradient_source(512),
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
-            bf16_rounding::SOURCE.to_string(),
+            bf16_rounding::rounding_source(),
             // BERT's vocabulary: rows of many strides of a block.
             cross_entropy::forward_source(30522),
             cross_entropy::gradient_source(30522),
@@ -170,7 +171,17 @@ mod nvrtc_tests {
         let fused = elementwise_source::examples::programs()
             .into_iter()
             .chain(elementwise_source::examples::huge())
-            .map(|(op, lengths)| ElementwiseSource::new(&op, lengths.len()).source());
+            .flat_map(|(op, lengths)| {
+                let plain = ElementwiseSource::new(&op, lengths.len());
+                // The first result also as a bf16 copy, the others as bf16 only.
+                let stores = (0..plain.output_count())
+                    .map(|o| match o {
+                        0 => bf16_rounding::Store::Both,
+                        _ => bf16_rounding::Store::Bf16,
+                    })
+                    .collect();
+                [plain.source(), plain.with_stores(stores).source()]
+            });
         let reductions = reduce_source::examples::reductions()
             .into_iter()
             .chain(reduce_source::examples::huge())
