@@ -9,6 +9,7 @@
 # (a CUDA build runs on a machine without a GPU with the driver stub of `cargo xtask cuda-sdk` on
 # LD_LIBRARY_PATH). MATMUL=tf32|bf16 runs grads, hidden and pretrain with that --matmul, and
 # TOLERANCE (default 1e-4) is the relative error the comparisons with the (float32) CPU allow.
+# Exits 0 when every check ran and every comparison matched.
 set -uo pipefail
 binary=${1:?binary}; cpu=${2:?cpu outputs}; out=${3:?out dir}; speed=${4:-}
 backend=${BACKEND:-cuda}
@@ -23,10 +24,11 @@ else
     uname -a >"$out/card.txt"
 fi
 summary=()
+failures=0
 check() { # name, command...
     local name=$1; shift
     local start=$(date +%s%N)
-    if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; fi
+    if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; failures=$((failures + 1)); fi
     local ms=$(( ($(date +%s%N) - start) / 1000000 ))
     summary+=("$(printf '%-28s %-12s %6d ms' "$name" "$status" "$ms")")
     echo "${summary[-1]}" >>"$out/summary.txt"
@@ -39,6 +41,7 @@ compare() { # name, actual, reference
     else
         summary+=("$(printf '%-28s %s' "$1" "DIFFERS (compare.txt)")")
         echo "${summary[-1]}" >>"$out/summary.txt"
+        failures=$((failures + 1))
     fi
 }
 for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" \
@@ -92,4 +95,6 @@ for r in rows:
 done
 [ -f "$out/bench.txt" ] && cat "$out/bench.txt"
 [ -f "$out/torch.txt" ] && cat "$out/torch.txt"
-grep -m5 -i "panicked\|error" "$out/log.txt"
+grep -m5 -i "panicked\|error" "$out/log.txt" || true
+# The exit status: 0 when every check ran and every comparison matched, else 1.
+[ "$failures" -eq 0 ]
