@@ -12,8 +12,8 @@ use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
         CrossEntropy, CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient,
-        Normalize, NormalizeGradient, PickColumns, PlaceColumns, ReplaceRows, ScatterAddRows,
-        Softmax, SoftmaxGradient, ZeroRows,
+        Normalize, NormalizeGradient, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient,
+        ZeroRows,
     },
     DropbertError, Result,
 };
@@ -35,9 +35,6 @@ pub(crate) enum OpKind {
     Contiguous,
     GatherRows {
         rows: usize,
-        width: usize,
-    },
-    PickColumns {
         width: usize,
     },
     ReplaceRows {
@@ -93,8 +90,6 @@ impl OpKind {
                 rows: gather.rows,
                 width: gather.width,
             }
-        } else if let Some(pick) = any.downcast_ref::<PickColumns>() {
-            OpKind::PickColumns { width: pick.width }
         } else if let Some(replace) = any.downcast_ref::<ReplaceRows>() {
             OpKind::ReplaceRows {
                 rows: replace.rows,
@@ -145,7 +140,6 @@ impl OpKind {
                 shape
             }
             OpKind::GatherRows { width, .. } => vec![inputs[1].numel(), width],
-            OpKind::PickColumns { .. } => vec![inputs[1].numel()],
             OpKind::CrossEntropy { rows, .. } => vec![rows],
             OpKind::ReplaceRows { rows, width } => vec![rows, width],
             OpKind::GateChoose => inputs[1].shape(),
@@ -221,16 +215,6 @@ impl OpKind {
                 let id = builder
                     .graph
                     .add_op(ScatterAddRows { rows, width })
-                    .input(g.id, 0, g.view)
-                    .input(inputs[1].id, 0, inputs[1].view)
-                    .finish();
-                vec![Some(TensorRef::output(id, &[rows, width])), None]
-            }
-            OpKind::PickColumns { width } => {
-                let rows = inputs[1].numel();
-                let id = builder
-                    .graph
-                    .add_op(PlaceColumns { width })
                     .input(g.id, 0, g.view)
                     .input(inputs[1].id, 0, inputs[1].view)
                     .finish();

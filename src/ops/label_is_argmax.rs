@@ -9,8 +9,8 @@ use luminal::{
 use super::{
     cross_entropy::{labelled_rows_op, rows_and_columns},
     input_values,
+    label_column::column_index,
     last_axis::map_row_values,
-    pick_columns::column_index,
 };
 
 /// `out[r] = 1` where `x[r, label_r] >= x[r, j]` for every `j` (ties count as right), else 0, and

@@ -1,5 +1,5 @@
 //! dropbert's own graph ops, beyond luminal's primitives: indexed row gathers and scatters
-//! (embeddings, token dropping), picking one column per row, the adjoint of a view (gradients
+//! (embeddings, token dropping), the adjoint of a view (gradients
 //! through slices and pads), token dropping's choice of kept tokens and importance update, the
 //! gates of switchable blocks (layer dropping), dropout masks drawn from a random key, GELU,
 //! softmax and LayerNorm's normalization as single ops, the masked-LM loss's cross-entropy and
@@ -15,10 +15,10 @@ mod gather_rows;
 mod gelu;
 mod importance_update;
 mod input_values;
+mod label_column;
 mod label_is_argmax;
 mod last_axis;
 mod normalize;
-mod pick_columns;
 mod replace_rows;
 mod scatter_add_rows;
 mod select_kept_tokens;
@@ -48,7 +48,6 @@ pub use normalize::{
     normalize_gradient_row, normalize_last_axis, normalize_row, row_statistics, Normalize,
     NormalizeGradient,
 };
-pub use pick_columns::{pick_columns, PickColumns, PlaceColumns};
 pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;
 pub use select_kept_tokens::{select_kept_tokens, KeptTokenRule, SelectKeptTokens, SequenceTokens};

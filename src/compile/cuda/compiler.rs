@@ -12,7 +12,6 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 use super::{
     adamw_step::CudaAdamWStep,
     bf16_operands::share_rounded_operands,
-    columns::CudaColumns,
     contraction::CudaContraction,
     cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
     dropout_mask::CudaDropoutMask,
@@ -34,9 +33,9 @@ use crate::compile::cpu::{
 };
 use crate::ops::{
     AdamWStep, CrossEntropy, CrossEntropyGradient, DropoutMask, GateChoose, GateMask, GatherRows,
-    Gelu, GeluGradient, ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, PickColumns,
-    PlaceColumns, ReplaceRows, ScatterAddRows, SelectKeptTokens, Softmax, SoftmaxGradient,
-    SumOfSquares, ViewAdjoint, ZeroRows,
+    Gelu, GeluGradient, ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, ReplaceRows,
+    ScatterAddRows, SelectKeptTokens, Softmax, SoftmaxGradient, SumOfSquares, ViewAdjoint,
+    ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -79,8 +78,6 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<ScatterAddRows>()
         || op.is::<ReplaceRows>()
         || op.is::<ZeroRows>()
-        || op.is::<PickColumns>()
-        || op.is::<PlaceColumns>()
         || op.is::<ViewAdjoint>()
         || op.is::<GateChoose>()
         || op.is::<GateMask>()
@@ -202,10 +199,6 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(CudaWriteRows::replace(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ZeroRows>() {
             Box::new(CudaWriteRows::zero(op.clone(), device))
-        } else if let Some(op) = op.downcast_ref::<PickColumns>() {
-            Box::new(CudaColumns::pick(op.clone(), device))
-        } else if let Some(op) = op.downcast_ref::<PlaceColumns>() {
-            Box::new(CudaColumns::place(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<ViewAdjoint>() {
             Box::new(CudaViewAdjoint::new(op.clone(), device))
         } else if let Some(op) = op.downcast_ref::<GateChoose>() {

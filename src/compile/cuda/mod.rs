@@ -1,8 +1,8 @@
 //! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
 //! by the CPU's contraction pass); chains of elementwise primitives run as one generated kernel
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
-//! kernels; dropbert's own ops (row gathers and scatters, column picks, view adjoints, gates,
-//! token dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
+//! kernels; dropbert's own ops (row gathers and scatters, view adjoints, gates, token
+//! dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
 //! normalization, the masked-LM loss's cross-entropy and accuracy, the optimizer's gradient norm
 //! and AdamW step) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
 //! graph is compiled.
@@ -12,8 +12,6 @@ mod adamw_step;
 mod bf16_operands;
 #[cfg(feature = "cuda")]
 mod block_rows;
-#[cfg(feature = "cuda")]
-mod columns;
 #[cfg(feature = "cuda")]
 mod compiler;
 #[cfg(feature = "cuda")]
@@ -111,8 +109,6 @@ mod nvrtc_tests {
             rows::SCATTER_ADD_SOURCE.to_string(),
             rows::write_rows_source("rows[e]"),
             rows::write_rows_source("0.0f"),
-            columns::columns_source(columns::PICK),
-            columns::columns_source(columns::PLACE),
             view_adjoint::view_adjoint_source(&sliced),
             kept_tokens::kernel_source(&rule),
             kept_tokens::kernel_source(&KeptTokenRule {
