@@ -187,8 +187,7 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
 }
 
 /// Makes `node`'s kernel store its results as `stores` say, where it can (a fused elementwise or
-/// GELU kernel; a single cuBLAS GEMM whose product only bf16 GEMMs read): where each result's bf16
-/// copy will be.
+/// GELU kernel): where each result's bf16 copy will be.
 fn store_copies(
     graph: &mut Graph,
     node: NodeIndex,
@@ -204,12 +203,6 @@ fn store_copies(
             (Box::new(fused.storing(all)), fused.results())
         } else if let Some(gelu) = op.downcast_ref::<CudaGeluKernel>() {
             (Box::new(gelu.storing(stores[0].1)), 1)
-        } else if let Some(product) = op
-            .downcast_ref::<CudaContraction>()
-            .filter(|_| stores[0].1 == Store::Bf16)
-            .and_then(CudaContraction::writing_bf16)
-        {
-            (Box::new(product), 1)
         } else {
             return None;
         };

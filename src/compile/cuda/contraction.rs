@@ -21,7 +21,7 @@ use luminal_cudarc::{
 };
 
 use super::{
-    bf16_operands::{bf16_input, bf16_tensor},
+    bf16_operands::bf16_input,
     bf16_rounding::worth_rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
@@ -76,8 +76,6 @@ pub struct CudaContraction {
     /// Whether the operands arrive rounded to bf16 (`--matmul bf16` and a cuBLAS plan worth it;
     /// see `bf16_operands::share_rounded_operands`).
     reads_bf16: bool,
-    /// Whether cuBLAS writes the product in bf16, where only bf16 GEMMs read it.
-    writes_bf16: bool,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -98,8 +96,8 @@ impl std::fmt::Debug for CudaContraction {
     }
 }
 
-/// cuBLAS's operand type and compute type in each precision; the accumulation is float32 in
-/// every one, and so is the output, except a bf16 product that only bf16 GEMMs read. TF32 rounds float32 operands on their way into the tensor
+/// cuBLAS's operand type and compute type in each precision; the output is float32 and the
+/// accumulation float32 in every one. TF32 rounds float32 operands on their way into the tensor
 /// cores; bf16 operands are rounded in memory first ([`super::bf16_operands`]).
 fn cublas_types(precision: MatmulPrecision) -> (cudaDataType, cublasComputeType_t) {
     match precision {
@@ -325,16 +323,6 @@ impl CudaContraction {
         self.reads_bf16
     }
 
-    /// The same contraction with cuBLAS writing the product in bf16, where its plan is one
-    /// cuBLAS GEMM writing the output directly and its operands are bf16 (cuBLAS writes bf16
-    /// from bf16 operands only).
-    pub fn writing_bf16(&self) -> Option<Self> {
-        (self.reads_bf16 && matches!(self.plan, Plan::Gemm(_))).then(|| Self {
-            writes_bf16: true,
-            ..self.clone()
-        })
-    }
-
     pub fn new(
         op: &Contraction,
         precision: MatmulPrecision,
@@ -385,30 +373,19 @@ impl CudaContraction {
             plan,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
-            writes_bf16: false,
             blas: blas.clone(),
             device: device.clone(),
         }
     }
 
     /// `a` and `b` point to the operands' buffers, in the operand type of the precision.
-    /// `out` points to the output's buffer, of `out_type` (float32, or bf16).
-    fn run_gemm(
-        &self,
-        call: &GemmCall,
-        loops: &[AxisStrides],
-        [a, b, out]: [u64; 3],
-        out_type: cudaDataType,
-    ) {
+    fn run_gemm(&self, call: &GemmCall, loops: &[AxisStrides], a: u64, b: u64, out: u64) {
         let (operand_type, compute) = cublas_types(self.precision);
         let operand_bytes = match operand_type {
             cudaDataType::CUDA_R_16BF => 2u64,
             _ => 4,
         };
-        let out_bytes = match out_type {
-            cudaDataType::CUDA_R_16BF => 2u64,
-            _ => 4,
-        };
+        let float = std::mem::size_of::<f32>() as u64;
         // The outer loops (all but the batched one) on the host, as element offsets.
         let outer = &loops[..loops.len().saturating_sub(1)];
         let total: usize = outer.iter().map(|axis| axis.0).product();
@@ -454,8 +431,8 @@ impl CudaContraction {
                     call.ldy,
                     stride_y,
                     (&beta as *const f32).cast(),
-                    (out + offset_out * out_bytes) as *mut _,
-                    out_type,
+                    (out + offset_out * float) as *mut _,
+                    cudaDataType::CUDA_R_32F,
                     call.ldc,
                     call.batch_strides.2,
                     call.batch,
@@ -470,6 +447,7 @@ impl CudaContraction {
 
 impl Operator for CudaContraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         // The operands' views are in the plan; their buffers are read as they are.
         let float_operands = || {
             (
@@ -486,19 +464,10 @@ impl Operator for CudaContraction {
             let (a, b) = float_operands();
             (*a.device_ptr(), *b.device_ptr())
         };
-        if let (true, Plan::Gemm(call)) = (self.writes_bf16, &self.plan) {
-            // Every element is written.
-            let mut rounded =
-                unsafe { self.device.alloc::<u16>(self.out_len) }.expect("GPU allocation");
-            let operands = [a_ptr, b_ptr, *rounded.device_ptr_mut()];
-            self.run_gemm(call, &self.loops, operands, cudaDataType::CUDA_R_16BF);
-            return vec![bf16_tensor(rounded)];
-        }
-        let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         match &self.plan {
             Plan::Gemm(call) => {
-                let operands = [a_ptr, b_ptr, *out.device_ptr_mut()];
-                self.run_gemm(call, &self.loops, operands, cudaDataType::CUDA_R_32F);
+                let out_ptr = *out.device_ptr_mut();
+                self.run_gemm(call, &self.loops, a_ptr, b_ptr, out_ptr);
             }
             Plan::Staged {
                 call,
@@ -508,8 +477,7 @@ impl Operator for CudaContraction {
                 let mut staged =
                     unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
                 let staged_ptr = *staged.device_ptr_mut();
-                let operands = [a_ptr, b_ptr, staged_ptr];
-                self.run_gemm(call, loops, operands, cudaDataType::CUDA_R_32F);
+                self.run_gemm(call, loops, a_ptr, b_ptr, staged_ptr);
                 let args = (&mut out, &staged, int(self.out_len));
                 unsafe {
                     scatter
