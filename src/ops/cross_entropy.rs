@@ -62,17 +62,27 @@ pub fn cross_entropy_gradient_row(x: &[f32], label: Option<usize>, d: f32, out: 
 
 impl Operator for CrossEntropy {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_values(&inputs[0].0, &inputs[0].1);
-        let labels = input_values(&inputs[1].0, &inputs[1].1);
-        let width = self.width;
-        assert_eq!((x.len(), labels.len()), (self.rows * width, self.rows));
-        vec![Tensor::new(map_row_values(self.rows, width, |r| {
-            cross_entropy_row(
-                &x[r * width..(r + 1) * width],
-                column_index(labels[r], width),
-            )
-        }))]
+        per_labelled_row(&inputs, self.rows, self.width, cross_entropy_row)
     }
+}
+
+/// One value per row of the logits (input 0) given the row's label (input 1, as
+/// [`column_index`] reads it): what `row_rule` gives for the row.
+pub(super) fn per_labelled_row(
+    inputs: &[(InputTensor, ShapeTracker)],
+    rows: usize,
+    width: usize,
+    row_rule: impl Fn(&[f32], Option<usize>) -> f32 + Sync,
+) -> Vec<Tensor> {
+    let x = input_values(&inputs[0].0, &inputs[0].1);
+    let labels = input_values(&inputs[1].0, &inputs[1].1);
+    assert_eq!((x.len(), labels.len()), (rows * width, rows));
+    vec![Tensor::new(map_row_values(rows, width, |r| {
+        row_rule(
+            &x[r * width..(r + 1) * width],
+            column_index(labels[r], width),
+        )
+    }))]
 }
 
 impl Operator for CrossEntropyGradient {

@@ -6,12 +6,7 @@ use luminal::{
     prelude::*,
 };
 
-use super::{
-    cross_entropy::{labelled_rows_op, rows_and_columns},
-    input_values,
-    label_column::column_index,
-    last_axis::map_row_values,
-};
+use super::cross_entropy::{labelled_rows_op, per_labelled_row, rows_and_columns};
 
 /// `out[r] = 1` where `x[r, label_r] >= x[r, j]` for every `j` (ties count as right), else 0, and
 /// 0 where the label is negative: inputs the logits `x [rows, width]` (any view) and the labels
@@ -32,16 +27,7 @@ pub fn label_is_argmax_row(x: &[f32], label: Option<usize>) -> f32 {
 
 impl Operator for LabelIsArgmax {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_values(&inputs[0].0, &inputs[0].1);
-        let labels = input_values(&inputs[1].0, &inputs[1].1);
-        let width = self.width;
-        assert_eq!((x.len(), labels.len()), (self.rows * width, self.rows));
-        vec![Tensor::new(map_row_values(self.rows, width, |r| {
-            label_is_argmax_row(
-                &x[r * width..(r + 1) * width],
-                column_index(labels[r], width),
-            )
-        }))]
+        per_labelled_row(&inputs, self.rows, self.width, label_is_argmax_row)
     }
 }
 
@@ -57,6 +43,7 @@ pub fn label_is_argmax<N: Dimension, W: Dimension>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::label_column::column_index;
     use super::*;
 
     #[test]
