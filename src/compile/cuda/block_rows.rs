@@ -1,22 +1,9 @@
-//! Kernels that give each row of a `[rows, width]` buffer to one block of [`BLOCK_THREADS`]
-//! threads, for rows too long for one warp (the masked-LM logits, a vocabulary wide): the threads
-//! stride the row, then combine their partial results with warp shuffles and across the block's
-//! warps through shared memory ([`BLOCK_REDUCTIONS`]). Cross-entropy and its gradient run this way.
-use std::sync::Arc;
-
-use luminal::{
-    op::{InputTensor, Operator},
-    prelude::*,
-};
-use luminal_cudarc::driver::{CudaDevice, LaunchAsync, LaunchConfig};
-
-use super::{
-    device_buffer::{device_tensor, input_slice},
-    kernel::Kernel,
-};
-
-/// Threads per block, one block per row; the kernel sources stride their rows by it.
-pub const BLOCK_THREADS: u32 = 256;
+//! Reductions for kernels that give each row of a `[rows, width]` buffer to one block of
+//! [`BLOCK_THREADS`] threads (`row_kernel::CudaRowKernel::block_per_row`), for rows too long for
+//! one warp (the masked-LM logits, a vocabulary wide): the threads stride the row, then combine
+//! their partial results with warp shuffles and across the block's warps through shared memory.
+//! Cross-entropy, its gradient and the accuracy run this way.
+pub use super::row_kernel::BLOCK_THREADS;
 
 /// Block-wide reductions, each called once per kernel (their shared slots are not reused), by
 /// every thread of the block, which all get the result; they use `warp_max` of
@@ -79,57 +66,3 @@ __device__ void block_exponential_sum(float *m, float *s) {
     *s = partial_s[0];
 }
 "#;
-
-/// A row kernel `dropbert_kernel(float *out, const float *in0, const float *in1
-/// [, const float *in2])`, block `blockIdx.x` computing row `blockIdx.x`; its inputs are read as
-/// plain buffers, and it writes `row_output` values per row.
-#[derive(Debug, Clone, LuminalEqFalse)]
-pub struct CudaBlockRows {
-    rows: usize,
-    /// Values written per row: 1, or the row's width.
-    row_output: usize,
-    kernel: Kernel,
-    name: &'static str,
-}
-
-impl CudaBlockRows {
-    pub fn new(
-        rows: usize,
-        row_output: usize,
-        source: &str,
-        name: &'static str,
-        device: &Arc<CudaDevice>,
-    ) -> Self {
-        Self {
-            rows,
-            row_output,
-            kernel: Kernel::compile(device, source),
-            name,
-        }
-    }
-}
-
-impl Operator for CudaBlockRows {
-    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let len = self.rows * self.row_output;
-        // Every element is written.
-        let mut out = unsafe { self.kernel.device.alloc::<f32>(len) }.expect("GPU allocation");
-        let config = LaunchConfig {
-            grid_dim: (u32::try_from(self.rows).expect("grid"), 1, 1),
-            block_dim: (BLOCK_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let function = self.kernel.function.clone();
-        let first = input_slice(&inputs[0].0, self.name);
-        let second = input_slice(&inputs[1].0, self.name);
-        let launched = match inputs.get(2) {
-            None => unsafe { function.launch(config, (&mut out, first, second)) },
-            Some((third, _)) => {
-                let third = input_slice(third, self.name);
-                unsafe { function.launch(config, (&mut out, first, second, third)) }
-            }
-        };
-        launched.unwrap_or_else(|e| panic!("{} launch: {e:?}", self.name));
-        vec![device_tensor(out)]
-    }
-}

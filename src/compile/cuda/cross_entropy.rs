@@ -1,5 +1,5 @@
 //! [`CrossEntropy`] and [`CrossEntropyGradient`] on the GPU as block-per-row kernels
-//! ([`CudaBlockRows`]), the row width baked in: one pass over a row's logits gives its maximum and
+//! ([`CudaRowKernel`]), the row width baked in: one pass over a row's logits gives its maximum and
 //! exponential sum; the gradient then writes the row in a second pass. An unused slot's row
 //! (negative label) reads nothing and gives 0; a label outside the row stops the kernel
 //! (`__trap`), as the CPU kernels' asserts do.
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use luminal_cudarc::driver::CudaDevice;
 
 use super::{
-    block_rows::{CudaBlockRows, BLOCK_REDUCTIONS, BLOCK_THREADS},
+    block_rows::{BLOCK_REDUCTIONS, BLOCK_THREADS},
+    row_kernel::CudaRowKernel,
     warp_rows::WARP_REDUCTIONS,
 };
 use crate::ops::{CrossEntropy, CrossEntropyGradient};
@@ -30,7 +31,7 @@ __device__ int label_column(float label) {{
 pub(super) fn forward_source(width: usize) -> String {
     format!(
         r#"{helpers}
-extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels) {{
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels, int rows) {{
     int r = blockIdx.x, c = label_column(labels[r]);
     if (c < 0) {{
         if (threadIdx.x == 0) out[r] = 0.0f;
@@ -50,7 +51,7 @@ pub(super) fn gradient_source(width: usize) -> String {
     format!(
         r#"{helpers}
 extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels,
-                                           const float *d) {{
+                                           const float *d, int rows) {{
     int r = blockIdx.x, c = label_column(labels[r]);
     long long at = (long long)r * {width};
     if (c < 0) {{
@@ -70,15 +71,15 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     )
 }
 
-pub fn cuda_cross_entropy(op: &CrossEntropy, device: &Arc<CudaDevice>) -> CudaBlockRows {
+pub fn cuda_cross_entropy(op: &CrossEntropy, device: &Arc<CudaDevice>) -> CudaRowKernel {
     let source = forward_source(op.width);
-    CudaBlockRows::new(op.rows, 1, &source, "CrossEntropy", device)
+    CudaRowKernel::block_per_row(op.rows, 1, &source, "CrossEntropy", device)
 }
 
 pub fn cuda_cross_entropy_gradient(
     op: &CrossEntropyGradient,
     device: &Arc<CudaDevice>,
-) -> CudaBlockRows {
+) -> CudaRowKernel {
     let source = gradient_source(op.width);
-    CudaBlockRows::new(op.rows, op.width, &source, "CrossEntropyGradient", device)
+    CudaRowKernel::block_per_row(op.rows, op.width, &source, "CrossEntropyGradient", device)
 }

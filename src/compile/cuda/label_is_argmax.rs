@@ -1,19 +1,16 @@
-//! [`LabelIsArgmax`] on the GPU as a block-per-row kernel ([`CudaBlockRows`]), the row width baked
+//! [`LabelIsArgmax`] on the GPU as a block-per-row kernel ([`CudaRowKernel`]), the row width baked
 //! in: the row's maximum over the block, then one compare with the label's logit.
 use std::sync::Arc;
 
 use luminal_cudarc::driver::CudaDevice;
 
-use super::{
-    block_rows::{CudaBlockRows, BLOCK_THREADS},
-    cross_entropy::row_helpers,
-};
+use super::{block_rows::BLOCK_THREADS, cross_entropy::row_helpers, row_kernel::CudaRowKernel};
 use crate::ops::LabelIsArgmax;
 
 pub(super) fn source(width: usize) -> String {
     format!(
         r#"{helpers}
-extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels) {{
+extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels, int rows) {{
     int r = blockIdx.x, c = label_column(labels[r]);
     if (c < 0) {{
         if (threadIdx.x == 0) out[r] = 0.0f;
@@ -29,6 +26,6 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     )
 }
 
-pub fn cuda_label_is_argmax(op: &LabelIsArgmax, device: &Arc<CudaDevice>) -> CudaBlockRows {
-    CudaBlockRows::new(op.rows, 1, &source(op.width), "LabelIsArgmax", device)
+pub fn cuda_label_is_argmax(op: &LabelIsArgmax, device: &Arc<CudaDevice>) -> CudaRowKernel {
+    CudaRowKernel::block_per_row(op.rows, 1, &source(op.width), "LabelIsArgmax", device)
 }

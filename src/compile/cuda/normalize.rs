@@ -1,10 +1,10 @@
-//! [`Normalize`] and [`NormalizeGradient`] on the GPU as warp-per-row kernels ([`CudaWarpRows`]),
+//! [`Normalize`] and [`NormalizeGradient`] on the GPU as warp-per-row kernels ([`CudaRowKernel`]),
 //! the width and epsilon baked in.
 use std::sync::Arc;
 
 use luminal_cudarc::driver::CudaDevice;
 
-use super::warp_rows::{CudaWarpRows, WARP_REDUCTIONS};
+use super::{row_kernel::CudaRowKernel, warp_rows::WARP_REDUCTIONS};
 use crate::ops::{Normalize, NormalizeGradient};
 
 /// Each row's mean and `1 / sqrt(var + epsilon)` into `mean` and `inverse_std`, as
@@ -66,12 +66,12 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     )
 }
 
-pub fn cuda_normalize(op: &Normalize, device: &Arc<CudaDevice>) -> CudaWarpRows {
+pub fn cuda_normalize(op: &Normalize, device: &Arc<CudaDevice>) -> CudaRowKernel {
     let source = forward_source(op.width, op.epsilon);
-    CudaWarpRows::new(op.rows, op.width, &source, "Normalize", device)
+    CudaRowKernel::warp_per_row(op.rows, op.width, &source, "Normalize", device)
 }
 
-pub fn cuda_normalize_gradient(op: &NormalizeGradient, device: &Arc<CudaDevice>) -> CudaWarpRows {
+pub fn cuda_normalize_gradient(op: &NormalizeGradient, device: &Arc<CudaDevice>) -> CudaRowKernel {
     let source = gradient_source(op.width, op.epsilon);
-    CudaWarpRows::new(op.rows, op.width, &source, "NormalizeGradient", device)
+    CudaRowKernel::warp_per_row(op.rows, op.width, &source, "NormalizeGradient", device)
 }

@@ -1,10 +1,10 @@
-//! [`Softmax`] and [`SoftmaxGradient`] on the GPU as warp-per-row kernels ([`CudaWarpRows`]), the
+//! [`Softmax`] and [`SoftmaxGradient`] on the GPU as warp-per-row kernels ([`CudaRowKernel`]), the
 //! row length baked in.
 use std::sync::Arc;
 
 use luminal_cudarc::driver::CudaDevice;
 
-use super::warp_rows::{CudaWarpRows, WARP_REDUCTIONS};
+use super::{row_kernel::CudaRowKernel, warp_rows::WARP_REDUCTIONS};
 use crate::ops::{Softmax, SoftmaxGradient};
 
 pub(super) fn forward_source(row: usize) -> String {
@@ -41,12 +41,12 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *y, const flo
     )
 }
 
-pub fn cuda_softmax(op: &Softmax, device: &Arc<CudaDevice>) -> CudaWarpRows {
-    CudaWarpRows::new(op.rows, op.row, &forward_source(op.row), "Softmax", device)
+pub fn cuda_softmax(op: &Softmax, device: &Arc<CudaDevice>) -> CudaRowKernel {
+    CudaRowKernel::warp_per_row(op.rows, op.row, &forward_source(op.row), "Softmax", device)
 }
 
-pub fn cuda_softmax_gradient(op: &SoftmaxGradient, device: &Arc<CudaDevice>) -> CudaWarpRows {
-    CudaWarpRows::new(
+pub fn cuda_softmax_gradient(op: &SoftmaxGradient, device: &Arc<CudaDevice>) -> CudaRowKernel {
+    CudaRowKernel::warp_per_row(
         op.rows,
         op.row,
         &gradient_source(op.row),
