@@ -26,8 +26,7 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceSlice, LaunchAsync};
 
 use super::{
-    bf16_rounding::rounding_source,
-    bf16_rounding::Store,
+    bf16_rounding::{output_buffers, rounding_source, Store},
     contraction::CudaContraction,
     device_buffer::input_slice,
     fused_elementwise::CudaFusedElementwise,
@@ -187,42 +186,40 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
 }
 
 /// Makes `node`'s kernel store its results as `stores` say, where it can (a fused elementwise or
-/// GELU kernel): where each result's bf16 copy will be.
+/// GELU kernel): where each result's bf16 copy will be, as [`output_buffers`] orders them.
 fn store_copies(
     graph: &mut Graph,
     node: NodeIndex,
     stores: &[(u8, Store)],
 ) -> Option<Vec<(Place, Place)>> {
     let op = graph.graph.node_weight(node).expect("live node").as_any();
-    let (kernel, results): (Box<dyn Operator>, usize) =
+    let every_result = |results: usize| {
+        let mut all = vec![Store::Float; results];
+        for &(output, store) in stores {
+            all[output as usize] = store;
+        }
+        all
+    };
+    let (kernel, all): (Box<dyn Operator>, Vec<Store>) =
         if let Some(fused) = op.downcast_ref::<CudaFusedElementwise>() {
-            let mut all = vec![Store::Float; fused.results()];
-            for &(output, store) in stores {
-                all[output as usize] = store;
-            }
-            (Box::new(fused.storing(all)), fused.results())
+            let all = every_result(fused.results());
+            (Box::new(fused.storing(all.clone())), all)
         } else if let Some(gelu) = op.downcast_ref::<CudaGeluKernel>() {
-            (Box::new(gelu.storing(stores[0].1)), 1)
+            let all = every_result(1);
+            (Box::new(gelu.storing(all[0])), all)
         } else {
             return None;
         };
     *graph.graph.node_weight_mut(node).expect("live node") = kernel;
-    // Results stored as bf16 only keep their place; bf16 copies of results also stored as
-    // float32 follow all the results, in order.
-    let mut next_copy = results;
-    let mut sorted = stores.to_vec();
-    sorted.sort_by_key(|&(output, _)| output);
+    let buffers = output_buffers(&all);
     Some(
-        sorted
-            .into_iter()
-            .map(|(output, store)| {
-                let place = match store {
-                    Store::Both => {
-                        next_copy += 1;
-                        next_copy - 1
-                    }
-                    _ => output as usize,
-                };
+        stores
+            .iter()
+            .map(|&(output, _)| {
+                let place = buffers
+                    .iter()
+                    .position(|&(result, bf16)| result == output as usize && bf16)
+                    .expect("every rounded result has a bf16 buffer");
                 let place = u8::try_from(place).expect("luminal addresses outputs with a u8");
                 ((node, output), (node, place))
             })
