@@ -14,7 +14,10 @@ use super::{
 };
 use crate::ops::{CrossEntropy, CrossEntropyGradient};
 
-/// The reductions and `label_column(label)`: a row's label as a column, -1 for none.
+/// The reductions, `label_column(label)` (a row's label as a column, -1 for none), and
+/// `labelled_row(out, x, labels, &c)` for kernels writing one value a row: the row of `x` that
+/// block `blockIdx.x` takes, with its label's column in `c`, or null for an unused slot, whose
+/// value it sets to 0.
 pub(super) fn row_helpers(width: usize) -> String {
     format!(
         r#"{WARP_REDUCTIONS}{BLOCK_REDUCTIONS}
@@ -24,6 +27,15 @@ __device__ int label_column(float label) {{
     if (c >= {width}) __trap();
     return c;
 }}
+__device__ const float *labelled_row(float *out, const float *x, const float *labels, int *c) {{
+    int r = blockIdx.x;
+    *c = label_column(labels[r]);
+    if (*c < 0) {{
+        if (threadIdx.x == 0) out[r] = 0.0f;
+        return nullptr;
+    }}
+    return x + (long long)r * {width};
+}}
 "#
     )
 }
@@ -32,16 +44,13 @@ pub(super) fn forward_source(width: usize) -> String {
     format!(
         r#"{helpers}
 extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels, int rows) {{
-    int r = blockIdx.x, c = label_column(labels[r]);
-    if (c < 0) {{
-        if (threadIdx.x == 0) out[r] = 0.0f;
-        return;
-    }}
-    const float *row = x + (long long)r * {width};
+    int c;
+    const float *row = labelled_row(out, x, labels, &c);
+    if (row == nullptr) return;
     float m = NEGATIVE_INFINITY, s = 0.0f;
     for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) add_exponential(&m, &s, row[j]);
     block_exponential_sum(&m, &s);
-    if (threadIdx.x == 0) out[r] = logf(s) - (row[c] - m);
+    if (threadIdx.x == 0) out[blockIdx.x] = logf(s) - (row[c] - m);
 }}"#,
         helpers = row_helpers(width)
     )

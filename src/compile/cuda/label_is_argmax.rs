@@ -11,16 +11,13 @@ pub(super) fn source(width: usize) -> String {
     format!(
         r#"{helpers}
 extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *labels, int rows) {{
-    int r = blockIdx.x, c = label_column(labels[r]);
-    if (c < 0) {{
-        if (threadIdx.x == 0) out[r] = 0.0f;
-        return;
-    }}
-    const float *row = x + (long long)r * {width};
+    int c;
+    const float *row = labelled_row(out, x, labels, &c);
+    if (row == nullptr) return;
     float m = NEGATIVE_INFINITY;
     for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) m = fmaxf(m, row[j]);
     m = block_max(m);
-    if (threadIdx.x == 0) out[r] = row[c] >= m ? 1.0f : 0.0f;
+    if (threadIdx.x == 0) out[blockIdx.x] = row[c] >= m ? 1.0f : 0.0f;
 }}"#,
         helpers = row_helpers(width)
     )
