@@ -11,9 +11,9 @@ use luminal::{
 use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
-        CrossEntropy, CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient,
-        Normalize, NormalizeGradient, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient,
-        ZeroRows,
+        AttentionProbabilities, AttentionProbabilitiesGradient, AttentionRows, CrossEntropy,
+        CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, Normalize,
+        NormalizeGradient, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
     },
     DropbertError, Result,
 };
@@ -56,6 +56,7 @@ pub(crate) enum OpKind {
         rows: usize,
         width: usize,
     },
+    AttentionProbabilities(AttentionRows),
 }
 
 impl OpKind {
@@ -110,6 +111,8 @@ impl OpKind {
                 rows: softmax.rows,
                 row: softmax.row,
             }
+        } else if let Some(probabilities) = any.downcast_ref::<AttentionProbabilities>() {
+            OpKind::AttentionProbabilities(probabilities.0)
         } else if let Some(loss) = any.downcast_ref::<CrossEntropy>() {
             OpKind::CrossEntropy {
                 rows: loss.rows,
@@ -279,6 +282,21 @@ impl OpKind {
                     .input(g.id, 0, g.view)
                     .finish();
                 vec![Some(TensorRef::output(id, &[rows, width])), None]
+            }
+            OpKind::AttentionProbabilities(rows) => {
+                let mut op = builder
+                    .graph
+                    .add_op(AttentionProbabilitiesGradient(rows))
+                    .input(inputs[0].id, 0, inputs[0].view)
+                    .input(inputs[1].id, 0, inputs[1].view)
+                    .input(g.id, 0, g.view);
+                if let Some(key) = inputs.get(AttentionProbabilities::KEY as usize) {
+                    op = op.input(key.id, 0, key.view);
+                }
+                let id = op.finish();
+                let mut gradients = vec![Some(TensorRef::output(id, &inputs[0].shape())), None];
+                gradients.resize(inputs.len(), None);
+                gradients
             }
         }
     }

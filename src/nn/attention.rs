@@ -5,7 +5,7 @@ use super::{
     linear::Linear,
     parameters::{ParameterRef, Parameters},
 };
-use crate::{config::BertConfig, ops::softmax_last_axis};
+use crate::{config::BertConfig, ops::attention_probabilities};
 
 /// Additive attention bias from a `[batch, keys]` 0/1 padding mask: 0 where a key may be attended,
 /// the most negative float where it is padding (as Hugging Face BERT does).
@@ -56,10 +56,9 @@ impl<C: BertConfig> BertSelfAttention<C> {
             .reshape::<(C::Batch, K, C::Heads, C::HeadDim)>()
             .permute::<(C::Batch, C::Heads, K, C::HeadDim), Axes4<0, 2, 1, 3>>();
         let scale = 1.0 / (C::DIMS.head_dim() as f32).sqrt();
-        let scores =
-            q.matmul(k) * scale + mask_bias.expand::<(C::Batch, C::Heads, Q, K), Axes2<1, 2>>();
-        self.dropout
-            .attention(softmax_last_axis(scores))
+        let scores = q.matmul(k);
+        let dropout = self.dropout.attention_site(scores);
+        attention_probabilities(scores, mask_bias, scale, dropout)
             .matmul(v)
             .permute::<(C::Batch, Q, C::Heads, C::HeadDim), Axes4<0, 2, 1, 3>>()
             .reshape::<(C::Batch, Q, C::Hidden)>()

@@ -2,7 +2,7 @@ use std::{cell::RefCell, rc::Rc};
 
 use luminal::prelude::*;
 
-use crate::ops::{dropout_mask, RandomKey};
+use crate::ops::{dropout_mask, AttentionDropout, RandomKey};
 
 /// The random key of training step `step` of a run seeded with `seed`: the host feeds it to the
 /// graph's key input each step, and the graph draws every dropout mask from it.
@@ -53,15 +53,30 @@ impl Dropout {
         self.apply(x, self.hidden_rate)
     }
 
-    /// Dropout of attention probabilities.
-    pub fn attention<S: Shape>(&self, x: GraphTensor<S>) -> GraphTensor<S> {
-        self.apply(x, self.attention_rate)
+    /// The dropout of attention probabilities that `x`'s graph applies in its own op
+    /// ([`attention_probabilities`](crate::ops::attention_probabilities)): the key input and the
+    /// site's rate and stream, or `None` at a rate of 0.
+    pub fn attention_site<S: Shape>(
+        &self,
+        x: GraphTensor<S>,
+    ) -> Option<(GraphTensor<RandomKey>, AttentionDropout)> {
+        let rate = self.attention_rate;
+        (rate != 0.0).then(|| {
+            let (key, stream) = self.new_site(x);
+            (key, AttentionDropout { rate, stream })
+        })
     }
 
     fn apply<S: Shape>(&self, x: GraphTensor<S>, rate: f32) -> GraphTensor<S> {
         if rate == 0.0 {
             return x;
         }
+        let (key, stream) = self.new_site(x);
+        x * dropout_mask::<S>(key, rate, stream)
+    }
+
+    /// The key input of `x`'s graph and the stream of a new site.
+    fn new_site<S: Shape>(&self, x: GraphTensor<S>) -> (GraphTensor<RandomKey>, u32) {
         let mut sites = self.sites.borrow_mut();
         let key = *sites
             .key
@@ -72,7 +87,7 @@ impl Dropout {
         );
         let stream = sites.count;
         sites.count += 1;
-        x * dropout_mask::<S>(key, rate, stream)
+        (key, stream)
     }
 
     /// The key input the masks are drawn from, once there is a mask: fed each step with
@@ -114,7 +129,7 @@ mod tests {
         let x = graph.tensor::<R2<100, 1000>>();
         let dropout = Dropout::new(0.1, 0.25);
         let hidden = dropout.hidden(x).retrieve();
-        let attention = dropout.attention(x).retrieve();
+        let second = dropout.hidden(x * 1.0).retrieve();
         assert_eq!(dropout.site_count(), 2);
         let key = dropout.key().expect("a key input");
         let input: Vec<f32> = (0..100_000).map(|i| 1.0 + (i % 7) as f32).collect();
@@ -122,12 +137,12 @@ mod tests {
             graph.set_tensor(x.id, 0, Tensor::new(input.clone()));
             graph.set_tensor(key.id, 0, Tensor::new(key_values(step_key(3, step))));
             graph.execute();
-            let outputs = (values(&graph, hidden.id), values(&graph, attention.id));
-            graph.drop_tensors(vec![hidden.id, attention.id]);
+            let outputs = (values(&graph, hidden.id), values(&graph, second.id));
+            graph.drop_tensors(vec![hidden.id, second.id]);
             outputs
         };
-        let (hidden_0, attention_0) = run(0);
-        for (output, rate, stream) in [(&hidden_0, 0.1f32, 0), (&attention_0, 0.25, 1)] {
+        let (hidden_0, second_0) = run(0);
+        for (output, rate, stream) in [(&hidden_0, 0.1f32, 0), (&second_0, 0.1, 1)] {
             let kept = output.iter().filter(|&&v| v != 0.0).count() as f64 / 100_000.0;
             assert!((kept - (1.0 - rate) as f64).abs() < 0.005, "kept {kept}");
             let mask = DropoutMask {
@@ -143,9 +158,27 @@ mod tests {
             }
         }
         let zeros = |v: &[f32]| v.iter().map(|&y| y == 0.0).collect::<Vec<_>>();
-        assert_ne!(zeros(&hidden_0), zeros(&attention_0));
-        assert_eq!(run(0), (hidden_0.clone(), attention_0));
+        assert_ne!(zeros(&hidden_0), zeros(&second_0));
+        assert_eq!(run(0), (hidden_0.clone(), second_0));
         assert_ne!(zeros(&run(1).0), zeros(&hidden_0));
+    }
+
+    #[test]
+    fn attention_sites_take_the_graphs_key_and_the_next_stream() {
+        let mut graph = Graph::new();
+        let x = graph.tensor::<R1<8>>();
+        let dropout = Dropout::new(0.1, 0.25);
+        dropout.hidden(x);
+        let (key, site) = dropout.attention_site(x).expect("a site at rate 0.25");
+        assert_eq!(Some(key.id), dropout.key().map(|key| key.id));
+        assert_eq!(
+            site,
+            AttentionDropout {
+                rate: 0.25,
+                stream: 1
+            }
+        );
+        assert!(Dropout::new(0.1, 0.0).attention_site(x).is_none());
     }
 
     #[test]

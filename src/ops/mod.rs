@@ -1,13 +1,14 @@
 //! dropbert's own graph ops, beyond luminal's primitives: indexed row gathers and scatters
-//! (embeddings, token dropping), the adjoint of a view (gradients
-//! through slices and pads), token dropping's choice of kept tokens and importance update, the
-//! gates of switchable blocks (layer dropping), dropout masks drawn from a random key, GELU,
-//! softmax and LayerNorm's normalization as single ops, the masked-LM loss's cross-entropy and
-//! accuracy per prediction, and the optimizer's fused steps (the gradients' sum of squares, AdamW
-//! over a group of tensors).
+//! (embeddings, token dropping), the adjoint of a view (gradients through slices and pads), token
+//! dropping's choice of kept tokens and importance update, the gates of switchable blocks (layer
+//! dropping), dropout masks drawn from a random key, GELU, softmax, attention's probabilities
+//! (scale, padding bias, softmax and dropout in one) and LayerNorm's normalization as single ops,
+//! the masked-LM loss's cross-entropy and accuracy per prediction, and the optimizer's fused
+//! steps (the gradients' sum of squares, AdamW over a group of tensors).
 //! Each carries a CPU kernel; the differentiable ones have a backward rule in
 //! [`crate::autograd`].
 mod adamw_step;
+mod attention_probabilities;
 mod cross_entropy;
 mod dropout_mask;
 mod gate;
@@ -28,6 +29,10 @@ mod view_adjoint;
 
 pub use adamw_step::{
     adamw_element, AdamWConstants, AdamWScalars, AdamWStep, ADAMW_SCALAR_INPUTS, MAX_GROUP,
+};
+pub use attention_probabilities::{
+    attention_probabilities, AttentionDropout, AttentionProbabilities,
+    AttentionProbabilitiesGradient, AttentionRows,
 };
 pub use cross_entropy::{
     cross_entropy, cross_entropy_gradient_row, cross_entropy_row, CrossEntropy,

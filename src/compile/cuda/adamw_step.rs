@@ -14,7 +14,7 @@ use luminal_cudarc::driver::{CudaDevice, DevicePtr, DeviceRepr, LaunchAsync};
 use super::{
     device_buffer::{device_slice, device_tensor, input_slice},
     group_blocks::{GroupBlocks, GROUP_THREADS},
-    kernel::{blocks_of, Kernel},
+    kernel::{blocks_of, float_literal, Kernel},
 };
 use crate::ops::{AdamWConstants, AdamWStep, ADAMW_SCALAR_INPUTS, MAX_GROUP};
 
@@ -30,10 +30,6 @@ struct PointerTable([u64; POINTERS_PER_TENSOR * MAX_GROUP]);
 
 // SAFETY: a plain array of device addresses, which the kernel reads as a struct of pointers.
 unsafe impl DeviceRepr for PointerTable {}
-
-fn float_literal(value: f32) -> String {
-    format!("__uint_as_float(0x{:08x}u)", value.to_bits())
-}
 
 pub(super) fn source(constants: &AdamWConstants, blocks: &GroupBlocks, decays: &[bool]) -> String {
     let decays = decays

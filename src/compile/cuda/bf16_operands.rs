@@ -26,6 +26,7 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceSlice, LaunchAsync};
 
 use super::{
+    attention_probabilities::CudaAttentionProbabilities,
     bf16_rounding::{output_buffers, rounding_source, Store},
     contraction::CudaContraction,
     device_buffer::input_slice,
@@ -207,6 +208,9 @@ fn store_copies(
         } else if let Some(gelu) = op.downcast_ref::<CudaGeluKernel>() {
             let all = every_result(1);
             (Box::new(gelu.storing(all[0])), all)
+        } else if let Some(probabilities) = op.downcast_ref::<CudaAttentionProbabilities>() {
+            let all = every_result(1);
+            (Box::new(probabilities.storing(all[0])), all)
         } else {
             return None;
         };

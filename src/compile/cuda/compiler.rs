@@ -11,6 +11,7 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
     adamw_step::CudaAdamWStep,
+    attention_probabilities::CudaAttentionProbabilities,
     bf16_operands::share_rounded_operands,
     contraction::CudaContraction,
     cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
@@ -32,10 +33,10 @@ use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
 };
 use crate::ops::{
-    AdamWStep, CrossEntropy, CrossEntropyGradient, DropoutMask, GateChoose, GateMask, GatherRows,
-    Gelu, GeluGradient, ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, ReplaceRows,
-    ScatterAddRows, SelectKeptTokens, Softmax, SoftmaxGradient, SumOfSquares, ViewAdjoint,
-    ZeroRows,
+    AdamWStep, AttentionProbabilities, AttentionProbabilitiesGradient, CrossEntropy,
+    CrossEntropyGradient, DropoutMask, GateChoose, GateMask, GatherRows, Gelu, GeluGradient,
+    ImportanceUpdate, LabelIsArgmax, Normalize, NormalizeGradient, ReplaceRows, ScatterAddRows,
+    SelectKeptTokens, Softmax, SoftmaxGradient, SumOfSquares, ViewAdjoint, ZeroRows,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -89,6 +90,8 @@ fn is_dropbert_op(graph: &Graph, node: NodeIndex) -> bool {
         || op.is::<Normalize>()
         || op.is::<NormalizeGradient>()
         || op.is::<SoftmaxGradient>()
+        || op.is::<AttentionProbabilities>()
+        || op.is::<AttentionProbabilitiesGradient>()
         || op.is::<DropoutMask>()
         || op.is::<SumOfSquares>()
         || op.is::<AdamWStep>()
@@ -134,34 +137,50 @@ fn read_inputs_contiguously(graph: &mut Graph) {
     }
 }
 
-/// The ops whose first input is a small graph input they read on the host (a gate op's gate, a
-/// dropout mask's random key), each with that input.
-fn host_inputs(graph: &Graph) -> Vec<(NodeIndex, NodeIndex)> {
+/// The ops that read a small graph input on the host (a gate op's gate, a dropout mask's random
+/// key), each with the input's order and node.
+fn host_inputs(graph: &Graph) -> Vec<(NodeIndex, u8, NodeIndex)> {
     graph
         .graph
         .node_indices()
-        .filter(|&node| {
-            let op = graph.graph.node_weight(node).expect("live node").as_any();
-            op.is::<GateChoose>() || op.is::<GateMask>() || op.is::<DropoutMask>()
+        .filter_map(|node| {
+            let order =
+                host_input_order(graph.graph.node_weight(node).expect("live node").as_ref())?;
+            Some((node, order, graph.get_sources(node)[order as usize].0))
         })
-        .map(|node| (node, graph.get_sources(node)[0].0))
         .collect()
+}
+
+/// Which input of `op` is read on the host, if any.
+fn host_input_order(op: &dyn Operator) -> Option<u8> {
+    let op = op.as_any();
+    if op.is::<GateChoose>() || op.is::<GateMask>() {
+        Some(0)
+    } else if op.is::<DropoutMask>() {
+        Some(DropoutMask::KEY)
+    } else if let Some(op) = op.downcast_ref::<AttentionProbabilities>() {
+        op.0.dropout.map(|_| AttentionProbabilities::KEY)
+    } else if let Some(op) = op.downcast_ref::<AttentionProbabilitiesGradient>() {
+        op.0.dropout.map(|_| AttentionProbabilitiesGradient::KEY)
+    } else {
+        None
+    }
 }
 
 /// luminal_cuda copies every graph input to the device; a gate is decided on the host, and a
 /// dropout mask's key goes to its kernel as arguments, so each such op reads its input from the
 /// host input again. (The layer-drop schedule also finds the gate of each gate op this way.)
-fn read_on_host(graph: &mut Graph, host_inputs: &[(NodeIndex, NodeIndex)]) {
-    for &(op, input) in host_inputs {
+fn read_on_host(graph: &mut Graph, host_inputs: &[(NodeIndex, u8, NodeIndex)]) {
+    for &(op, order, input) in host_inputs {
         let edge = graph
             .graph
             .edges_directed(op, Direction::Incoming)
             .find(|edge| {
                 edge.weight()
                     .as_data()
-                    .is_some_and(|(order, _, _)| order == 0)
+                    .is_some_and(|(input_order, _, _)| input_order == order)
             })
-            .expect("the op reads its host input first");
+            .expect("the op reads its host input");
         if edge.source() == input {
             continue;
         }
@@ -217,6 +236,10 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
             Box::new(cuda_softmax(op, device))
         } else if let Some(op) = op.downcast_ref::<SoftmaxGradient>() {
             Box::new(cuda_softmax_gradient(op, device))
+        } else if let Some(op) = op.downcast_ref::<AttentionProbabilities>() {
+            Box::new(CudaAttentionProbabilities::forward(op, device))
+        } else if let Some(op) = op.downcast_ref::<AttentionProbabilitiesGradient>() {
+            Box::new(CudaAttentionProbabilities::gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<Normalize>() {
             Box::new(cuda_normalize(op, device))
         } else if let Some(op) = op.downcast_ref::<NormalizeGradient>() {

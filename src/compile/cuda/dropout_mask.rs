@@ -63,26 +63,16 @@ impl Operator for CudaDropoutMask {
     }
 }
 
-/// The kernel: Philox4x32 of counter `[thread, stream, 0, 0]`, each word's top 24 bits compared
-/// with the threshold. Values `4t..4t + 4` are 16-byte aligned (device buffers are), so a full
-/// group is one vector store.
-pub(super) fn source() -> String {
+/// `philox(c0, stream, key0, key1)`: the four words of Philox4x32-10 of counter `[c0, stream, 0, 0]`,
+/// generated from the constants of [`philox4x32`](crate::ops::philox4x32) with its round
+/// statement for statement. Kernels that draw dropout masks call it.
+pub(super) fn philox_source() -> String {
     let [m0, m1] = PHILOX_MULTIPLIERS;
     let [w0, w1] = PHILOX_KEY_STEPS;
-    assert_eq!(
-        ELEMENTS_PER_COUNTER, 4,
-        "the kernel stores a float4 per counter"
-    );
     format!(
         r#"
-extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int stream,
-                                           unsigned int key0, unsigned int key1,
-                                           unsigned int threshold, float scale) {{
-    int block = blockIdx.x * blockDim.x + threadIdx.x;
-    int first = block * 4;
-    if ((long long)block * 4 >= len) return;
-    unsigned int c0 = (unsigned int)block, c1 = stream, c2 = 0u, c3 = 0u;
-    unsigned int k0 = key0, k1 = key1;
+__device__ uint4 philox(unsigned int c0, unsigned int stream, unsigned int k0, unsigned int k1) {{
+    unsigned int c1 = stream, c2 = 0u, c3 = 0u;
     for (int round = 0; round < {PHILOX_ROUNDS}; round++) {{
         if (round > 0) {{
             k0 += {w0}u;
@@ -95,10 +85,33 @@ extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int str
         c2 = hi0 ^ c3 ^ k1;
         c3 = lo0;
     }}
-    float v0 = (c0 >> 8) < threshold ? scale : 0.0f;
-    float v1 = (c1 >> 8) < threshold ? scale : 0.0f;
-    float v2 = (c2 >> 8) < threshold ? scale : 0.0f;
-    float v3 = (c3 >> 8) < threshold ? scale : 0.0f;
+    return make_uint4(c0, c1, c2, c3);
+}}
+"#
+    )
+}
+
+/// The kernel: Philox4x32 of counter `[thread, stream, 0, 0]`, each word's top 24 bits compared
+/// with the threshold. Values `4t..4t + 4` are 16-byte aligned (device buffers are), so a full
+/// group is one vector store.
+pub(super) fn source() -> String {
+    assert_eq!(
+        ELEMENTS_PER_COUNTER, 4,
+        "the kernel stores a float4 per counter"
+    );
+    format!(
+        r#"{philox}
+extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int stream,
+                                           unsigned int key0, unsigned int key1,
+                                           unsigned int threshold, float scale) {{
+    int block = blockIdx.x * blockDim.x + threadIdx.x;
+    int first = block * 4;
+    if ((long long)block * 4 >= len) return;
+    uint4 words = philox((unsigned int)block, stream, key0, key1);
+    float v0 = (words.x >> 8) < threshold ? scale : 0.0f;
+    float v1 = (words.y >> 8) < threshold ? scale : 0.0f;
+    float v2 = (words.z >> 8) < threshold ? scale : 0.0f;
+    float v3 = (words.w >> 8) < threshold ? scale : 0.0f;
     if (first + 4 <= len) {{
         reinterpret_cast<float4 *>(out)[block] = make_float4(v0, v1, v2, v3);
     }} else {{
@@ -106,6 +119,7 @@ extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int str
         if (first + 1 < len) out[first + 1] = v1;
         if (first + 2 < len) out[first + 2] = v2;
     }}
-}}"#
+}}"#,
+        philox = philox_source()
     )
 }

@@ -15,14 +15,9 @@ use super::{
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
     device_buffer::input_slice,
     fused_elementwise::OutputBuffer,
-    kernel::{int, per_element, Kernel},
+    kernel::{float_literal as exact, int, per_element, Kernel},
 };
 use crate::ops::{Gelu, GeluGradient, ERF_A, ERF_P};
-
-/// `float` literal of exactly `value`.
-fn exact(value: f32) -> String {
-    format!("__uint_as_float(0x{:08x}u)", value.to_bits())
-}
 
 /// The CUDA C functions `erf_approx`, `gelu` and `gelu_derivative`, as `crate::ops::gelu` computes
 /// them.

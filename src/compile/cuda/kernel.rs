@@ -86,6 +86,11 @@ pub fn blocks_of(blocks: usize, threads: u32) -> LaunchConfig {
     }
 }
 
+/// A C `float` expression of exactly `value`, bit for bit.
+pub fn float_literal(value: f32) -> String {
+    format!("__uint_as_float(0x{:08x}u)", value.to_bits())
+}
+
 /// `n` as a kernel's `int` argument.
 pub fn int(n: usize) -> i32 {
     i32::try_from(n).expect("dropbert kernels index with 32-bit ints")

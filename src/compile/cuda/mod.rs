@@ -1,13 +1,15 @@
 //! CUDA passes: luminal_cuda compiles luminal's primitives; contractions run on cuBLAS (planned
 //! by the CPU's contraction pass); chains of elementwise primitives run as one generated kernel
 //! each (planned by the CPU's fusion pass), and reductions over strided views as warp-cooperative
-//! kernels; dropbert's own ops (row gathers and scatters, view adjoints, gates, token
-//! dropping's selection and importance update, dropout masks, GELU, softmax, LayerNorm's
-//! normalization, the masked-LM loss's cross-entropy and accuracy, the optimizer's gradient norm
-//! and AdamW step) become CUDA kernels of their own. Every kernel is compiled by NVRTC when the
-//! graph is compiled.
+//! kernels; dropbert's own ops (row gathers and scatters, view adjoints, gates, token dropping's
+//! selection and importance update, dropout masks, GELU, softmax, attention's probabilities,
+//! LayerNorm's normalization, the masked-LM loss's cross-entropy and accuracy, the optimizer's
+//! gradient norm and AdamW step) become CUDA kernels of their own. Every kernel is compiled by
+//! NVRTC when the graph is compiled.
 #[cfg(feature = "cuda")]
 mod adamw_step;
+#[cfg(feature = "cuda")]
+mod attention_probabilities;
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
@@ -124,6 +126,44 @@ mod nvrtc_tests {
             gelu::gradient_source(bf16_rounding::Store::Bf16),
             softmax::forward_source(128),
             softmax::gradient_source(512),
+            {
+                let rows = crate::ops::AttentionRows {
+                    rows: 256 * 12 * 128,
+                    rows_per_sequence: 12 * 128,
+                    keys: 128,
+                    scale: 0.125,
+                    dropout: Some(crate::ops::AttentionDropout {
+                        rate: 0.1,
+                        stream: 3,
+                    }),
+                };
+                let store = bf16_rounding::Store::Both;
+                attention_probabilities::source(&rows, false, store)
+            },
+            {
+                // Token dropping's kept keys, not a multiple of 4; no dropout.
+                let rows = crate::ops::AttentionRows {
+                    rows: 4 * 2 * 16,
+                    rows_per_sequence: 2 * 16,
+                    keys: 7,
+                    scale: 0.5,
+                    dropout: None,
+                };
+                attention_probabilities::source(&rows, true, bf16_rounding::Store::Float)
+            },
+            {
+                let rows = crate::ops::AttentionRows {
+                    rows: 32 * 12 * 512,
+                    rows_per_sequence: 12 * 512,
+                    keys: 512,
+                    scale: 0.125,
+                    dropout: Some(crate::ops::AttentionDropout {
+                        rate: 0.1,
+                        stream: 3,
+                    }),
+                };
+                attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16)
+            },
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),

@@ -1,0 +1,317 @@
+//! [`AttentionProbabilities`] and its gradient on the GPU: a warp a row of scores, held in
+//! registers between the max, the sum and the output, the dropout mask drawn in the kernel by the
+//! CPU's Philox (`dropout_mask::philox_source`) so that no mask is stored. Where the row length
+//! is a multiple of 4, each lane loads and stores 4 neighbouring values at once and draws their
+//! mask values from one Philox counter. The results can be stored in bf16 for the GEMMs that read
+//! them ([`Store`]).
+use std::{ffi::c_void, sync::Arc};
+
+use luminal::{
+    op::{InputTensor, Operator},
+    prelude::*,
+};
+use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig};
+
+use super::{
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
+    device_buffer::{copy_to_host, input_slice},
+    dropout_mask::philox_source,
+    fused_elementwise::OutputBuffer,
+    kernel::{float_literal, int, Kernel},
+    warp_rows::WARP_REDUCTIONS,
+};
+use crate::ops::{
+    key_from_values, philox_key, AttentionProbabilities, AttentionProbabilitiesGradient,
+    AttentionRows, ELEMENTS_PER_COUNTER,
+};
+
+/// Rows a block of warps takes.
+const ROWS_PER_BLOCK: u32 = 8;
+
+/// Neighbouring values a lane takes at once: 4 (one Philox counter's words, a 16-byte load)
+/// where rows keep that alignment.
+fn chunk(keys: usize) -> usize {
+    if keys.is_multiple_of(ELEMENTS_PER_COUNTER) {
+        ELEMENTS_PER_COUNTER
+    } else {
+        1
+    }
+}
+
+/// The C statements storing the 4 values `value[0..4]` at `e` (a multiple of 4) as `store`
+/// says: one 16-byte store of floats, one 8-byte store of bf16 values.
+fn vector_store(store: Store, value: &str) -> String {
+    let floats = |to: &str| {
+        format!(
+            "*reinterpret_cast<float4 *>({to} + e) = \
+             make_float4({value}[0], {value}[1], {value}[2], {value}[3]);"
+        )
+    };
+    let halves = |to: &str| {
+        format!(
+            "*reinterpret_cast<uint2 *>({to} + e) = make_uint2(\
+             bf16_bits({value}[0]) | ((unsigned int)bf16_bits({value}[1]) << 16), \
+             bf16_bits({value}[2]) | ((unsigned int)bf16_bits({value}[3]) << 16));"
+        )
+    };
+    match store {
+        Store::Float => floats("out0"),
+        Store::Bf16 => halves("out0"),
+        Store::Both => format!("{} {}", floats("out0"), halves("copy0")),
+    }
+}
+
+/// The kernel of [`AttentionProbabilities`] (`gradient` false) or of its gradient, for `rows`,
+/// storing its result as `store` says.
+pub(super) fn source(rows: &AttentionRows, gradient: bool, store: Store) -> String {
+    let keys = rows.keys;
+    let chunk = chunk(keys);
+    let per_lane = keys.div_ceil(32 * chunk);
+    let inputs = if gradient {
+        "const float *__restrict__ s, const float *__restrict__ bias, const float *__restrict__ dp"
+    } else {
+        "const float *__restrict__ s, const float *__restrict__ bias"
+    };
+    let load = |name: &str, at: &str, into: &str| {
+        if chunk == 4 {
+            format!(
+                "{{ float4 loaded = *reinterpret_cast<const float4 *>({name} + {at}); \
+                 {into}[0] = loaded.x; {into}[1] = loaded.y; {into}[2] = loaded.z; \
+                 {into}[3] = loaded.w; }}"
+            )
+        } else {
+            format!("{into}[0] = {name}[{at}];")
+        }
+    };
+    // The mask value of the chunk's value `c`: a Philox word of counter `e / 4`.
+    let mask = match rows.mask() {
+        Some(mask) => {
+            let word = if chunk == 4 {
+                "word_of(w, c)"
+            } else {
+                "word_of(w, (int)(e & 3))"
+            };
+            format!(
+                "uint4 w = philox((unsigned int)(e >> 2), {stream}u, key0, key1); \
+                 _Pragma(\"unroll\") for (int c = 0; c < {chunk}; c++) \
+                 m[c] = ({word} >> 8) < {threshold}u ? {scale} : 0.0f;",
+                stream = mask.stream,
+                threshold = mask.threshold(),
+                scale = float_literal(mask.scale()),
+            )
+        }
+        None => format!("for (int c = 0; c < {chunk}; c++) m[c] = 1.0f;"),
+    };
+    let store_chunk = |value: &str| {
+        if chunk == 4 {
+            vector_store(store, value)
+        } else {
+            store.statement(0, "e", &format!("{value}[0]"))
+        }
+    };
+    let finish = if gradient {
+        format!(
+            r#"
+    float g[{per_lane}][{chunk}], dot = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++) {{
+        int j = (i * 32 + lane) * {chunk};
+        if (j >= {keys}) continue;
+        long long e = row + j;
+        float d[{chunk}], m[{chunk}];
+        {load_dp}
+        {mask}
+        #pragma unroll
+        for (int c = 0; c < {chunk}; c++) {{
+            g[i][c] = d[c] * m[c];
+            dot += y[i][c] * g[i][c];
+        }}
+    }}
+    dot = warp_sum(dot);
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++) {{
+        int j = (i * 32 + lane) * {chunk};
+        if (j >= {keys}) continue;
+        long long e = row + j;
+        float ds[{chunk}];
+        #pragma unroll
+        for (int c = 0; c < {chunk}; c++) ds[c] = (y[i][c] * (g[i][c] - dot)) * {scale};
+        {store}
+    }}"#,
+            load_dp = load("dp", "e", "d"),
+            scale = float_literal(rows.scale),
+            store = store_chunk("ds"),
+        )
+    } else {
+        format!(
+            r#"
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++) {{
+        int j = (i * 32 + lane) * {chunk};
+        if (j >= {keys}) continue;
+        long long e = row + j;
+        float p[{chunk}], m[{chunk}];
+        {mask}
+        #pragma unroll
+        for (int c = 0; c < {chunk}; c++) p[c] = y[i][c] * m[c];
+        {store}
+    }}"#,
+            store = store_chunk("p"),
+        )
+    };
+    format!(
+        r#"{WARP_REDUCTIONS}{BF16_BITS}{philox}
+__device__ unsigned int word_of(uint4 w, int i) {{
+    return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
+}}
+extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
+                                           unsigned int key0, unsigned int key1) {{
+    int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    long long row = (long long)r * {keys};
+    const float *b = bias + (long long)(r / {rows_per_sequence}) * {keys};
+    float y[{per_lane}][{chunk}];
+    float max = __int_as_float(0xff800000);
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++) {{
+        int j = (i * 32 + lane) * {chunk};
+        float v[{chunk}], w[{chunk}];
+        if (j < {keys}) {{
+            {load_s}
+            {load_b}
+            #pragma unroll
+            for (int c = 0; c < {chunk}; c++) {{
+                y[i][c] = v[c] * {scale} + w[c];
+                max = fmaxf(max, y[i][c]);
+            }}
+        }}
+    }}
+    max = warp_max(max);
+    float sum = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++) {{
+        int j = (i * 32 + lane) * {chunk};
+        #pragma unroll
+        for (int c = 0; c < {chunk}; c++) {{
+            y[i][c] = j < {keys} ? expf(y[i][c] - max) : 0.0f;
+            sum += y[i][c];
+        }}
+    }}
+    float inverse = 1.0f / warp_sum(sum);
+    #pragma unroll
+    for (int i = 0; i < {per_lane}; i++)
+        #pragma unroll
+        for (int c = 0; c < {chunk}; c++) y[i][c] *= inverse;
+{finish}
+}}"#,
+        philox = philox_source(),
+        outputs = output_parameters(&[store]).join(", "),
+        rows_per_sequence = rows.rows_per_sequence,
+        load_s = load("s", "row + j", "v"),
+        load_b = load("b", "j", "w"),
+        scale = float_literal(rows.scale),
+    )
+}
+
+/// [`AttentionProbabilities`] or its gradient: a warp a row.
+#[derive(Debug, Clone, LuminalEqFalse)]
+pub struct CudaAttentionProbabilities {
+    rows: AttentionRows,
+    gradient: bool,
+    store: Store,
+    kernel: Kernel,
+}
+
+impl CudaAttentionProbabilities {
+    fn new(rows: AttentionRows, gradient: bool, store: Store, device: &Arc<CudaDevice>) -> Self {
+        Self {
+            rows,
+            gradient,
+            store,
+            kernel: Kernel::compile(device, &source(&rows, gradient, store)),
+        }
+    }
+
+    pub fn forward(op: &AttentionProbabilities, device: &Arc<CudaDevice>) -> Self {
+        Self::new(op.0, false, Store::Float, device)
+    }
+
+    pub fn gradient(op: &AttentionProbabilitiesGradient, device: &Arc<CudaDevice>) -> Self {
+        Self::new(op.0, true, Store::Float, device)
+    }
+
+    /// The same kernel storing its result as `store` says.
+    pub fn storing(&self, store: Store) -> Self {
+        Self::new(self.rows, self.gradient, store, &self.kernel.device)
+    }
+
+    fn name(&self) -> &'static str {
+        if self.gradient {
+            "AttentionProbabilitiesGradient"
+        } else {
+            "AttentionProbabilities"
+        }
+    }
+
+    /// The input that holds the random key, read on the host, if the op draws a mask.
+    pub fn key_input(&self) -> Option<u8> {
+        self.rows.dropout.map(|_| {
+            if self.gradient {
+                AttentionProbabilitiesGradient::KEY
+            } else {
+                AttentionProbabilities::KEY
+            }
+        })
+    }
+}
+
+impl Operator for CudaAttentionProbabilities {
+    fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let [key0, key1] = match self.key_input() {
+            Some(input) => {
+                let values = copy_to_host(inputs[input as usize].0.borrowed())
+                    .expect("the random key is f32 values");
+                philox_key(key_from_values(&values))
+            }
+            None => [0, 0],
+        };
+        let device = &self.kernel.device;
+        let len = self.rows.len();
+        u32::try_from(len.div_ceil(ELEMENTS_PER_COUNTER)).expect("masks of under 2^34 values");
+        let outs: Vec<OutputBuffer> = output_buffers(&[self.store])
+            .into_iter()
+            .map(|(_, bf16)| OutputBuffer::new(device, bf16, len))
+            .collect();
+        let read = if self.gradient { 3 } else { 2 };
+        let ins: Vec<_> = inputs[..read]
+            .iter()
+            .map(|(input, _)| input_slice(input, self.name()))
+            .collect();
+        let rows = int(self.rows.rows);
+        // The parameters point into `outs`, `ins`, `rows` and the key, which outlive the launch.
+        let mut parameters: Vec<*mut c_void> = outs
+            .iter()
+            .map(OutputBuffer::parameter)
+            .chain(ins.iter().map(|input| input.as_kernel_param()))
+            .chain([
+                rows.as_kernel_param(),
+                key0.as_kernel_param(),
+                key1.as_kernel_param(),
+            ])
+            .collect();
+        let config = LaunchConfig {
+            grid_dim: (
+                u32::try_from(self.rows.rows.div_ceil(ROWS_PER_BLOCK as usize))
+                    .expect("grid")
+                    .max(1),
+                1,
+                1,
+            ),
+            block_dim: (32 * ROWS_PER_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe { self.kernel.function.clone().launch(config, &mut parameters) }
+            .unwrap_or_else(|e| panic!("{} launch: {e:?}", self.name()));
+        outs.into_iter().map(OutputBuffer::tensor).collect()
+    }
+}
