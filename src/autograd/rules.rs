@@ -42,7 +42,9 @@ pub(crate) enum OpKind {
         width: usize,
     },
     GateChoose,
-    Gelu,
+    Gelu {
+        bias_width: Option<usize>,
+    },
     Softmax {
         rows: usize,
         row: usize,
@@ -98,8 +100,10 @@ impl OpKind {
             }
         } else if any.is::<GateChoose>() {
             OpKind::GateChoose
-        } else if any.is::<Gelu>() {
-            OpKind::Gelu
+        } else if let Some(gelu) = any.downcast_ref::<Gelu>() {
+            OpKind::Gelu {
+                bias_width: gelu.bias_width,
+            }
         } else if let Some(normalize) = any.downcast_ref::<Normalize>() {
             OpKind::Normalize {
                 rows: normalize.rows,
@@ -247,14 +251,22 @@ impl OpKind {
                 let skip = gate_mask(builder, inputs[0], g, false);
                 vec![None, Some(g), Some(skip)]
             }
-            OpKind::Gelu => {
-                let len = inputs[0].numel();
-                vec![Some(gradient_op(
-                    builder,
-                    GeluGradient { len },
-                    inputs[0],
-                    g,
-                ))]
+            OpKind::Gelu { bias_width } => {
+                let (x, len) = (inputs[0], inputs[0].numel());
+                let mut op = builder
+                    .graph
+                    .add_op(GeluGradient { len, bias_width })
+                    .input(x.id, 0, x.view)
+                    .input(g.id, 0, g.view);
+                if let Some(bias) = inputs.get(Gelu::BIAS as usize) {
+                    op = op.input(bias.id, 0, bias.view);
+                }
+                let dx = TensorRef::output(op.finish(), &x.shape());
+                let bias_gradient = bias_width.map(|width| {
+                    let rows = builder.reshape(dx, &[len / width, width]);
+                    builder.sum_reduce(rows, 0)
+                });
+                vec![Some(dx), bias_gradient]
             }
             OpKind::Normalize {
                 rows,

@@ -6,7 +6,7 @@ use super::{
     parameters::{ParameterRef, Parameters},
 };
 use crate::config::BertConfig;
-use crate::ops::gelu;
+use crate::ops::bias_gelu;
 
 /// `intermediate.dense`, GELU, `output.dense` (the block's LayerNorm is placed by
 /// [`BertLayer`](super::BertLayer)). Its parameters sit at the block's top level, as in Hugging Face.
@@ -29,8 +29,9 @@ impl<C: BertConfig> BertFeedForward<C> {
         &self,
         input: GraphTensor<(C::Batch, S, C::Hidden)>,
     ) -> GraphTensor<(C::Batch, S, C::Hidden)> {
-        self.dropout
-            .hidden(self.output.forward(gelu(self.intermediate.forward(input))))
+        let intermediate = &self.intermediate;
+        let activated = bias_gelu(intermediate.product(input), intermediate.bias);
+        self.dropout.hidden(self.output.forward(activated))
     }
 }
 

@@ -20,8 +20,15 @@ impl<In: Dimension, Out: Dimension> Linear<In, Out> {
         &self,
         input: GraphTensor<(B, S, In)>,
     ) -> GraphTensor<(B, S, Out)> {
+        self.product(input) + self.bias.expand::<(B, S, Out), Axes2<0, 1>>()
+    }
+
+    /// `x W^T` without the bias, for an op that adds the bias itself.
+    pub fn product<B: Dimension, S: Dimension>(
+        &self,
+        input: GraphTensor<(B, S, In)>,
+    ) -> GraphTensor<(B, S, Out)> {
         input.matmul(self.weight.permute::<(In, Out), Axes2<1, 0>>())
-            + self.bias.expand::<(B, S, Out), Axes2<0, 1>>()
     }
 
     /// The same for a batch of vectors.

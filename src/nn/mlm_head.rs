@@ -6,7 +6,7 @@ use super::{
     parameters::{new_parameter, parameter_ref, ParameterInit, ParameterRef, Parameters},
 };
 use crate::config::{BertConfig, BertSettings};
-use crate::ops::gelu;
+use crate::ops::bias_gelu;
 
 /// `cls.predictions.*`: transform (dense, GELU, LayerNorm), then the decoder, whose weight is the
 /// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias.
@@ -31,9 +31,10 @@ impl<C: BertConfig> BertMlmHead<C> {
         hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
     ) -> GraphTensor<(B, S, C::Vocab)> {
+        let dense = &self.transform_dense;
         let transformed = self
             .transform_norm
-            .forward(gelu(self.transform_dense.forward(hidden)));
+            .forward(bias_gelu(dense.product(hidden), dense.bias));
         transformed.matmul(word_embeddings.permute::<(C::Hidden, C::Vocab), Axes2<1, 0>>())
             + self.bias.expand::<(B, S, C::Vocab), Axes2<0, 1>>()
     }

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
@@ -40,17 +42,53 @@ pub fn gelu_derivative(x: f32) -> f32 {
 
 /// GELU as one op (instead of the some twenty primitives of its erf): one pass forward, one
 /// backward ([`GeluGradient`]), and only its input kept for the backward pass. Input `x` (any
-/// view), output `[len]`, contiguous.
+/// view) and, where `bias_width` is given, a bias of that many values added along the last axis
+/// first (`gelu(x + bias)`: the bias of the dense layer before it, added in the same pass rather
+/// than in a pass of its own whose result would be kept). Output `[len]`, contiguous.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gelu {
     pub len: usize,
+    pub bias_width: Option<usize>,
 }
 
-/// The gradient of [`Gelu`]: inputs `x` and the output's gradient `dy`, output
-/// `dy * gelu'(x)`, `[len]`.
+/// The gradient of [`Gelu`]: inputs `x`, the output's gradient `dy` and the bias if any, output
+/// `dy * gelu'(x + bias)`, `[len]`; it is also the bias's gradient before the sum over rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeluGradient {
     pub len: usize,
+    pub bias_width: Option<usize>,
+}
+
+impl Gelu {
+    pub const BIAS: u8 = 1;
+}
+
+impl GeluGradient {
+    pub const BIAS: u8 = 2;
+}
+
+/// The values of the biased input of a [`Gelu`] or [`GeluGradient`]: `x[i] + bias[i % width]`,
+/// or `x[i]` without a bias.
+fn biased_input<'a>(
+    inputs: &'a [(InputTensor, ShapeTracker)],
+    bias_input: u8,
+    bias_width: Option<usize>,
+) -> Cow<'a, [f32]> {
+    let x = input_values(&inputs[0].0, &inputs[0].1);
+    match bias_width {
+        None => x,
+        Some(width) => {
+            let (bias, view) = &inputs[bias_input as usize];
+            let bias = input_values(bias, view);
+            assert_eq!(bias.len(), width, "the bias has one value per column");
+            Cow::Owned(
+                x.iter()
+                    .enumerate()
+                    .map(|(i, &x)| x + bias[i % width])
+                    .collect(),
+            )
+        }
+    }
 }
 
 /// Elements per task of the CPU kernels.
@@ -66,7 +104,7 @@ fn map_in_parallel(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
 
 impl Operator for Gelu {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_values(&inputs[0].0, &inputs[0].1);
+        let x = biased_input(&inputs, Self::BIAS, self.bias_width);
         assert_eq!(x.len(), self.len);
         vec![Tensor::new(map_in_parallel(self.len, |i| gelu_value(x[i])))]
     }
@@ -74,7 +112,7 @@ impl Operator for Gelu {
 
 impl Operator for GeluGradient {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = input_values(&inputs[0].0, &inputs[0].1);
+        let x = biased_input(&inputs, Self::BIAS, self.bias_width);
         let dy = input_values(&inputs[1].0, &inputs[1].1);
         assert_eq!((x.len(), dy.len()), (self.len, self.len));
         vec![Tensor::new(map_in_parallel(self.len, |i| {
@@ -85,17 +123,41 @@ impl Operator for GeluGradient {
 
 /// GELU of `x`, by the [`Gelu`] op.
 pub fn gelu<S: Shape>(x: GraphTensor<S>) -> GraphTensor<S> {
-    let len = x
-        .shape
-        .n_elements()
-        .to_usize()
-        .expect("dropbert graphs have static shapes");
+    let op = Gelu {
+        len: element_count(&x.shape),
+        bias_width: None,
+    };
+    let id = x.graph().add_op(op).input(x.id, 0, x.shape).finish();
+    GraphTensor::from_id(id, ShapeTracker::new(&S::realized_shape()), x.graph_ref)
+}
+
+/// `gelu(x + bias)`, the bias along `x`'s last axis, by one [`Gelu`] op.
+pub fn bias_gelu<B: Dimension, S: Dimension, W: Dimension>(
+    x: GraphTensor<(B, S, W)>,
+    bias: GraphTensor<(W,)>,
+) -> GraphTensor<(B, S, W)> {
+    let op = Gelu {
+        len: element_count(&x.shape),
+        bias_width: Some(element_count(&bias.shape)),
+    };
     let id = x
         .graph()
-        .add_op(Gelu { len })
+        .add_op(op)
         .input(x.id, 0, x.shape)
+        .input(bias.id, 0, bias.shape)
         .finish();
-    GraphTensor::from_id(id, ShapeTracker::new(&S::realized_shape()), x.graph_ref)
+    GraphTensor::from_id(
+        id,
+        ShapeTracker::new(&<(B, S, W)>::realized_shape()),
+        x.graph_ref,
+    )
+}
+
+fn element_count(shape: &ShapeTracker) -> usize {
+    shape
+        .n_elements()
+        .to_usize()
+        .expect("dropbert graphs have static shapes")
 }
 
 #[cfg(test)]
@@ -154,10 +216,13 @@ mod tests {
         let dy = cx.tensor::<R1<40_000>>().set(upstream.clone());
         let y = gelu(x).retrieve();
         let dx = GraphTensor::<R1<40_000>>::from_id(
-            cx.add_op(GeluGradient { len: 40_000 })
-                .input(x.id, 0, x.shape)
-                .input(dy.id, 0, dy.shape)
-                .finish(),
+            cx.add_op(GeluGradient {
+                len: 40_000,
+                bias_width: None,
+            })
+            .input(x.id, 0, x.shape)
+            .input(dy.id, 0, dy.shape)
+            .finish(),
             x.shape,
             x.graph_ref,
         )
@@ -167,6 +232,38 @@ mod tests {
         for i in 0..values.len() {
             assert_eq!(y[i], gelu_value(values[i]));
             assert_eq!(dx[i], upstream[i] * gelu_derivative(values[i]));
+        }
+    }
+
+    #[test]
+    fn the_biased_ops_add_the_bias_along_the_last_axis_first() {
+        let mut cx = Graph::new();
+        let values: Vec<f32> = (0..2 * 3 * 7).map(|i| (i as f32 - 20.0) / 6.0).collect();
+        let bias_values: Vec<f32> = (0..7).map(|j| j as f32 * 0.3 - 1.0).collect();
+        let upstream: Vec<f32> = (0..42).map(|i| ((i * 31) % 11) as f32 - 5.0).collect();
+        let x = cx.tensor::<R3<2, 3, 7>>().set(values.clone());
+        let bias = cx.tensor::<R1<7>>().set(bias_values.clone());
+        let dy = cx.tensor::<R3<2, 3, 7>>().set(upstream.clone());
+        let fused = bias_gelu(x, bias).retrieve();
+        let separate = gelu(x + bias.expand::<R3<2, 3, 7>, _>()).retrieve();
+        let dx = GraphTensor::<R3<2, 3, 7>>::from_id(
+            cx.add_op(GeluGradient {
+                len: 42,
+                bias_width: Some(7),
+            })
+            .input(x.id, 0, x.shape)
+            .input(dy.id, 0, dy.shape)
+            .input(bias.id, 0, bias.shape)
+            .finish(),
+            x.shape,
+            x.graph_ref,
+        )
+        .retrieve();
+        cx.execute();
+        assert_eq!(fused.data(), separate.data());
+        for (i, dx) in dx.data().into_iter().enumerate() {
+            let biased = values[i] + bias_values[i % 7];
+            assert_eq!(dx, upstream[i] * gelu_derivative(biased));
         }
     }
 }

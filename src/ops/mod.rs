@@ -45,7 +45,9 @@ pub use dropout_mask::{
 };
 pub use gate::{answer_gated_inputs, gate_choose, GateChoose, GateMask, GatedInputs, GATED_INPUTS};
 pub use gather_rows::{gather_rows, GatherRows};
-pub use gelu::{erf, gelu, gelu_derivative, gelu_value, Gelu, GeluGradient, ERF_A, ERF_P};
+pub use gelu::{
+    bias_gelu, erf, gelu, gelu_derivative, gelu_value, Gelu, GeluGradient, ERF_A, ERF_P,
+};
 pub use importance_update::{importance_update, update_importance, ImportanceUpdate};
 pub use input_values::{input_buffer, input_values};
 pub use label_is_argmax::{label_is_argmax, label_is_argmax_row, LabelIsArgmax};

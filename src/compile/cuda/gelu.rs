@@ -80,32 +80,57 @@ extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
     )
 }
 
-pub(super) fn forward_source(store: Store) -> String {
-    elementwise_source(&["x"], "gelu(x[i])", store)
+/// The kernel's inputs after `x` and the other inputs `before`, and its expression of the GELU's
+/// argument: `x[i]`, plus the bias's `i % width` value where there is one.
+fn biased(before: &[&'static str], bias_width: Option<usize>) -> (Vec<&'static str>, String) {
+    let mut inputs = vec!["x"];
+    inputs.extend(before);
+    match bias_width {
+        None => (inputs, "x[i]".into()),
+        Some(width) => {
+            inputs.push("bias");
+            (inputs, format!("(x[i] + bias[i % {width}])"))
+        }
+    }
 }
 
-pub(super) fn gradient_source(store: Store) -> String {
-    elementwise_source(&["x", "dy"], "dy[i] * gelu_derivative(x[i])", store)
+pub(super) fn forward_source(bias_width: Option<usize>, store: Store) -> String {
+    let (inputs, x) = biased(&[], bias_width);
+    elementwise_source(&inputs, &format!("gelu({x})"), store)
 }
 
-/// [`Gelu`] or [`GeluGradient`]: one thread per element, reading `x` (and `dy`) as plain buffers.
+pub(super) fn gradient_source(bias_width: Option<usize>, store: Store) -> String {
+    let (inputs, x) = biased(&["dy"], bias_width);
+    elementwise_source(&inputs, &format!("dy[i] * gelu_derivative({x})"), store)
+}
+
+/// [`Gelu`] or [`GeluGradient`]: one thread per element, reading `x` (and `dy`, and the bias) as
+/// plain buffers.
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaGeluKernel {
     len: usize,
+    bias_width: Option<usize>,
     gradient: bool,
     store: Store,
     kernel: Kernel,
 }
 
 impl CudaGeluKernel {
-    fn new(len: usize, gradient: bool, store: Store, device: &Arc<CudaDevice>) -> Self {
+    fn new(
+        len: usize,
+        bias_width: Option<usize>,
+        gradient: bool,
+        store: Store,
+        device: &Arc<CudaDevice>,
+    ) -> Self {
         let source = if gradient {
-            gradient_source(store)
+            gradient_source(bias_width, store)
         } else {
-            forward_source(store)
+            forward_source(bias_width, store)
         };
         Self {
             len,
+            bias_width,
             gradient,
             store,
             kernel: Kernel::compile(device, &source),
@@ -113,16 +138,22 @@ impl CudaGeluKernel {
     }
 
     pub fn forward(op: &Gelu, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.len, false, Store::Float, device)
+        Self::new(op.len, op.bias_width, false, Store::Float, device)
     }
 
     pub fn gradient(op: &GeluGradient, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.len, true, Store::Float, device)
+        Self::new(op.len, op.bias_width, true, Store::Float, device)
     }
 
     /// The same kernel storing its result as `store` says.
     pub fn storing(&self, store: Store) -> Self {
-        Self::new(self.len, self.gradient, store, &self.kernel.device)
+        Self::new(
+            self.len,
+            self.bias_width,
+            self.gradient,
+            store,
+            &self.kernel.device,
+        )
     }
 
     fn name(&self) -> &'static str {

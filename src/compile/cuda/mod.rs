@@ -121,9 +121,10 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
-            gelu::forward_source(bf16_rounding::Store::Float),
-            gelu::forward_source(bf16_rounding::Store::Both),
-            gelu::gradient_source(bf16_rounding::Store::Bf16),
+            gelu::forward_source(None, bf16_rounding::Store::Float),
+            gelu::forward_source(Some(3072), bf16_rounding::Store::Both),
+            gelu::gradient_source(Some(3072), bf16_rounding::Store::Bf16),
+            gelu::gradient_source(None, bf16_rounding::Store::Float),
             softmax::forward_source(128),
             softmax::gradient_source(512),
             {
