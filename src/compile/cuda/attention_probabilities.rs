@@ -13,8 +13,9 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig};
 
 use super::{
-    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
-    device_buffer::{copy_to_host, input_slice},
+    bf16_operands::input_address,
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
+    device_buffer::copy_to_host,
     dropout_mask::philox_source,
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
@@ -61,19 +62,62 @@ fn vector_store(store: Store, value: &str) -> String {
     }
 }
 
+/// The inputs a kernel can read in bf16 (products cuBLAS wrote in bf16, see `bf16_products`):
+/// the scores, and the probabilities' gradient.
+fn can_read_bf16(gradient: bool, input: u8) -> bool {
+    input == AttentionRows::SCORES
+        || (gradient && input == AttentionProbabilitiesGradient::PROBABILITIES_GRADIENT)
+}
+
 /// The kernel of [`AttentionProbabilities`] (`gradient` false) or of its gradient, for `rows`,
-/// storing its result as `store` says.
-pub(super) fn source(rows: &AttentionRows, gradient: bool, store: Store) -> String {
+/// storing its result as `store` says and reading the inputs `bf16_inputs` in bf16.
+pub(super) fn source(
+    rows: &AttentionRows,
+    gradient: bool,
+    store: Store,
+    bf16_inputs: &[u8],
+) -> String {
     let keys = rows.keys;
     let chunk = chunk(keys);
     let per_lane = keys.div_ceil(32 * chunk);
-    let inputs = if gradient {
-        "const float *__restrict__ s, const float *__restrict__ bias, const float *__restrict__ dp"
+    let names: &[&str] = if gradient {
+        &["s", "bias", "dp"]
     } else {
-        "const float *__restrict__ s, const float *__restrict__ bias"
+        &["s", "bias"]
     };
+    // The bias row (read as `b`) is always float32.
+    let is_bf16 = |name: &str| {
+        names
+            .iter()
+            .position(|&n| n == name)
+            .is_some_and(|order| bf16_inputs.contains(&(order as u8)))
+    };
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|&name| {
+            let ty = if is_bf16(name) {
+                "unsigned short"
+            } else {
+                "float"
+            };
+            format!("const {ty} *__restrict__ {name}")
+        })
+        .collect();
+    let inputs = inputs.join(", ");
     let load = |name: &str, at: &str, into: &str| {
-        if chunk == 4 {
+        if is_bf16(name) {
+            if chunk == 4 {
+                format!(
+                    "{{ uint2 loaded = *reinterpret_cast<const uint2 *>({name} + {at}); \
+                     {into}[0] = __uint_as_float(loaded.x << 16); \
+                     {into}[1] = __uint_as_float(loaded.x & 0xffff0000u); \
+                     {into}[2] = __uint_as_float(loaded.y << 16); \
+                     {into}[3] = __uint_as_float(loaded.y & 0xffff0000u); }}"
+                )
+            } else {
+                format!("{into}[0] = bf16_value({name}[{at}]);")
+            }
+        } else if chunk == 4 {
             format!(
                 "{{ float4 loaded = *reinterpret_cast<const float4 *>({name} + {at}); \
                  {into}[0] = loaded.x; {into}[1] = loaded.y; {into}[2] = loaded.z; \
@@ -160,7 +204,7 @@ pub(super) fn source(rows: &AttentionRows, gradient: bool, store: Store) -> Stri
         )
     };
     format!(
-        r#"{WARP_REDUCTIONS}{BF16_BITS}{philox}
+        r#"{WARP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}
 __device__ unsigned int word_of(uint4 w, int i) {{
     return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
 }}
@@ -219,30 +263,56 @@ pub struct CudaAttentionProbabilities {
     rows: AttentionRows,
     gradient: bool,
     store: Store,
+    bf16_inputs: Vec<u8>,
     kernel: Kernel,
 }
 
 impl CudaAttentionProbabilities {
-    fn new(rows: AttentionRows, gradient: bool, store: Store, device: &Arc<CudaDevice>) -> Self {
+    fn new(
+        rows: AttentionRows,
+        gradient: bool,
+        store: Store,
+        bf16_inputs: Vec<u8>,
+        device: &Arc<CudaDevice>,
+    ) -> Self {
+        let source = source(&rows, gradient, store, &bf16_inputs);
         Self {
             rows,
             gradient,
             store,
-            kernel: Kernel::compile(device, &source(&rows, gradient, store)),
+            bf16_inputs,
+            kernel: Kernel::compile(device, &source),
         }
     }
 
     pub fn forward(op: &AttentionProbabilities, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.0, false, Store::Float, device)
+        Self::new(op.0, false, Store::Float, vec![], device)
     }
 
     pub fn gradient(op: &AttentionProbabilitiesGradient, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.0, true, Store::Float, device)
+        Self::new(op.0, true, Store::Float, vec![], device)
     }
 
     /// The same kernel storing its result as `store` says.
     pub fn storing(&self, store: Store) -> Self {
-        Self::new(self.rows, self.gradient, store, &self.kernel.device)
+        let inputs = self.bf16_inputs.clone();
+        Self::new(self.rows, self.gradient, store, inputs, &self.kernel.device)
+    }
+
+    /// The same kernel reading `inputs` in bf16 too, if it can read them so.
+    pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
+        if !inputs.iter().all(|&i| can_read_bf16(self.gradient, i)) {
+            return None;
+        }
+        let mut all = self.bf16_inputs.clone();
+        all.extend(inputs);
+        Some(Self::new(
+            self.rows,
+            self.gradient,
+            self.store,
+            all,
+            &self.kernel.device,
+        ))
     }
 
     fn name(&self) -> &'static str {
@@ -283,9 +353,13 @@ impl Operator for CudaAttentionProbabilities {
             .map(|(_, bf16)| OutputBuffer::new(device, bf16, len))
             .collect();
         let read = if self.gradient { 3 } else { 2 };
-        let ins: Vec<_> = inputs[..read]
+        let ins: Vec<u64> = inputs[..read]
             .iter()
-            .map(|(input, _)| input_slice(input, self.name()))
+            .enumerate()
+            .map(|(order, (input, _))| {
+                let bf16 = self.bf16_inputs.contains(&(order as u8));
+                input_address(input, bf16, self.name())
+            })
             .collect();
         let rows = int(self.rows.rows);
         // The parameters point into `outs`, `ins`, `rows` and the key, which outlive the launch.

@@ -23,7 +23,7 @@ use luminal::{
         *,
     },
 };
-use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceSlice, LaunchAsync};
+use luminal_cudarc::driver::{CudaDevice, CudaSlice, DevicePtr, DeviceSlice, LaunchAsync};
 
 use super::{
     attention_probabilities::CudaAttentionProbabilities,
@@ -65,6 +65,15 @@ pub fn bf16_input<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSlice<u
         .downcast_ref::<Bf16Buffer>()
         .unwrap_or_else(|| panic!("{what}: the input is not a bf16 buffer"))
         .0
+}
+
+/// The device address of an op input's buffer, bf16 or float32 as the kernel reads it.
+pub fn input_address(input: &InputTensor<'_>, bf16: bool, what: &str) -> u64 {
+    if bf16 {
+        *bf16_input(input, what).device_ptr()
+    } else {
+        *input_slice(input, what).device_ptr()
+    }
 }
 
 /// A bf16 copy of the whole of its input's buffer, so that a GEMM's view of the input (offsets

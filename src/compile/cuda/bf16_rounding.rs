@@ -13,6 +13,13 @@ __device__ unsigned short bf16_bits(float x) {
 }
 "#;
 
+/// `bf16_value(bits)`: the float a bf16 value stands for. Kernels that read bf16 inputs call it.
+pub const BF16_VALUE: &str = r#"
+__device__ float bf16_value(unsigned short bits) {
+    return __uint_as_float((unsigned int)bits << 16);
+}
+"#;
+
 /// A bf16 copy of a float32 buffer.
 pub fn rounding_source() -> String {
     format!(

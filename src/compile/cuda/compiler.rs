@@ -13,6 +13,7 @@ use super::{
     adamw_step::CudaAdamWStep,
     attention_probabilities::CudaAttentionProbabilities,
     bf16_operands::share_rounded_operands,
+    bf16_products::write_products_in_bf16,
     contraction::CudaContraction,
     cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
     dropout_mask::CudaDropoutMask,
@@ -68,6 +69,7 @@ impl Compiler for DropbertCudaCompiler {
         copies.compile(graph, &mut remap);
         read_on_host(graph, &host_inputs);
         swap_in_kernels(graph, &device);
+        write_products_in_bf16(graph);
         share_rounded_operands(graph, &device);
     }
 }

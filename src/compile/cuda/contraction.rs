@@ -21,7 +21,7 @@ use luminal_cudarc::{
 };
 
 use super::{
-    bf16_operands::bf16_input,
+    bf16_operands::{bf16_input, bf16_tensor},
     bf16_rounding::worth_rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
@@ -76,6 +76,9 @@ pub struct CudaContraction {
     /// Whether the operands arrive rounded to bf16 (`--matmul bf16` and a cuBLAS plan worth it;
     /// see `bf16_operands::share_rounded_operands`).
     reads_bf16: bool,
+    /// Whether cuBLAS writes the product in bf16 (see `bf16_products`): only a single-GEMM plan
+    /// that reads bf16, whose readers all take bf16.
+    writes_bf16: bool,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -323,6 +326,20 @@ impl CudaContraction {
         self.reads_bf16
     }
 
+    /// Whether cuBLAS can write this product in bf16: a plain GEMM plan on bf16 operands.
+    pub fn can_write_bf16(&self) -> bool {
+        self.reads_bf16 && matches!(self.plan, Plan::Gemm(_))
+    }
+
+    /// The same contraction writing its product in bf16.
+    pub fn writing_bf16(&self) -> Self {
+        assert!(self.can_write_bf16(), "only a bf16 GEMM plan writes bf16");
+        Self {
+            writes_bf16: true,
+            ..self.clone()
+        }
+    }
+
     pub fn new(
         op: &Contraction,
         precision: MatmulPrecision,
@@ -373,6 +390,7 @@ impl CudaContraction {
             plan,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
+            writes_bf16: false,
             blas: blas.clone(),
             device: device.clone(),
         }
@@ -385,7 +403,11 @@ impl CudaContraction {
             cudaDataType::CUDA_R_16BF => 2u64,
             _ => 4,
         };
-        let float = std::mem::size_of::<f32>() as u64;
+        let (output_type, output_bytes) = if self.writes_bf16 {
+            (cudaDataType::CUDA_R_16BF, 2u64)
+        } else {
+            (cudaDataType::CUDA_R_32F, 4)
+        };
         // The outer loops (all but the batched one) on the host, as element offsets.
         let outer = &loops[..loops.len().saturating_sub(1)];
         let total: usize = outer.iter().map(|axis| axis.0).product();
@@ -431,8 +453,8 @@ impl CudaContraction {
                     call.ldy,
                     stride_y,
                     (&beta as *const f32).cast(),
-                    (out + offset_out * float) as *mut _,
-                    cudaDataType::CUDA_R_32F,
+                    (out + offset_out * output_bytes) as *mut _,
+                    output_type,
                     call.ldc,
                     call.batch_strides.2,
                     call.batch,
@@ -447,6 +469,9 @@ impl CudaContraction {
 
 impl Operator for CudaContraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        if self.writes_bf16 {
+            return vec![self.bf16_product(&inputs)];
+        }
         let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         // The operands' views are in the plan; their buffers are read as they are.
         let float_operands = || {
@@ -515,6 +540,20 @@ impl Operator for CudaContraction {
             }
         }
         vec![device_tensor(out)]
+    }
+}
+
+impl CudaContraction {
+    /// The product of a bf16 GEMM plan, written in bf16 by cuBLAS.
+    fn bf16_product(&self, inputs: &[(InputTensor, ShapeTracker)]) -> Tensor {
+        let Plan::Gemm(call) = &self.plan else {
+            unreachable!("writing_bf16 takes only GEMM plans")
+        };
+        let mut out = unsafe { self.device.alloc::<u16>(self.out_len) }.expect("GPU allocation");
+        let a = *bf16_input(&inputs[0].0, "contraction operand a").device_ptr();
+        let b = *bf16_input(&inputs[1].0, "contraction operand b").device_ptr();
+        self.run_gemm(call, &self.loops, a, b, *out.device_ptr_mut());
+        bf16_tensor(out)
     }
 }
 

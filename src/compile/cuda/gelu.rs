@@ -12,8 +12,8 @@ use std::ffi::c_void;
 use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync};
 
 use super::{
-    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
-    device_buffer::input_slice,
+    bf16_operands::input_address,
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     fused_elementwise::OutputBuffer,
     kernel::{float_literal as exact, int, per_element, Kernel},
 };
@@ -57,18 +57,18 @@ __device__ float gelu_derivative(float x) {{
 const ELEMENTS_PER_THREAD: usize = 4;
 
 /// A kernel computing `value` for each `i < len` and storing it as `store` says; each thread
-/// takes [`ELEMENTS_PER_THREAD`] elements a grid apart, so that every load stays coalesced.
-fn elementwise_source(inputs: &[&str], value: &str, store: Store) -> String {
+/// takes [`ELEMENTS_PER_THREAD`] elements a grid apart, so that every load stays coalesced. The
+/// inputs are named, each float32 or bf16.
+fn elementwise_source(inputs: &[(&str, bool)], value: &str, store: Store) -> String {
     let parameters: Vec<String> = output_parameters(&[store])
         .into_iter()
-        .chain(
-            inputs
-                .iter()
-                .map(|name| format!("const float *__restrict__ {name}")),
-        )
+        .chain(inputs.iter().map(|&(name, bf16)| {
+            let ty = if bf16 { "unsigned short" } else { "float" };
+            format!("const {ty} *__restrict__ {name}")
+        }))
         .collect();
     format!(
-        r#"{BF16_BITS}{functions}
+        r#"{BF16_BITS}{BF16_VALUE}{functions}
 extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
     int first = blockIdx.x * blockDim.x + threadIdx.x, grid = gridDim.x * blockDim.x;
     #pragma unroll
@@ -83,28 +83,70 @@ extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
     )
 }
 
-/// The kernel's inputs after `x` and the other inputs `before`, and its expression of the GELU's
-/// argument: `x[i]`, plus the bias's `i % width` value where there is one.
-fn biased(before: &[&'static str], bias_width: Option<usize>) -> (Vec<&'static str>, String) {
-    let mut inputs = vec!["x"];
-    inputs.extend(before);
-    match bias_width {
-        None => (inputs, "x[i]".into()),
-        Some(width) => {
-            inputs.push("bias");
-            (inputs, format!("(x[i] + bias[i % {width}])"))
-        }
+/// The inputs of a GELU kernel in order (`x`, the gradient's `dy`, the bias if any), each with
+/// whether it is read in bf16.
+fn inputs(
+    gradient: bool,
+    bias_width: Option<usize>,
+    bf16_inputs: &[u8],
+) -> Vec<(&'static str, bool)> {
+    let names = [
+        Some("x"),
+        gradient.then_some("dy"),
+        bias_width.map(|_| "bias"),
+    ];
+    names
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(order, name)| (name, bf16_inputs.contains(&(order as u8))))
+        .collect()
+}
+
+/// Input `name`'s value at `i`.
+fn read(inputs: &[(&str, bool)], name: &str) -> String {
+    match inputs.iter().find(|(n, _)| *n == name) {
+        Some((_, true)) => format!("bf16_value({name}[i])"),
+        _ => format!("{name}[i]"),
     }
 }
 
-pub(super) fn forward_source(bias_width: Option<usize>, store: Store) -> String {
-    let (inputs, x) = biased(&[], bias_width);
-    elementwise_source(&inputs, &format!("gelu({x})"), store)
+/// The GELU's argument: `x`, plus the bias's `i % width` value where there is one.
+fn argument(inputs: &[(&str, bool)], bias_width: Option<usize>) -> String {
+    let x = read(inputs, "x");
+    match bias_width {
+        None => x,
+        Some(width) => format!("({x} + bias[i % {width}])"),
+    }
 }
 
-pub(super) fn gradient_source(bias_width: Option<usize>, store: Store) -> String {
-    let (inputs, x) = biased(&["dy"], bias_width);
-    elementwise_source(&inputs, &format!("dy[i] * gelu_derivative({x})"), store)
+pub(super) fn forward_source(
+    bias_width: Option<usize>,
+    store: Store,
+    bf16_inputs: &[u8],
+) -> String {
+    let inputs = inputs(false, bias_width, bf16_inputs);
+    let value = format!("gelu({})", argument(&inputs, bias_width));
+    elementwise_source(&inputs, &value, store)
+}
+
+pub(super) fn gradient_source(
+    bias_width: Option<usize>,
+    store: Store,
+    bf16_inputs: &[u8],
+) -> String {
+    let inputs = inputs(true, bias_width, bf16_inputs);
+    let value = format!(
+        "{} * gelu_derivative({})",
+        read(&inputs, "dy"),
+        argument(&inputs, bias_width)
+    );
+    elementwise_source(&inputs, &value, store)
+}
+
+/// Whether a GELU kernel can read input `input` in bf16: `x`, and the gradient's `dy`.
+fn can_read_bf16(gradient: bool, input: u8) -> bool {
+    input == 0 || (gradient && input == 1)
 }
 
 /// [`Gelu`] or [`GeluGradient`]: one thread per element, reading `x` (and `dy`, and the bias) as
@@ -114,6 +156,7 @@ pub struct CudaGeluKernel {
     len: usize,
     bias_width: Option<usize>,
     gradient: bool,
+    bf16_inputs: Vec<u8>,
     store: Store,
     kernel: Kernel,
 }
@@ -124,28 +167,30 @@ impl CudaGeluKernel {
         bias_width: Option<usize>,
         gradient: bool,
         store: Store,
+        bf16_inputs: Vec<u8>,
         device: &Arc<CudaDevice>,
     ) -> Self {
         let source = if gradient {
-            gradient_source(bias_width, store)
+            gradient_source(bias_width, store, &bf16_inputs)
         } else {
-            forward_source(bias_width, store)
+            forward_source(bias_width, store, &bf16_inputs)
         };
         Self {
             len,
             bias_width,
             gradient,
+            bf16_inputs,
             store,
             kernel: Kernel::compile(device, &source),
         }
     }
 
     pub fn forward(op: &Gelu, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.len, op.bias_width, false, Store::Float, device)
+        Self::new(op.len, op.bias_width, false, Store::Float, vec![], device)
     }
 
     pub fn gradient(op: &GeluGradient, device: &Arc<CudaDevice>) -> Self {
-        Self::new(op.len, op.bias_width, true, Store::Float, device)
+        Self::new(op.len, op.bias_width, true, Store::Float, vec![], device)
     }
 
     /// The same kernel storing its result as `store` says.
@@ -155,8 +200,26 @@ impl CudaGeluKernel {
             self.bias_width,
             self.gradient,
             store,
+            self.bf16_inputs.clone(),
             &self.kernel.device,
         )
+    }
+
+    /// The same kernel reading `inputs` in bf16 too, if it can read them so.
+    pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
+        if !inputs.iter().all(|&i| can_read_bf16(self.gradient, i)) {
+            return None;
+        }
+        let mut all = self.bf16_inputs.clone();
+        all.extend(inputs);
+        Some(Self::new(
+            self.len,
+            self.bias_width,
+            self.gradient,
+            self.store,
+            all,
+            &self.kernel.device,
+        ))
     }
 
     fn name(&self) -> &'static str {
@@ -174,9 +237,13 @@ impl Operator for CudaGeluKernel {
             .into_iter()
             .map(|(_, bf16)| OutputBuffer::new(&self.kernel.device, bf16, self.len))
             .collect();
-        let ins: Vec<_> = inputs
+        let ins: Vec<u64> = inputs
             .iter()
-            .map(|(input, _)| input_slice(input, self.name()))
+            .enumerate()
+            .map(|(order, (input, _))| {
+                let bf16 = self.bf16_inputs.contains(&(order as u8));
+                input_address(input, bf16, self.name())
+            })
             .collect();
         let len = int(self.len);
         // The parameters point into `outs`, `ins` and `len`, which outlive the launch call.

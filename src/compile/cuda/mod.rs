@@ -13,6 +13,8 @@ mod attention_probabilities;
 #[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
+mod bf16_products;
+#[cfg(feature = "cuda")]
 mod block_rows;
 #[cfg(feature = "cuda")]
 mod compiler;
@@ -121,10 +123,10 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
-            gelu::forward_source(None, bf16_rounding::Store::Float),
-            gelu::forward_source(Some(3072), bf16_rounding::Store::Both),
-            gelu::gradient_source(Some(3072), bf16_rounding::Store::Bf16),
-            gelu::gradient_source(None, bf16_rounding::Store::Float),
+            gelu::forward_source(None, bf16_rounding::Store::Float, &[]),
+            gelu::forward_source(Some(3072), bf16_rounding::Store::Both, &[0]),
+            gelu::gradient_source(Some(3072), bf16_rounding::Store::Bf16, &[0, 1]),
+            gelu::gradient_source(None, bf16_rounding::Store::Float, &[1]),
             softmax::forward_source(128),
             softmax::gradient_source(512),
             {
@@ -139,7 +141,7 @@ mod nvrtc_tests {
                     }),
                 };
                 let store = bf16_rounding::Store::Both;
-                attention_probabilities::source(&rows, false, store)
+                attention_probabilities::source(&rows, false, store, &[0])
             },
             {
                 // Token dropping's kept keys, not a multiple of 4; no dropout.
@@ -150,7 +152,7 @@ mod nvrtc_tests {
                     scale: 0.5,
                     dropout: None,
                 };
-                attention_probabilities::source(&rows, true, bf16_rounding::Store::Float)
+                attention_probabilities::source(&rows, true, bf16_rounding::Store::Float, &[0, 2])
             },
             {
                 let rows = crate::ops::AttentionRows {
@@ -163,7 +165,7 @@ mod nvrtc_tests {
                         stream: 3,
                     }),
                 };
-                attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16)
+                attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16, &[2])
             },
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),

@@ -1,0 +1,81 @@
+//! `--matmul bf16`: a product that only dropbert's kernels read, each through an input it can
+//! take in bf16 (attention's scores and the probabilities' gradient; GELU's input and its
+//! gradient), is written in bf16 by cuBLAS, as PyTorch's autocast writes a matmul's output. The
+//! product then costs half the bytes to write, to keep for the backward pass, and to read each
+//! time. Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`.
+use std::collections::BTreeMap;
+
+use luminal::{
+    op::Operator,
+    prelude::{
+        petgraph::{visit::EdgeRef, Direction},
+        *,
+    },
+};
+
+use super::{
+    attention_probabilities::CudaAttentionProbabilities, contraction::CudaContraction,
+    gelu::CudaGeluKernel,
+};
+
+/// Makes every product whose readers all take it in bf16 a bf16 product, and those readers read
+/// it so.
+pub fn write_products_in_bf16(graph: &mut Graph) {
+    let products: Vec<NodeIndex> = graph
+        .graph
+        .node_indices()
+        .filter(|&node| {
+            let op = graph.graph.node_weight(node).expect("live node").as_any();
+            op.downcast_ref::<CudaContraction>()
+                .is_some_and(CudaContraction::can_write_bf16)
+                && !graph.no_delete.contains(&node)
+                && !graph.to_retrieve.contains(&node)
+        })
+        .collect();
+    for product in products {
+        let mut inputs_read: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
+        for edge in graph.graph.edges_directed(product, Direction::Outgoing) {
+            if let Some((input_order, _, _)) = edge.weight().as_data() {
+                inputs_read
+                    .entry(edge.target())
+                    .or_default()
+                    .push(input_order);
+            }
+        }
+        if inputs_read.is_empty() {
+            continue;
+        }
+        let readers: Option<Vec<(NodeIndex, Box<dyn Operator>)>> = inputs_read
+            .iter()
+            .map(|(&reader, inputs)| {
+                let op = graph.graph.node_weight(reader).expect("live node");
+                reading_bf16(op.as_ref(), inputs).map(|op| (reader, op))
+            })
+            .collect();
+        let Some(readers) = readers else { continue };
+        let contraction = graph
+            .graph
+            .node_weight(product)
+            .expect("live node")
+            .as_any()
+            .downcast_ref::<CudaContraction>()
+            .expect("a contraction")
+            .writing_bf16();
+        *graph.graph.node_weight_mut(product).expect("live node") = Box::new(contraction);
+        for (reader, op) in readers {
+            *graph.graph.node_weight_mut(reader).expect("live node") = op;
+        }
+    }
+}
+
+/// `op` reading its inputs `inputs` in bf16, where it is a kernel that can.
+fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
+    let any = op.as_any();
+    if let Some(gelu) = any.downcast_ref::<CudaGeluKernel>() {
+        Some(Box::new(gelu.reading_bf16(inputs)?))
+    } else if let Some(probabilities) = any.downcast_ref::<CudaAttentionProbabilities>() {
+        Some(Box::new(probabilities.reading_bf16(inputs)?))
+    } else {
+        None
+    }
+}
