@@ -19,6 +19,7 @@ use super::{
     dropout_mask::philox_source,
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
+    vector_access::{load4, store4},
     warp_rows::WARP_REDUCTIONS,
 };
 use crate::ops::{
@@ -36,29 +37,6 @@ fn chunk(keys: usize) -> usize {
         ELEMENTS_PER_COUNTER
     } else {
         1
-    }
-}
-
-/// The C statements storing the 4 values `value[0..4]` at `e` (a multiple of 4) as `store`
-/// says: one 16-byte store of floats, one 8-byte store of bf16 values.
-fn vector_store(store: Store, value: &str) -> String {
-    let floats = |to: &str| {
-        format!(
-            "*reinterpret_cast<float4 *>({to} + e) = \
-             make_float4({value}[0], {value}[1], {value}[2], {value}[3]);"
-        )
-    };
-    let halves = |to: &str| {
-        format!(
-            "*reinterpret_cast<uint2 *>({to} + e) = make_uint2(\
-             bf16_bits({value}[0]) | ((unsigned int)bf16_bits({value}[1]) << 16), \
-             bf16_bits({value}[2]) | ((unsigned int)bf16_bits({value}[3]) << 16));"
-        )
-    };
-    match store {
-        Store::Float => floats("out0"),
-        Store::Bf16 => halves("out0"),
-        Store::Both => format!("{} {}", floats("out0"), halves("copy0")),
     }
 }
 
@@ -105,24 +83,10 @@ pub(super) fn source(
         .collect();
     let inputs = inputs.join(", ");
     let load = |name: &str, at: &str, into: &str| {
-        if is_bf16(name) {
-            if chunk == 4 {
-                format!(
-                    "{{ uint2 loaded = *reinterpret_cast<const uint2 *>({name} + {at}); \
-                     {into}[0] = __uint_as_float(loaded.x << 16); \
-                     {into}[1] = __uint_as_float(loaded.x & 0xffff0000u); \
-                     {into}[2] = __uint_as_float(loaded.y << 16); \
-                     {into}[3] = __uint_as_float(loaded.y & 0xffff0000u); }}"
-                )
-            } else {
-                format!("{into}[0] = bf16_value({name}[{at}]);")
-            }
-        } else if chunk == 4 {
-            format!(
-                "{{ float4 loaded = *reinterpret_cast<const float4 *>({name} + {at}); \
-                 {into}[0] = loaded.x; {into}[1] = loaded.y; {into}[2] = loaded.z; \
-                 {into}[3] = loaded.w; }}"
-            )
+        if chunk == 4 {
+            load4(name, at, into, is_bf16(name))
+        } else if is_bf16(name) {
+            format!("{into}[0] = bf16_value({name}[{at}]);")
         } else {
             format!("{into}[0] = {name}[{at}];")
         }
@@ -148,7 +112,7 @@ pub(super) fn source(
     };
     let store_chunk = |value: &str| {
         if chunk == 4 {
-            vector_store(store, value)
+            store4(store, "e", value)
         } else {
             store.statement(0, "e", &format!("{value}[0]"))
         }

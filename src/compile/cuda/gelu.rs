@@ -16,6 +16,7 @@ use super::{
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     fused_elementwise::OutputBuffer,
     kernel::{float_literal as exact, int, per_element, Kernel},
+    vector_access::{load4, store4},
 };
 use crate::ops::{Gelu, GeluGradient, ERF_A, ERF_P};
 
@@ -56,92 +57,168 @@ __device__ float gelu_derivative(float x) {{
 /// others in flight.
 const ELEMENTS_PER_THREAD: usize = 4;
 
-/// A kernel computing `value` for each `i < len` and storing it as `store` says; each thread
-/// takes [`ELEMENTS_PER_THREAD`] elements a grid apart, so that every load stays coalesced. The
-/// inputs are named, each float32 or bf16.
-fn elementwise_source(inputs: &[(&str, bool)], value: &str, store: Store) -> String {
-    let parameters: Vec<String> = output_parameters(&[store])
-        .into_iter()
-        .chain(inputs.iter().map(|&(name, bf16)| {
-            let ty = if bf16 { "unsigned short" } else { "float" };
-            format!("const {ty} *__restrict__ {name}")
-        }))
-        .collect();
-    format!(
-        r#"{BF16_BITS}{BF16_VALUE}{functions}
+/// What a GELU kernel computes: its length, its bias, whether it is the gradient, and which of its
+/// inputs are bf16.
+struct GeluShape<'a> {
+    len: usize,
+    bias_width: Option<usize>,
+    gradient: bool,
+    bf16_inputs: &'a [u8],
+}
+
+impl GeluShape<'_> {
+    /// The inputs in order (`x`, the gradient's `dy`, the bias if any), each with whether it is
+    /// read in bf16.
+    fn inputs(&self) -> Vec<(&'static str, bool)> {
+        let names = [
+            Some("x"),
+            self.gradient.then_some("dy"),
+            self.bias_width.map(|_| "bias"),
+        ];
+        names
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(order, name)| (name, self.bf16_inputs.contains(&(order as u8))))
+            .collect()
+    }
+
+    /// Whether each thread takes 4 neighbouring elements with vector loads and stores: where
+    /// every group of 4 shares a row of the bias.
+    fn vectorised(&self) -> bool {
+        self.len.is_multiple_of(4) && self.bias_width.is_none_or(|width| width.is_multiple_of(4))
+    }
+
+    /// The value of element `c` of a thread's 4, read into the arrays `xv`, `dyv` and `bv`.
+    fn value(&self) -> String {
+        let argument = match self.bias_width {
+            None => "xv[c]".to_string(),
+            Some(_) => "(xv[c] + bv[c])".to_string(),
+        };
+        if self.gradient {
+            format!("dyv[c] * gelu_derivative({argument})")
+        } else {
+            format!("gelu({argument})")
+        }
+    }
+
+    fn source(&self, store: Store) -> String {
+        let inputs = self.inputs();
+        let parameters: Vec<String> = output_parameters(&[store])
+            .into_iter()
+            .chain(inputs.iter().map(|&(name, bf16)| {
+                let ty = if bf16 { "unsigned short" } else { "float" };
+                format!("const {ty} *__restrict__ {name}")
+            }))
+            .collect();
+        let body = if self.vectorised() {
+            self.vector_body(&inputs, store)
+        } else {
+            self.scalar_body(&inputs, store)
+        };
+        format!(
+            r#"{BF16_BITS}{BF16_VALUE}{functions}
 extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
-    int first = blockIdx.x * blockDim.x + threadIdx.x, grid = gridDim.x * blockDim.x;
+{body}
+}}"#,
+            functions = functions(),
+            parameters = parameters.join(", "),
+        )
+    }
+
+    /// Each thread takes 4 neighbours, loaded and stored as vectors.
+    fn vector_body(&self, inputs: &[(&str, bool)], store: Store) -> String {
+        let loads: Vec<String> = inputs
+            .iter()
+            .map(|&(name, bf16)| match name {
+                "x" => load4("x", "i", "xv", bf16),
+                "dy" => load4("dy", "i", "dyv", bf16),
+                _ => {
+                    let width = self.bias_width.expect("a bias");
+                    load4("bias", &format!("(i % {width})"), "bv", bf16)
+                }
+            })
+            .collect();
+        format!(
+            r#"    int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i >= len) return;
+    float xv[4], dyv[4], bv[4], value[4];
+    {loads}
+    #pragma unroll
+    for (int c = 0; c < 4; c++) value[c] = {value};
+    {store}"#,
+            loads = loads.join(
+                "
+    "
+            ),
+            value = self.value(),
+            store = store4(store, "i", "value"),
+        )
+    }
+
+    /// Each thread takes [`ELEMENTS_PER_THREAD`] elements a grid apart, so that every load stays
+    /// coalesced.
+    fn scalar_body(&self, inputs: &[(&str, bool)], store: Store) -> String {
+        let loads: Vec<String> = inputs
+            .iter()
+            .map(|&(name, bf16)| {
+                let (array, at) = match name {
+                    "x" => ("xv", "i".to_string()),
+                    "dy" => ("dyv", "i".to_string()),
+                    _ => ("bv", format!("i % {}", self.bias_width.expect("a bias"))),
+                };
+                if bf16 {
+                    format!("{array}[c] = bf16_value({name}[{at}]);")
+                } else {
+                    format!("{array}[c] = {name}[{at}];")
+                }
+            })
+            .collect();
+        format!(
+            r#"    int first = blockIdx.x * blockDim.x + threadIdx.x, grid = gridDim.x * blockDim.x;
+    const int c = 0;
     #pragma unroll
     for (int k = 0; k < {ELEMENTS_PER_THREAD}; k++) {{
         int i = first + k * grid;
-        if (i < len) {{ {statement} }}
-    }}
-}}"#,
-        functions = functions(),
-        parameters = parameters.join(", "),
-        statement = store.statement(0, "i", value),
-    )
-}
-
-/// The inputs of a GELU kernel in order (`x`, the gradient's `dy`, the bias if any), each with
-/// whether it is read in bf16.
-fn inputs(
-    gradient: bool,
-    bias_width: Option<usize>,
-    bf16_inputs: &[u8],
-) -> Vec<(&'static str, bool)> {
-    let names = [
-        Some("x"),
-        gradient.then_some("dy"),
-        bias_width.map(|_| "bias"),
-    ];
-    names
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(order, name)| (name, bf16_inputs.contains(&(order as u8))))
-        .collect()
-}
-
-/// Input `name`'s value at `i`.
-fn read(inputs: &[(&str, bool)], name: &str) -> String {
-    match inputs.iter().find(|(n, _)| *n == name) {
-        Some((_, true)) => format!("bf16_value({name}[i])"),
-        _ => format!("{name}[i]"),
-    }
-}
-
-/// The GELU's argument: `x`, plus the bias's `i % width` value where there is one.
-fn argument(inputs: &[(&str, bool)], bias_width: Option<usize>) -> String {
-    let x = read(inputs, "x");
-    match bias_width {
-        None => x,
-        Some(width) => format!("({x} + bias[i % {width}])"),
+        if (i >= len) continue;
+        float xv[1], dyv[1], bv[1];
+        {loads}
+        {store}
+    }}"#,
+            loads = loads.join(" "),
+            store = store.statement(0, "i", &self.value()),
+        )
     }
 }
 
 pub(super) fn forward_source(
+    len: usize,
     bias_width: Option<usize>,
     store: Store,
     bf16_inputs: &[u8],
 ) -> String {
-    let inputs = inputs(false, bias_width, bf16_inputs);
-    let value = format!("gelu({})", argument(&inputs, bias_width));
-    elementwise_source(&inputs, &value, store)
+    let shape = GeluShape {
+        len,
+        bias_width,
+        gradient: false,
+        bf16_inputs,
+    };
+    shape.source(store)
 }
 
 pub(super) fn gradient_source(
+    len: usize,
     bias_width: Option<usize>,
     store: Store,
     bf16_inputs: &[u8],
 ) -> String {
-    let inputs = inputs(true, bias_width, bf16_inputs);
-    let value = format!(
-        "{} * gelu_derivative({})",
-        read(&inputs, "dy"),
-        argument(&inputs, bias_width)
-    );
-    elementwise_source(&inputs, &value, store)
+    let shape = GeluShape {
+        len,
+        bias_width,
+        gradient: true,
+        bf16_inputs,
+    };
+    shape.source(store)
 }
 
 /// Whether a GELU kernel can read input `input` in bf16: `x`, and the gradient's `dy`.
@@ -171,9 +248,9 @@ impl CudaGeluKernel {
         device: &Arc<CudaDevice>,
     ) -> Self {
         let source = if gradient {
-            gradient_source(bias_width, store, &bf16_inputs)
+            gradient_source(len, bias_width, store, &bf16_inputs)
         } else {
-            forward_source(bias_width, store, &bf16_inputs)
+            forward_source(len, bias_width, store, &bf16_inputs)
         };
         Self {
             len,

@@ -61,6 +61,8 @@ mod softmax;
 #[cfg(feature = "cuda")]
 mod sum_of_squares;
 #[cfg(feature = "cuda")]
+mod vector_access;
+#[cfg(feature = "cuda")]
 mod view_adjoint;
 #[cfg(feature = "cuda")]
 mod warp_rows;
@@ -123,10 +125,13 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
-            gelu::forward_source(None, bf16_rounding::Store::Float, &[]),
-            gelu::forward_source(Some(3072), bf16_rounding::Store::Both, &[0]),
-            gelu::gradient_source(Some(3072), bf16_rounding::Store::Bf16, &[0, 1]),
-            gelu::gradient_source(None, bf16_rounding::Store::Float, &[1]),
+            gelu::forward_source(1000, None, bf16_rounding::Store::Float, &[]),
+            gelu::forward_source(98304, Some(3072), bf16_rounding::Store::Both, &[0]),
+            gelu::gradient_source(98304, Some(3072), bf16_rounding::Store::Bf16, &[0, 1]),
+            gelu::gradient_source(1001, None, bf16_rounding::Store::Float, &[1]),
+            // Scalar kernels: a length and a bias not in groups of 4.
+            gelu::forward_source(1001, None, bf16_rounding::Store::Both, &[0]),
+            gelu::gradient_source(90, Some(9), bf16_rounding::Store::Bf16, &[0, 1]),
             softmax::forward_source(128),
             softmax::gradient_source(512),
             {
