@@ -110,7 +110,8 @@ type Place = (NodeIndex, u8);
 /// Gives every GEMM that reads bf16 operands its operands in bf16, each float32 result rounded
 /// once for all the GEMMs that read it. A fused elementwise or GELU kernel writes the bf16 copy
 /// itself, and no float32 result at all where only GEMMs read it; any other result gets one
-/// [`CudaRoundToBf16`] node. Runs after the CUDA kernels are in place.
+/// [`CudaRoundToBf16`] node. Products cuBLAS writes in bf16 (`bf16_products`) are read as they
+/// are. Runs after the CUDA kernels are in place.
 pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
     // Each rounded (node, output), with the GEMM edges that read it.
     let mut readers: BTreeMap<Place, Vec<(EdgeIndex, NodeIndex, u8, ShapeTracker)>> =
@@ -124,6 +125,14 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
             continue;
         }
         for edge in graph.graph.edges_directed(reader, Direction::Incoming) {
+            let source = graph.graph.node_weight(edge.source()).expect("live node");
+            let bf16_product = source
+                .as_any()
+                .downcast_ref::<CudaContraction>()
+                .is_some_and(CudaContraction::writes_bf16);
+            if bf16_product {
+                continue;
+            }
             if let Some((input_order, output_order, view)) = edge.weight().as_data() {
                 readers
                     .entry((edge.source(), output_order))

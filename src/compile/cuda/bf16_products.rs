@@ -1,8 +1,10 @@
-//! `--matmul bf16`: a product that only dropbert's kernels read, each through an input it can
-//! take in bf16 (attention's scores and the probabilities' gradient; GELU's input and its
-//! gradient), is written in bf16 by cuBLAS, as PyTorch's autocast writes a matmul's output. The
-//! product then costs half the bytes to write, to keep for the backward pass, and to read each
-//! time. Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`.
+//! `--matmul bf16`: a product that only bf16 GEMMs and dropbert's kernels read, each through an
+//! input it can take in bf16 (attention's scores and the probabilities' gradient; GELU's input
+//! and its gradient), is written in bf16 by cuBLAS, as PyTorch's autocast writes a matmul's
+//! output. The product then costs half the bytes to write, to keep for the backward pass, and to
+//! read each time, and a product only GEMMs read needs no rounding pass. Runs once the CUDA
+//! kernels are in place, before `bf16_operands::share_rounded_operands`, which leaves these
+//! products alone.
 use std::collections::BTreeMap;
 
 use luminal::{
@@ -68,10 +70,15 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
     }
 }
 
-/// `op` reading its inputs `inputs` in bf16, where it is a kernel that can.
+/// `op` reading its inputs `inputs` in bf16, where it is a kernel that can; a bf16 GEMM reads its
+/// operands in bf16 already, and stays as it is.
 fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
     let any = op.as_any();
-    if let Some(gelu) = any.downcast_ref::<CudaGeluKernel>() {
+    if let Some(contraction) = any.downcast_ref::<CudaContraction>() {
+        contraction
+            .reads_bf16()
+            .then(|| Box::new(contraction.clone()) as Box<dyn Operator>)
+    } else if let Some(gelu) = any.downcast_ref::<CudaGeluKernel>() {
         Some(Box::new(gelu.reading_bf16(inputs)?))
     } else if let Some(probabilities) = any.downcast_ref::<CudaAttentionProbabilities>() {
         Some(Box::new(probabilities.reading_bf16(inputs)?))

@@ -326,6 +326,11 @@ impl CudaContraction {
         self.reads_bf16
     }
 
+    /// Whether cuBLAS writes this product in bf16.
+    pub fn writes_bf16(&self) -> bool {
+        self.writes_bf16
+    }
+
     /// Whether cuBLAS can write this product in bf16: a plain GEMM plan on bf16 operands.
     pub fn can_write_bf16(&self) -> bool {
         self.reads_bf16 && matches!(self.plan, Plan::Gemm(_))
