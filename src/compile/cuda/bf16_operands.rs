@@ -27,7 +27,7 @@ use luminal_cudarc::driver::{CudaDevice, CudaSlice, DevicePtr, DeviceSlice, Laun
 
 use super::{
     attention_probabilities::CudaAttentionProbabilities,
-    bf16_rounding::{output_buffers, rounding_source, Store},
+    bf16_rounding::{output_buffers, rounding_source, Store, ROUNDED_PER_THREAD},
     contraction::CudaContraction,
     device_buffer::input_slice,
     fused_elementwise::CudaFusedElementwise,
@@ -98,8 +98,14 @@ impl Operator for CudaRoundToBf16 {
         // Every element is written.
         let mut rounded = unsafe { self.kernel.device.alloc::<u16>(len) }.expect("GPU allocation");
         let args = (&mut rounded, buffer, int(len));
-        unsafe { self.kernel.function.clone().launch(per_element(len), args) }
-            .expect("bf16 rounding launch");
+        let threads = len.div_ceil(ROUNDED_PER_THREAD);
+        unsafe {
+            self.kernel
+                .function
+                .clone()
+                .launch(per_element(threads), args)
+        }
+        .expect("bf16 rounding launch");
         vec![bf16_tensor(rounded)]
     }
 }
