@@ -12,7 +12,7 @@ use luminal::{
 use super::{
     input_values, key_from_values,
     last_axis::{map_rows, rows_and_width},
-    softmax_gradient_row, softmax_row, DropoutMask, RandomKey,
+    DropoutMask, RandomKey,
 };
 
 /// Where the rows of attention's scores come from and what is applied to them: `rows` rows of
@@ -58,16 +58,27 @@ impl AttentionRows {
         })
     }
 
-    /// The softmax of row `r` of `scale * scores + bias` into `out`.
+    /// The softmax of row `r` of `scale * scores + bias` into `out`, in the order of operations
+    /// of [`softmax_row`](super::softmax_row).
     fn softmax_row(&self, r: usize, scores: &[f32], bias: &[f32], out: &mut [f32]) {
         let at = r * self.keys;
         let bias_at = (r / self.rows_per_sequence) * self.keys;
-        let biased: Vec<f32> = scores[at..at + self.keys]
+        let row = scores[at..at + self.keys]
             .iter()
-            .zip(&bias[bias_at..bias_at + self.keys])
-            .map(|(&s, &b)| s * self.scale + b)
-            .collect();
-        softmax_row(&biased, out);
+            .zip(&bias[bias_at..bias_at + self.keys]);
+        for (o, (&s, &b)) in out.iter_mut().zip(row) {
+            *o = s * self.scale + b;
+        }
+        let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for o in out.iter_mut() {
+            *o = (*o - max).exp();
+            sum += *o;
+        }
+        let inverse = 1.0 / sum;
+        for o in out.iter_mut() {
+            *o *= inverse;
+        }
     }
 
     /// The mask under the key input, or `None` without dropout.
@@ -131,16 +142,18 @@ impl Operator for AttentionProbabilitiesGradient {
         assert_eq!((scores.len(), dp.len()), (rows.len(), rows.len()));
         let mask = rows.mask_values(&inputs, Self::KEY);
         vec![Tensor::new(map_rows(rows.rows, rows.keys, |at, out| {
-            let mut y = vec![0.0; rows.keys];
-            rows.softmax_row(at / rows.keys, &scores, &bias, &mut y);
+            // The softmax `y` in `out`, then `scale * y * (g - sum_k g_k y_k)` over it, as
+            // `softmax_gradient_row` computes it.
+            rows.softmax_row(at / rows.keys, &scores, &bias, out);
             let dp = &dp[at..at + rows.keys];
-            let g: Vec<f32> = match &mask {
-                Some(mask) => dp.iter().zip(&mask[at..]).map(|(d, m)| d * m).collect(),
-                None => dp.to_vec(),
+            let mask = mask.as_ref().map(|mask| &mask[at..at + rows.keys]);
+            let g = |j: usize| match mask {
+                Some(mask) => dp[j] * mask[j],
+                None => dp[j],
             };
-            softmax_gradient_row(&y, &g, out);
-            for ds in out.iter_mut() {
-                *ds *= rows.scale;
+            let dot: f32 = out.iter().enumerate().map(|(j, y)| y * g(j)).sum();
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = (*o * (g(j) - dot)) * rows.scale;
             }
         }))]
     }

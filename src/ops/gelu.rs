@@ -5,7 +5,7 @@ use luminal::{
     prelude::*,
 };
 
-use super::input_values;
+use super::{input_values, last_axis::map_rows};
 use crate::compile::cpu::{fill_in_chunks, thread_count};
 
 /// Abramowitz-Stegun 7.1.26: erf(|x|) ~ 1 - t (A0 + t (A1 + ...)) exp(-x^2), t = 1 / (1 + P|x|),
@@ -67,27 +67,34 @@ impl GeluGradient {
     pub const BIAS: u8 = 2;
 }
 
-/// The values of the biased input of a [`Gelu`] or [`GeluGradient`]: `x[i] + bias[i % width]`,
-/// or `x[i]` without a bias.
-fn biased_input<'a>(
+/// The bias of a [`Gelu`] or [`GeluGradient`] (`None` without one) and its width.
+fn bias_values<'a>(
     inputs: &'a [(InputTensor, ShapeTracker)],
     bias_input: u8,
-    bias_width: Option<usize>,
-) -> Cow<'a, [f32]> {
-    let x = input_values(&inputs[0].0, &inputs[0].1);
-    match bias_width {
-        None => x,
-        Some(width) => {
-            let (bias, view) = &inputs[bias_input as usize];
-            let bias = input_values(bias, view);
-            assert_eq!(bias.len(), width, "the bias has one value per column");
-            Cow::Owned(
-                x.iter()
-                    .enumerate()
-                    .map(|(i, &x)| x + bias[i % width])
-                    .collect(),
-            )
-        }
+    width: Option<usize>,
+) -> Option<(Cow<'a, [f32]>, usize)> {
+    width.map(|width| {
+        let (bias, view) = &inputs[bias_input as usize];
+        let bias = input_values(bias, view);
+        assert_eq!(bias.len(), width, "the bias has one value per column");
+        (bias, width)
+    })
+}
+
+/// `f(i, x[i] + bias[i % width])` for every element, on the op's threads: row by row where there
+/// is a bias (no division per element), else element by element.
+fn map_biased(
+    x: &[f32],
+    bias: Option<(Cow<'_, [f32]>, usize)>,
+    f: impl Fn(usize, f32) -> f32 + Sync,
+) -> Vec<f32> {
+    match bias {
+        None => map_in_parallel(x.len(), |i| f(i, x[i])),
+        Some((bias, width)) => map_rows(x.len() / width, width, |at, out| {
+            for (j, (o, b)) in out.iter_mut().zip(bias.iter()).enumerate() {
+                *o = f(at + j, x[at + j] + b);
+            }
+        }),
     }
 }
 
@@ -104,19 +111,21 @@ fn map_in_parallel(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
 
 impl Operator for Gelu {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = biased_input(&inputs, Self::BIAS, self.bias_width);
+        let x = input_values(&inputs[0].0, &inputs[0].1);
         assert_eq!(x.len(), self.len);
-        vec![Tensor::new(map_in_parallel(self.len, |i| gelu_value(x[i])))]
+        let bias = bias_values(&inputs, Self::BIAS, self.bias_width);
+        vec![Tensor::new(map_biased(&x, bias, |_, x| gelu_value(x)))]
     }
 }
 
 impl Operator for GeluGradient {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let x = biased_input(&inputs, Self::BIAS, self.bias_width);
+        let x = input_values(&inputs[0].0, &inputs[0].1);
         let dy = input_values(&inputs[1].0, &inputs[1].1);
         assert_eq!((x.len(), dy.len()), (self.len, self.len));
-        vec![Tensor::new(map_in_parallel(self.len, |i| {
-            dy[i] * gelu_derivative(x[i])
+        let bias = bias_values(&inputs, Self::BIAS, self.bias_width);
+        vec![Tensor::new(map_biased(&x, bias, |i, x| {
+            dy[i] * gelu_derivative(x)
         }))]
     }
 }
