@@ -14,6 +14,7 @@ use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig};
 
 use super::{
     bf16_operands::input_address,
+    bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     device_buffer::copy_to_host,
     dropout_mask::philox_source,
@@ -265,11 +266,9 @@ impl CudaAttentionProbabilities {
 
     /// The same kernel reading `inputs` in bf16 too, if it can read them so.
     pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
-        if !inputs.iter().all(|&i| can_read_bf16(self.gradient, i)) {
-            return None;
-        }
-        let mut all = self.bf16_inputs.clone();
-        all.extend(inputs);
+        let all = more_bf16_inputs(&self.bf16_inputs, inputs, |i| {
+            can_read_bf16(self.gradient, i)
+        })?;
         Some(Self::new(
             self.rows,
             self.gradient,

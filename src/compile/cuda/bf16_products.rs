@@ -70,6 +70,20 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
     }
 }
 
+/// The inputs a kernel reads in bf16 once it reads `added` in bf16 too, if `can_read` says it
+/// can read each of them so.
+pub fn more_bf16_inputs(
+    current: &[u8],
+    added: &[u8],
+    can_read: impl Fn(u8) -> bool,
+) -> Option<Vec<u8>> {
+    added.iter().all(|&input| can_read(input)).then(|| {
+        let mut all = current.to_vec();
+        all.extend(added);
+        all
+    })
+}
+
 /// `op` reading its inputs `inputs` in bf16, where it is a kernel that can; a bf16 GEMM reads its
 /// operands in bf16 already, and stays as it is.
 fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {

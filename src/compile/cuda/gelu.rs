@@ -13,6 +13,7 @@ use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync};
 
 use super::{
     bf16_operands::input_address,
+    bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     fused_elementwise::OutputBuffer,
     kernel::{float_literal as exact, int, per_element, Kernel},
@@ -191,31 +192,19 @@ extern "C" __global__ void dropbert_kernel({parameters}, int len) {{
     }
 }
 
-pub(super) fn forward_source(
+/// The kernel of [`Gelu`] (`gradient` false) or [`GeluGradient`] over `len` elements, storing
+/// its result as `store` says and reading the inputs `bf16_inputs` in bf16.
+pub(super) fn source(
     len: usize,
     bias_width: Option<usize>,
+    gradient: bool,
     store: Store,
     bf16_inputs: &[u8],
 ) -> String {
     let shape = GeluShape {
         len,
         bias_width,
-        gradient: false,
-        bf16_inputs,
-    };
-    shape.source(store)
-}
-
-pub(super) fn gradient_source(
-    len: usize,
-    bias_width: Option<usize>,
-    store: Store,
-    bf16_inputs: &[u8],
-) -> String {
-    let shape = GeluShape {
-        len,
-        bias_width,
-        gradient: true,
+        gradient,
         bf16_inputs,
     };
     shape.source(store)
@@ -247,11 +236,7 @@ impl CudaGeluKernel {
         bf16_inputs: Vec<u8>,
         device: &Arc<CudaDevice>,
     ) -> Self {
-        let source = if gradient {
-            gradient_source(len, bias_width, store, &bf16_inputs)
-        } else {
-            forward_source(len, bias_width, store, &bf16_inputs)
-        };
+        let source = source(len, bias_width, gradient, store, &bf16_inputs);
         Self {
             len,
             bias_width,
@@ -284,11 +269,9 @@ impl CudaGeluKernel {
 
     /// The same kernel reading `inputs` in bf16 too, if it can read them so.
     pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
-        if !inputs.iter().all(|&i| can_read_bf16(self.gradient, i)) {
-            return None;
-        }
-        let mut all = self.bf16_inputs.clone();
-        all.extend(inputs);
+        let all = more_bf16_inputs(&self.bf16_inputs, inputs, |i| {
+            can_read_bf16(self.gradient, i)
+        })?;
         Some(Self::new(
             self.len,
             self.bias_width,

@@ -125,13 +125,13 @@ mod nvrtc_tests {
                 ..rule.clone()
             }),
             importance::SOURCE.to_string(),
-            gelu::forward_source(1000, None, bf16_rounding::Store::Float, &[]),
-            gelu::forward_source(98304, Some(3072), bf16_rounding::Store::Both, &[0]),
-            gelu::gradient_source(98304, Some(3072), bf16_rounding::Store::Bf16, &[0, 1]),
-            gelu::gradient_source(1001, None, bf16_rounding::Store::Float, &[1]),
+            gelu::source(1000, None, false, bf16_rounding::Store::Float, &[]),
+            gelu::source(98304, Some(3072), false, bf16_rounding::Store::Both, &[0]),
+            gelu::source(98304, Some(3072), true, bf16_rounding::Store::Bf16, &[0, 1]),
+            gelu::source(1001, None, true, bf16_rounding::Store::Float, &[1]),
             // Scalar kernels: a length and a bias not in groups of 4.
-            gelu::forward_source(1001, None, bf16_rounding::Store::Both, &[0]),
-            gelu::gradient_source(90, Some(9), bf16_rounding::Store::Bf16, &[0, 1]),
+            gelu::source(1001, None, false, bf16_rounding::Store::Both, &[0]),
+            gelu::source(90, Some(9), true, bf16_rounding::Store::Bf16, &[0, 1]),
             softmax::forward_source(128),
             softmax::gradient_source(512),
             {
