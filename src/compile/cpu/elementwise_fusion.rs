@@ -750,6 +750,53 @@ mod tests {
     }
 
     #[test]
+    fn a_running_sum_read_all_along_is_stored_not_recomputed_in_every_reader() {
+        // A Pre-LN encoder's residual gradient: each partial sum is read by a kernel that waits
+        // for a reduction of it. Recomputing every partial sum in its reader would read all the
+        // terms so far, again and again.
+        let build = |cx: &mut Graph, rng: &mut StdRng| {
+            let terms: Vec<_> = (0..8)
+                .map(|_| cx.tensor::<R2<16, 32>>().set(random(16 * 32, rng)))
+                .collect();
+            let mut sum = terms[0];
+            let mut outputs = Vec::new();
+            for &term in &terms[1..] {
+                sum = sum + term;
+                let total = sum.exp().sum_reduce::<R1<16>, Axis<1>>();
+                outputs.push(erased(sum * total.expand::<R2<16, 32>, Axis<1>>()));
+            }
+            outputs
+        };
+        let (expected, actual, _) = compare(build);
+        assert_close(&expected, &actual);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut cx = Graph::new();
+        let mut outputs = build(&mut cx, &mut rng);
+        for output in &mut outputs {
+            output.retrieve();
+        }
+        cx.compile(
+            (GenericCompiler::default(), ElementwiseFusionCompiler),
+            &mut outputs,
+        );
+        let reads: Vec<usize> = cx
+            .graph
+            .node_indices()
+            .filter(|&n| {
+                let op = cx.graph.node_weight(n).unwrap().as_any();
+                op.is::<FusedElementwise>()
+            })
+            .map(|n| cx.get_sources(n).len())
+            .collect();
+        // Stored partial sums: 23 inputs in all; recomputed in every reader it was 50.
+        let total: usize = reads.iter().sum();
+        assert!(
+            total <= 30,
+            "fused kernels read {total} inputs in all: {reads:?}"
+        );
+    }
+
+    #[test]
     fn sliced_and_unit_axis_views_fuse() {
         let (expected, actual, kernels) = compare(|cx, rng| {
             let x = cx.tensor::<R3<1, 6, 8>>().set(random(48, rng));

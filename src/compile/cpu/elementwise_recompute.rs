@@ -61,7 +61,11 @@ pub(super) fn recompute_shared(
                 continue;
             }
             let part = computed_from(infos, &kernels[kernel], kernel_of, kernel, member);
-            if part.len() > MAX_RECOMPUTED {
+            let readers: HashSet<usize> = uses
+                .iter()
+                .map(|(_, target, _)| kernel_of[target])
+                .collect();
+            if part.len() > MAX_RECOMPUTED || !cheaper_recomputed(infos, &part, readers.len()) {
                 continue;
             }
             for (edge, target, weight) in uses {
@@ -140,6 +144,25 @@ pub(super) fn recompute_shared(
             }
         }
     }
+}
+
+/// Whether `readers` kernels recomputing `part` read less memory than storing its value: storing
+/// writes it once and each reader reads it once, where recomputing reads each of the part's
+/// full-size inputs once per reader (broadcast inputs, such as a row's mean, are small beside
+/// them). Without this bound, a chain of sums read all along, as a Pre-LN encoder's residual
+/// gradient is, would be recomputed whole in every reader: L kernels reading up to L inputs each.
+fn cheaper_recomputed(
+    infos: &HashMap<NodeIndex, Elementwise>,
+    part: &[NodeIndex],
+    readers: usize,
+) -> bool {
+    let full_size_inputs: HashSet<(NodeIndex, u8)> = part
+        .iter()
+        .flat_map(|member| &infos[member].sources)
+        .filter(|(source, _, view)| !part.contains(source) && !view.fake.iter().any(|&fake| fake))
+        .map(|&(source, output, _)| (source, output))
+        .collect();
+    full_size_inputs.len() * readers <= 1 + readers
 }
 
 /// `member` and every member of `kernel` it is computed from, in the kernel's order.
