@@ -761,7 +761,7 @@ mod tests {
             let mut sum = terms[0];
             let mut outputs = Vec::new();
             for &term in &terms[1..] {
-                sum = sum + term;
+                sum += term;
                 let total = sum.exp().sum_reduce::<R1<16>, Axis<1>>();
                 outputs.push(erased(sum * total.expand::<R2<16, 32>, Axis<1>>()));
             }
