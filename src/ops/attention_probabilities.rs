@@ -12,7 +12,7 @@ use luminal::{
 use super::{
     input_values, key_from_values,
     last_axis::{map_rows, rows_and_width},
-    DropoutMask, RandomKey,
+    softmax_in_place, DropoutMask, RandomKey,
 };
 
 /// Where the rows of attention's scores come from and what is applied to them: `rows` rows of
@@ -58,8 +58,7 @@ impl AttentionRows {
         })
     }
 
-    /// The softmax of row `r` of `scale * scores + bias` into `out`, in the order of operations
-    /// of [`softmax_row`](super::softmax_row).
+    /// The softmax of row `r` of `scale * scores + bias` into `out`.
     fn softmax_row(&self, r: usize, scores: &[f32], bias: &[f32], out: &mut [f32]) {
         let at = r * self.keys;
         let bias_at = (r / self.rows_per_sequence) * self.keys;
@@ -69,16 +68,7 @@ impl AttentionRows {
         for (o, (&s, &b)) in out.iter_mut().zip(row) {
             *o = s * self.scale + b;
         }
-        let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for o in out.iter_mut() {
-            *o = (*o - max).exp();
-            sum += *o;
-        }
-        let inverse = 1.0 / sum;
-        for o in out.iter_mut() {
-            *o *= inverse;
-        }
+        softmax_in_place(out);
     }
 
     /// The mask under the key input, or `None` without dropout.
@@ -107,11 +97,21 @@ pub struct AttentionProbabilitiesGradient(pub AttentionRows);
 
 impl AttentionProbabilities {
     pub const KEY: u8 = 2;
+
+    /// The input holding the random key, if the op draws a mask.
+    pub fn key_input(&self) -> Option<u8> {
+        self.0.dropout.map(|_| Self::KEY)
+    }
 }
 
 impl AttentionProbabilitiesGradient {
     pub const PROBABILITIES_GRADIENT: u8 = 2;
     pub const KEY: u8 = 3;
+
+    /// The input holding the random key, if the op draws a mask.
+    pub fn key_input(&self) -> Option<u8> {
+        self.0.dropout.map(|_| Self::KEY)
+    }
 }
 
 impl Operator for AttentionProbabilities {

@@ -58,6 +58,9 @@ pub use normalize::{
 pub use replace_rows::{replace_rows, ReplaceRows, ZeroRows};
 pub use scatter_add_rows::ScatterAddRows;
 pub use select_kept_tokens::{select_kept_tokens, KeptTokenRule, SelectKeptTokens, SequenceTokens};
-pub use softmax::{softmax_gradient_row, softmax_last_axis, softmax_row, Softmax, SoftmaxGradient};
+pub use softmax::{
+    softmax_gradient_row, softmax_in_place, softmax_last_axis, softmax_row, Softmax,
+    SoftmaxGradient,
+};
 pub use sum_of_squares::{sum_of_squares, SumOfSquares, MAX_SUMMED};
 pub use view_adjoint::ViewAdjoint;

@@ -30,15 +30,21 @@ pub struct SoftmaxGradient {
 
 /// One row's softmax into `out`.
 pub fn softmax_row(x: &[f32], out: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    out.copy_from_slice(x);
+    softmax_in_place(out);
+}
+
+/// One row's softmax, over the row itself.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp();
-        sum += *o;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
     }
     let inverse = 1.0 / sum;
-    for o in out.iter_mut() {
-        *o *= inverse;
+    for v in row.iter_mut() {
+        *v *= inverse;
     }
 }
 

@@ -13,7 +13,7 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig};
 
 use super::{
-    bf16_operands::input_address,
+    bf16_operands::input_addresses,
     bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     device_buffer::copy_to_host,
@@ -240,6 +240,8 @@ impl CudaAttentionProbabilities {
         bf16_inputs: Vec<u8>,
         device: &Arc<CudaDevice>,
     ) -> Self {
+        u32::try_from(rows.len().div_ceil(ELEMENTS_PER_COUNTER))
+            .expect("masks of under 2^34 values");
         let source = source(&rows, gradient, store, &bf16_inputs);
         Self {
             rows,
@@ -287,14 +289,12 @@ impl CudaAttentionProbabilities {
     }
 
     /// The input that holds the random key, read on the host, if the op draws a mask.
-    pub fn key_input(&self) -> Option<u8> {
-        self.rows.dropout.map(|_| {
-            if self.gradient {
-                AttentionProbabilitiesGradient::KEY
-            } else {
-                AttentionProbabilities::KEY
-            }
-        })
+    fn key_input(&self) -> Option<u8> {
+        if self.gradient {
+            AttentionProbabilitiesGradient(self.rows).key_input()
+        } else {
+            AttentionProbabilities(self.rows).key_input()
+        }
     }
 }
 
@@ -310,20 +310,12 @@ impl Operator for CudaAttentionProbabilities {
         };
         let device = &self.kernel.device;
         let len = self.rows.len();
-        u32::try_from(len.div_ceil(ELEMENTS_PER_COUNTER)).expect("masks of under 2^34 values");
         let outs: Vec<OutputBuffer> = output_buffers(&[self.store])
             .into_iter()
             .map(|(_, bf16)| OutputBuffer::new(device, bf16, len))
             .collect();
         let read = if self.gradient { 3 } else { 2 };
-        let ins: Vec<u64> = inputs[..read]
-            .iter()
-            .enumerate()
-            .map(|(order, (input, _))| {
-                let bf16 = self.bf16_inputs.contains(&(order as u8));
-                input_address(input, bf16, self.name())
-            })
-            .collect();
+        let ins = input_addresses(&inputs[..read], &self.bf16_inputs, self.name());
         let rows = int(self.rows.rows);
         // The parameters point into `outs`, `ins`, `rows` and the key, which outlive the launch.
         let mut parameters: Vec<*mut c_void> = outs

@@ -76,6 +76,22 @@ pub fn input_address(input: &InputTensor<'_>, bf16: bool, what: &str) -> u64 {
     }
 }
 
+/// The device addresses of a kernel's inputs in order, those numbered in `bf16_inputs` bf16.
+pub fn input_addresses(
+    inputs: &[(InputTensor, ShapeTracker)],
+    bf16_inputs: &[u8],
+    what: &str,
+) -> Vec<u64> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(order, (input, _))| {
+            let bf16 = u8::try_from(order).is_ok_and(|order| bf16_inputs.contains(&order));
+            input_address(input, bf16, what)
+        })
+        .collect()
+}
+
 /// A bf16 copy of the whole of its input's buffer, so that a GEMM's view of the input (offsets
 /// and strides in elements) reads the copy as it would read the buffer.
 #[derive(Debug, Clone, LuminalEqFalse)]

@@ -161,9 +161,9 @@ fn host_input_order(op: &dyn Operator) -> Option<u8> {
     } else if op.is::<DropoutMask>() {
         Some(DropoutMask::KEY)
     } else if let Some(op) = op.downcast_ref::<AttentionProbabilities>() {
-        op.0.dropout.map(|_| AttentionProbabilities::KEY)
+        op.key_input()
     } else if let Some(op) = op.downcast_ref::<AttentionProbabilitiesGradient>() {
-        op.0.dropout.map(|_| AttentionProbabilitiesGradient::KEY)
+        op.key_input()
     } else {
         None
     }

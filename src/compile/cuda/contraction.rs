@@ -17,11 +17,11 @@ use luminal_cudarc::{
         sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
         CudaBlas,
     },
-    driver::{CudaDevice, DevicePtr, DevicePtrMut, LaunchAsync, LaunchConfig},
+    driver::{CudaDevice, DevicePtrMut, LaunchAsync, LaunchConfig},
 };
 
 use super::{
-    bf16_operands::{bf16_input, bf16_tensor},
+    bf16_operands::{bf16_tensor, input_address},
     bf16_rounding::worth_rounding,
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
@@ -474,10 +474,6 @@ impl CudaContraction {
 
 impl Operator for CudaContraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        if self.writes_bf16 {
-            return vec![self.bf16_product(&inputs)];
-        }
-        let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         // The operands' views are in the plan; their buffers are read as they are.
         let float_operands = || {
             (
@@ -485,15 +481,12 @@ impl Operator for CudaContraction {
                 input_slice(&inputs[1].0, "contraction operand b"),
             )
         };
-        let (a_ptr, b_ptr) = if self.reads_bf16 {
-            (
-                *bf16_input(&inputs[0].0, "contraction operand a").device_ptr(),
-                *bf16_input(&inputs[1].0, "contraction operand b").device_ptr(),
-            )
-        } else {
-            let (a, b) = float_operands();
-            (*a.device_ptr(), *b.device_ptr())
-        };
+        let a_ptr = input_address(&inputs[0].0, self.reads_bf16, "contraction operand a");
+        let b_ptr = input_address(&inputs[1].0, self.reads_bf16, "contraction operand b");
+        if self.writes_bf16 {
+            return vec![self.bf16_product(a_ptr, b_ptr)];
+        }
+        let mut out = unsafe { self.device.alloc::<f32>(self.out_len) }.expect("GPU allocation");
         match &self.plan {
             Plan::Gemm(call) => {
                 let out_ptr = *out.device_ptr_mut();
@@ -549,14 +542,13 @@ impl Operator for CudaContraction {
 }
 
 impl CudaContraction {
-    /// The product of a bf16 GEMM plan, written in bf16 by cuBLAS.
-    fn bf16_product(&self, inputs: &[(InputTensor, ShapeTracker)]) -> Tensor {
+    /// The product of a bf16 GEMM plan on the bf16 operands at `a` and `b`, written in bf16 by
+    /// cuBLAS.
+    fn bf16_product(&self, a: u64, b: u64) -> Tensor {
         let Plan::Gemm(call) = &self.plan else {
             unreachable!("writing_bf16 takes only GEMM plans")
         };
         let mut out = unsafe { self.device.alloc::<u16>(self.out_len) }.expect("GPU allocation");
-        let a = *bf16_input(&inputs[0].0, "contraction operand a").device_ptr();
-        let b = *bf16_input(&inputs[1].0, "contraction operand b").device_ptr();
         self.run_gemm(call, &self.loops, a, b, *out.device_ptr_mut());
         bf16_tensor(out)
     }

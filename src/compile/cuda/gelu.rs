@@ -12,7 +12,7 @@ use std::ffi::c_void;
 use luminal_cudarc::driver::{CudaDevice, DeviceRepr, LaunchAsync};
 
 use super::{
-    bf16_operands::input_address,
+    bf16_operands::input_addresses,
     bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     fused_elementwise::OutputBuffer,
@@ -297,14 +297,7 @@ impl Operator for CudaGeluKernel {
             .into_iter()
             .map(|(_, bf16)| OutputBuffer::new(&self.kernel.device, bf16, self.len))
             .collect();
-        let ins: Vec<u64> = inputs
-            .iter()
-            .enumerate()
-            .map(|(order, (input, _))| {
-                let bf16 = self.bf16_inputs.contains(&(order as u8));
-                input_address(input, bf16, self.name())
-            })
-            .collect();
+        let ins = input_addresses(&inputs, &self.bf16_inputs, self.name());
         let len = int(self.len);
         // The parameters point into `outs`, `ins` and `len`, which outlive the launch call.
         let mut parameters: Vec<*mut c_void> = outs
