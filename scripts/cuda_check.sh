@@ -55,6 +55,19 @@ for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer
         --batch "$fixtures/$2/batch.safetensors" --out "$out/$name.safetensors" --backend "$backend" --matmul "$matmul"
     [ -f "$out/$name.safetensors" ] && compare "  vs cpu" "$out/$name.safetensors" "$cpu/$name.safetensors"
 done
+# Dropout on (the fixtures' rates are 0): the masks drawn in and for the fused kernels, against
+# the CPU's, in a copy of tiny_post_ln's checkpoint with both rates at 0.1.
+dropout_checkpoint="$out/tiny_post_ln_dropout"
+mkdir -p "$dropout_checkpoint"
+cp "$fixtures/grads/tiny_post_ln/checkpoint/"* "$dropout_checkpoint/"
+sed -i -e 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/' \
+    -e 's/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' "$dropout_checkpoint/config.json"
+echo "== grads tiny_post_ln with dropout" >>"$out/log.txt"
+check "grads tiny_post_ln dropout" timeout 90 "$binary" tiny-post-ln grads --checkpoint "$dropout_checkpoint" \
+    --batch "$fixtures/grads/tiny_post_ln/batch.safetensors" --seed 7 --out "$out/tiny_post_ln_dropout.safetensors" \
+    --backend "$backend" --matmul "$matmul"
+[ -f "$out/tiny_post_ln_dropout.safetensors" ] && compare "  vs cpu" "$out/tiny_post_ln_dropout.safetensors" "$cpu/tiny_post_ln_dropout.safetensors"
+rm -rf "$dropout_checkpoint"
 echo "== hidden" >>"$out/log.txt"
 check "hidden tiny_post_ln" timeout 120 "$binary" tiny-post-ln hidden --checkpoint "$fixtures/hf/tiny_post_ln" \
     --input "$fixtures/hf/tiny_post_ln/input.txt" --out "$out/hidden_tiny_post_ln.safetensors" --backend "$backend" --matmul "$matmul"

@@ -24,6 +24,7 @@ use super::{
     kept_tokens::CudaSelectKeptTokens,
     label_is_argmax::cuda_label_is_argmax,
     normalize::{cuda_normalize, cuda_normalize_gradient},
+    packed_dropout_masks::pack_dropout_masks,
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     softmax::{cuda_softmax, cuda_softmax_gradient},
@@ -69,6 +70,7 @@ impl Compiler for DropbertCudaCompiler {
         copies.compile(graph, &mut remap);
         read_on_host(graph, &host_inputs);
         swap_in_kernels(graph, &device);
+        pack_dropout_masks(graph);
         write_products_in_bf16(graph);
         share_rounded_operands(graph, &device);
     }

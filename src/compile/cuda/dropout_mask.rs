@@ -1,5 +1,6 @@
 //! Dropout masks ([`DropoutMask`]) drawn on the GPU: one thread per Philox counter, writing its
-//! four mask values. The key is read on the host (the compiler wires the op to the host input the
+//! four mask values, or (for masks only fused elementwise kernels read, see
+//! `packed_dropout_masks`) one thread per 32-bit word of a mask packed one bit a value. The key is read on the host (the compiler wires the op to the host input the
 //! trainer feeds) and passed as kernel arguments, so no mask crosses the bus. The kernel's source
 //! is generated from the constants of [`philox4x32`](crate::ops::philox4x32), and its round is
 //! that function's, statement for statement: the GPU draws the CPU's masks bit for bit.
@@ -14,6 +15,7 @@ use luminal_cudarc::driver::{CudaDevice, LaunchAsync};
 use super::{
     device_buffer::{copy_to_host, device_tensor},
     kernel::{int, per_element, Kernel},
+    packed_dropout_masks::{mask_bits_tensor, VALUES_PER_WORD},
 };
 use crate::ops::{
     key_from_values, philox_key, DropoutMask, ELEMENTS_PER_COUNTER, PHILOX_KEY_STEPS,
@@ -23,6 +25,8 @@ use crate::ops::{
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaDropoutMask {
     op: DropoutMask,
+    /// Whether the mask is written packed, a bit a value.
+    packed: bool,
     kernel: Kernel,
 }
 
@@ -30,8 +34,22 @@ impl CudaDropoutMask {
     pub fn new(op: DropoutMask, device: &Arc<CudaDevice>) -> Self {
         Self {
             op,
+            packed: false,
             kernel: Kernel::compile(device, &source()),
         }
+    }
+
+    /// The same mask, written a bit a value.
+    pub fn packed(&self) -> Self {
+        Self {
+            op: self.op.clone(),
+            packed: true,
+            kernel: Kernel::compile(&self.kernel.device, &packed_source()),
+        }
+    }
+
+    pub fn op(&self) -> &DropoutMask {
+        &self.op
     }
 }
 
@@ -40,25 +58,29 @@ impl Operator for CudaDropoutMask {
         let key_values = copy_to_host(inputs[DropoutMask::KEY as usize].0.borrowed())
             .expect("the random key is f32 values");
         let [key0, key1] = philox_key(key_from_values(&key_values));
-        let len = self.op.len;
+        let (len, stream, threshold) = (self.op.len, self.op.stream, self.op.threshold());
+        let function = self.kernel.function.clone();
+        if self.packed {
+            let words = len.div_ceil(VALUES_PER_WORD);
+            // Every word is written.
+            let mut out =
+                unsafe { self.kernel.device.alloc::<u32>(words) }.expect("GPU allocation");
+            let args = (&mut out, int(len), stream, key0, key1, threshold);
+            unsafe { function.launch(per_element(words), args) }.expect("DropoutMask launch");
+            return vec![mask_bits_tensor(out)];
+        }
         let mut out = unsafe { self.kernel.device.alloc::<f32>(len) }.expect("GPU allocation");
         let args = (
             &mut out,
             int(len),
-            self.op.stream,
+            stream,
             key0,
             key1,
-            self.op.threshold(),
+            threshold,
             self.op.scale(),
         );
         let counters = len.div_ceil(ELEMENTS_PER_COUNTER);
-        unsafe {
-            self.kernel
-                .function
-                .clone()
-                .launch(per_element(counters), args)
-        }
-        .expect("DropoutMask launch");
+        unsafe { function.launch(per_element(counters), args) }.expect("DropoutMask launch");
         vec![device_tensor(out)]
     }
 }
@@ -119,6 +141,41 @@ extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int str
         if (first + 1 < len) out[first + 1] = v1;
         if (first + 2 < len) out[first + 2] = v2;
     }}
+}}"#,
+        philox = philox_source()
+    )
+}
+
+/// The packed kernel: word `w` holds values `32w..32w + 32`, value `v` in bit `v % 32`, drawn from
+/// the same Philox words as [`source`]'s: the 8 counters `8w..8w + 8`, 4 values each. Bits past
+/// the mask's end are left clear.
+pub(super) fn packed_source() -> String {
+    assert_eq!(
+        VALUES_PER_WORD,
+        8 * ELEMENTS_PER_COUNTER,
+        "a word takes 8 counters' values"
+    );
+    format!(
+        r#"{philox}
+extern "C" __global__ void dropbert_kernel(unsigned int *out, int len, unsigned int stream,
+                                           unsigned int key0, unsigned int key1,
+                                           unsigned int threshold) {{
+    int word = blockIdx.x * blockDim.x + threadIdx.x;
+    if ((long long)word * 32 >= len) return;
+    unsigned int bits = 0u;
+    for (int c = 0; c < 8; c++) {{
+        int first = word * 32 + c * 4;
+        if (first >= len) break;
+        uint4 w = philox((unsigned int)(word * 8 + c), stream, key0, key1);
+        unsigned int kept = ((w.x >> 8) < threshold ? 1u : 0u)
+            | ((w.y >> 8) < threshold ? 2u : 0u)
+            | ((w.z >> 8) < threshold ? 4u : 0u)
+            | ((w.w >> 8) < threshold ? 8u : 0u);
+        // The last counter's values past the end.
+        unsigned int valid = len - first >= 4 ? 0xfu : (1u << (len - first)) - 1u;
+        bits |= (kept & valid) << (4 * c);
+    }}
+    out[word] = bits;
 }}"#,
         philox = philox_source()
     )

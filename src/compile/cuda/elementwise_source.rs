@@ -4,7 +4,7 @@
 //! as constants. [`ElementwiseSource::eval`] runs the same plan on the CPU, element by element as
 //! a thread does, so that tests can hold the kernel's arithmetic against the CPU kernel.
 use super::{
-    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS},
+    bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     flat_index::{Coordinates, IndexType, Offset},
 };
 use crate::compile::cpu::{BinaryKind, FusedElementwise, Operand, Step, UnaryKind};
@@ -42,6 +42,22 @@ pub struct ElementwiseSource {
     outputs: Vec<usize>,
     /// How each output is stored.
     stores: Vec<Store>,
+    /// How each input is held in memory.
+    input_kinds: Vec<InputKind>,
+}
+
+/// How a kernel input is held in memory. Every kind is loaded as the float32 value it stands
+/// for, so the arithmetic after the load is the same whatever the kinds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InputKind {
+    Float,
+    /// A product cuBLAS writes in bf16 (see `bf16_products`).
+    Bf16,
+    /// A dropout mask packed one bit a value, 32 values a word (see `packed_dropout_masks`):
+    /// a set bit stands for `scale`, a clear one for 0.
+    MaskBits {
+        scale: f32,
+    },
 }
 
 impl ElementwiseSource {
@@ -101,6 +117,42 @@ impl ElementwiseSource {
             lines,
             outputs: op.output_registers().to_vec(),
             stores: vec![Store::Float; op.output_registers().len()],
+            input_kinds: vec![InputKind::Float; inputs],
+        }
+    }
+
+    /// The same kernel reading `inputs` in bf16 too.
+    pub fn reading_bf16(self, inputs: &[u8]) -> Self {
+        inputs.iter().fold(self, |source, &input| {
+            source.reading(input as usize, InputKind::Bf16)
+        })
+    }
+
+    /// The same kernel reading input `input` as `kind` says.
+    pub fn reading(mut self, input: usize, kind: InputKind) -> Self {
+        assert!(
+            input < self.inputs,
+            "the kernel reads {} inputs",
+            self.inputs
+        );
+        self.input_kinds[input] = kind;
+        self
+    }
+
+    /// How each input is held in memory.
+    pub fn input_kinds(&self) -> &[InputKind] {
+        &self.input_kinds
+    }
+
+    /// Input `input`'s element `at` as a float.
+    fn load(&self, input: usize, at: &str) -> String {
+        match self.input_kinds[input] {
+            InputKind::Float => format!("in{input}[{at}]"),
+            InputKind::Bf16 => format!("bf16_value(in{input}[{at}])"),
+            InputKind::MaskBits { scale } => format!(
+                "(((in{input}[({at}) >> 5] >> (({at}) & 31u)) & 1u) ? {} : 0.0f)",
+                float_literal(scale)
+            ),
         }
     }
 
@@ -129,7 +181,14 @@ impl ElementwiseSource {
         let ty = self.index.c_name();
         let parameters: Vec<String> = output_parameters(&self.stores)
             .into_iter()
-            .chain((0..self.inputs).map(|i| format!("const float *__restrict__ in{i}")))
+            .chain((0..self.inputs).map(|i| {
+                let ty = match self.input_kinds[i] {
+                    InputKind::Float => "float",
+                    InputKind::Bf16 => "unsigned short",
+                    InputKind::MaskBits { .. } => "unsigned int",
+                };
+                format!("const {ty} *__restrict__ in{i}")
+            }))
             .collect();
         let mut body = self.coordinates.render("i", "c", self.index);
         if self.registers > 0 {
@@ -139,24 +198,30 @@ impl ElementwiseSource {
         for line in &self.lines {
             body.push(match line {
                 Line::Load { input, at, dst } => {
-                    format!("r{dst} = in{input}[{}];", at.render("c", self.index))
+                    format!(
+                        "r{dst} = {};",
+                        self.load(*input, &at.render("c", self.index))
+                    )
                 }
                 Line::Unary { kind, src, dst } => {
                     format!("r{dst} = {};", unary(*kind, &format!("r{src}")))
                 }
                 Line::Binary { kind, a, b, dst } => {
-                    format!("r{dst} = {};", binary(*kind, &operand(*a), &operand(*b)))
+                    let (a, b) = (self.operand(*a), self.operand(*b));
+                    format!("r{dst} = {};", binary(*kind, &a, &b))
                 }
             });
         }
         for (output, (register, store)) in self.outputs.iter().zip(&self.stores).enumerate() {
             body.push(store.statement(output, "i", &format!("r{register}")));
         }
-        let helpers = if self.stores.iter().any(|&store| store != Store::Float) {
-            BF16_BITS
-        } else {
-            ""
-        };
+        let mut helpers = String::new();
+        if self.stores.iter().any(|&store| store != Store::Float) {
+            helpers.push_str(BF16_BITS);
+        }
+        if self.input_kinds.contains(&InputKind::Bf16) {
+            helpers.push_str(BF16_VALUE);
+        }
         format!(
             r#"{helpers}
 extern "C" __global__ void dropbert_kernel({parameters}) {{
@@ -171,7 +236,8 @@ extern "C" __global__ void dropbert_kernel({parameters}) {{
         )
     }
 
-    /// The outputs, computed as the kernel's threads compute them.
+    /// The outputs, computed as the kernel's threads compute them (an input read in bf16 given as
+    /// the values its bf16 buffer holds).
     #[cfg(test)]
     pub fn eval(&self, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
         let mut outs = vec![Vec::with_capacity(self.len); self.outputs.len()];
@@ -199,15 +265,20 @@ extern "C" __global__ void dropbert_kernel({parameters}) {{
         }
         outs
     }
+
+    /// An operand as C: a register, an immediate by its exact bits, or element 0 of an input.
+    fn operand(&self, operand: Operand) -> String {
+        match operand {
+            Operand::Reg(r) => format!("r{r}"),
+            Operand::Imm(x) => float_literal(x),
+            Operand::Scalar(input) => self.load(input, "0"),
+        }
+    }
 }
 
-/// An operand as C: a register, an immediate by its exact bits, or element 0 of an input.
-fn operand(operand: Operand) -> String {
-    match operand {
-        Operand::Reg(r) => format!("r{r}"),
-        Operand::Imm(x) => format!("__uint_as_float(0x{:08x}u) /* {x:?} */", x.to_bits()),
-        Operand::Scalar(input) => format!("in{input}[0]"),
-    }
+/// `x` as C, by its exact bits.
+fn float_literal(x: f32) -> String {
+    format!("__uint_as_float(0x{:08x}u) /* {x:?} */", x.to_bits())
 }
 
 /// [`UnaryKind::apply`] in CUDA C (IEEE-rounded division and square root: NVRTC's defaults).
@@ -397,5 +468,67 @@ mod tests {
         // [2, 1, 3, 4]: the unit axis drops, and [3, 4] merges for every read.
         let source = ElementwiseSource::new(&programs[2].0, 3).source();
         assert!(source.contains("i < 24u"), "{source}");
+    }
+
+    #[test]
+    fn an_input_read_in_bf16_is_widened_where_it_is_loaded_and_nowhere_else() {
+        let programs = examples::programs();
+        let plain = ElementwiseSource::new(&programs[1].0, 3);
+        let source = plain.clone().reading_bf16(&[1, 2]).source();
+        assert!(source.contains("const float *__restrict__ in0"), "{source}");
+        assert!(
+            source.contains("const unsigned short *__restrict__ in1"),
+            "{source}"
+        );
+        assert!(
+            source.contains("const unsigned short *__restrict__ in2"),
+            "{source}"
+        );
+        assert!(source.contains("bf16_value(in1[c0 * 20u + c1]"), "{source}");
+        assert!(source.contains("bf16_value(in2[0])"), "{source}");
+        assert!(!source.contains("bf16_value(in0"), "{source}");
+        assert!(source.contains("__device__ float bf16_value"), "{source}");
+        assert!(!plain.source().contains("bf16_value"));
+        // The kernel's other lines are the plain kernel's.
+        let body = |source: &str| -> Vec<String> {
+            source
+                .lines()
+                .skip_while(|line| !line.contains("dropbert_kernel"))
+                .skip(1)
+                .map(|line| {
+                    let widened =
+                        line.contains("bf16_value(in1") || line.contains("bf16_value(in2");
+                    let plain = line.contains("in1[") || line.contains("in2[");
+                    if widened || plain {
+                        "a load of in1 or in2".to_string()
+                    } else {
+                        line.to_string()
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(body(&source), body(&plain.source()));
+        let kinds = plain.reading_bf16(&[2, 1, 2]).input_kinds().to_vec();
+        assert_eq!(kinds, [InputKind::Float, InputKind::Bf16, InputKind::Bf16]);
+    }
+
+    #[test]
+    fn a_packed_mask_input_reads_its_values_bit_and_its_scale_exactly() {
+        let programs = examples::programs();
+        let scale = 1.0f32 / 0.9;
+        let source = ElementwiseSource::new(&programs[0].0, 2)
+            .reading(0, InputKind::MaskBits { scale })
+            .source();
+        assert!(
+            source.contains("const unsigned int *__restrict__ in0"),
+            "{source}"
+        );
+        let bits = format!("__uint_as_float(0x{:08x}u)", scale.to_bits());
+        assert!(
+            source.contains(&format!(
+                "(((in0[(c0 * 10u + c1) >> 5] >> ((c0 * 10u + c1) & 31u)) & 1u) ? {bits}"
+            )),
+            "{source}"
+        );
     }
 }

@@ -7,14 +7,17 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr, LaunchAsync, LaunchConfig};
+use luminal_cudarc::driver::{
+    CudaDevice, CudaSlice, DevicePtr, DeviceRepr, LaunchAsync, LaunchConfig,
+};
 
 use super::{
-    bf16_operands::bf16_tensor,
+    bf16_operands::{bf16_input, bf16_tensor},
     bf16_rounding::Store,
     device_buffer::{device_tensor, input_slice},
-    elementwise_source::ElementwiseSource,
+    elementwise_source::{ElementwiseSource, InputKind},
     kernel::Kernel,
+    packed_dropout_masks::mask_bits_input,
 };
 use crate::compile::cpu::FusedElementwise;
 
@@ -46,7 +49,25 @@ impl CudaFusedElementwise {
 
     /// The same kernel storing its results as `stores` say (one per result).
     pub fn storing(&self, stores: Vec<Store>) -> Self {
-        let source = self.source.clone().with_stores(stores);
+        self.with_source(self.source.clone().with_stores(stores))
+    }
+
+    /// The same kernel reading `inputs` in bf16 too (any input can be).
+    pub fn reading_bf16(&self, inputs: &[u8]) -> Self {
+        self.with_source(self.source.clone().reading_bf16(inputs))
+    }
+
+    /// The same kernel reading each of `inputs` as its kind says.
+    pub fn reading(&self, inputs: &[(usize, InputKind)]) -> Self {
+        let source = inputs
+            .iter()
+            .fold(self.source.clone(), |source, &(input, kind)| {
+                source.reading(input, kind)
+            });
+        self.with_source(source)
+    }
+
+    fn with_source(&self, source: ElementwiseSource) -> Self {
         Self {
             kernel: Kernel::compile(&self.kernel.device, &source.source()),
             source,
@@ -58,9 +79,10 @@ impl Operator for CudaFusedElementwise {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let device = &self.kernel.device;
         let len = self.source.len();
-        let ins: Vec<&CudaSlice<f32>> = inputs
+        let ins: Vec<u64> = inputs
             .iter()
-            .map(|(input, _)| input_slice(input, "FusedElementwise"))
+            .zip(self.source.input_kinds())
+            .map(|((input, _), kind)| input_address(input, *kind))
             .collect();
         // Every element of every buffer is written.
         let outs: Vec<OutputBuffer> = self
@@ -121,6 +143,16 @@ impl OutputBuffer {
             OutputBuffer::Float(buffer) => device_tensor(buffer),
             OutputBuffer::Bf16(buffer) => bf16_tensor(buffer),
         }
+    }
+}
+
+/// The device address of an input held as `kind` says.
+fn input_address(input: &InputTensor<'_>, kind: InputKind) -> u64 {
+    const WHAT: &str = "FusedElementwise";
+    match kind {
+        InputKind::Float => *input_slice(input, WHAT).device_ptr(),
+        InputKind::Bf16 => *bf16_input(input, WHAT).device_ptr(),
+        InputKind::MaskBits { .. } => *mask_bits_input(input, WHAT).device_ptr(),
     }
 }
 

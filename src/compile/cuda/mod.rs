@@ -48,6 +48,8 @@ pub mod memory_pool;
 mod normalize;
 #[cfg(feature = "cuda")]
 pub mod op_timeline;
+#[cfg(feature = "cuda")]
+mod packed_dropout_masks;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
@@ -175,6 +177,7 @@ mod nvrtc_tests {
             normalize::forward_source(768, 1e-12),
             normalize::gradient_source(768, 1e-12),
             dropout_mask::source(),
+            dropout_mask::packed_source(),
             bf16_rounding::rounding_source(),
             // BERT's vocabulary: rows of many strides of a block.
             cross_entropy::forward_source(30522),
@@ -226,7 +229,18 @@ mod nvrtc_tests {
                         _ => bf16_rounding::Store::Bf16,
                     })
                     .collect();
-                [plain.source(), plain.with_stores(stores).source()]
+                // And every input read in bf16.
+                let all_inputs: Vec<u8> = (0..lengths.len() as u8).collect();
+                let widened = plain.clone().reading_bf16(&all_inputs).source();
+                // And the first input a packed dropout mask.
+                let mask = elementwise_source::InputKind::MaskBits { scale: 1.0 / 0.9 };
+                let masked = plain.clone().reading(0, mask).source();
+                [
+                    plain.source(),
+                    plain.with_stores(stores).source(),
+                    widened,
+                    masked,
+                ]
             });
         let reductions = reduce_source::examples::reductions()
             .into_iter()
