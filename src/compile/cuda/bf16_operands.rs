@@ -33,6 +33,7 @@ use super::{
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
     kernel::{int, per_element, Kernel},
+    reduce::CudaReduce,
 };
 
 /// A bf16 buffer on the device (raw bits), as a luminal tensor's data.
@@ -132,10 +133,12 @@ type Place = (NodeIndex, u8);
 /// Gives every GEMM that reads bf16 operands its operands in bf16, each float32 result rounded
 /// once for all the GEMMs that read it. A fused elementwise or GELU kernel writes the bf16 copy
 /// itself, and no float32 result at all where only GEMMs read it; any other result gets one
-/// [`CudaRoundToBf16`] node. Products cuBLAS writes in bf16 (`bf16_products`) are read as they
-/// are. Runs after the CUDA kernels are in place.
+/// [`CudaRoundToBf16`] node. Reductions of a rounded result read the copy too. Products cuBLAS
+/// writes in bf16 (`bf16_products`) are read as they are. Runs after the CUDA kernels are in
+/// place.
 pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
-    // Each rounded (node, output), with the GEMM edges that read it.
+    // Each rounded (node, output), with the GEMM edges that read it (and, added below, the
+    // reductions).
     let mut readers: BTreeMap<Place, Vec<(EdgeIndex, NodeIndex, u8, ShapeTracker)>> =
         BTreeMap::new();
     for reader in graph.graph.node_indices() {
@@ -163,7 +166,34 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
             }
         }
     }
-    let gemm_edges: HashSet<EdgeIndex> =
+    // A reduction of a result that GEMMs read in bf16 (a bias gradient's sum over tokens of the
+    // gradient a dense layer's GEMMs read) reads the same copy, as PyTorch's autocast sums a
+    // bf16 gradient, at half the bytes; the float32 result is then kept only for other readers.
+    let mut reductions = Vec::new();
+    let places: Vec<Place> = readers.keys().copied().collect();
+    for (node, output) in places {
+        for edge in graph.graph.edges_directed(node, Direction::Outgoing) {
+            let Some((input_order, from, view)) = edge.weight().as_data() else {
+                continue;
+            };
+            let reduction = graph
+                .graph
+                .node_weight(edge.target())
+                .expect("live node")
+                .as_any()
+                .downcast_ref::<CudaReduce>();
+            if from == output && reduction.is_some_and(|reduction| !reduction.reads_bf16()) {
+                readers.entry((node, output)).or_default().push((
+                    edge.id(),
+                    edge.target(),
+                    input_order,
+                    view,
+                ));
+                reductions.push(edge.target());
+            }
+        }
+    }
+    let bf16_edges: HashSet<EdgeIndex> =
         readers.values().flatten().map(|&(edge, ..)| edge).collect();
     let mut rounded_results: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
     for &(node, output) in readers.keys() {
@@ -183,7 +213,7 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
                             edge.weight()
                                 .as_data()
                                 .is_some_and(|(_, from, _)| from == output)
-                                && !gemm_edges.contains(&edge.id())
+                                && !bf16_edges.contains(&edge.id())
                         });
                 (
                     output,
@@ -223,6 +253,14 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
                 },
             );
         }
+    }
+    for reduction in reductions {
+        let weight = graph.graph.node_weight_mut(reduction).expect("live node");
+        let op = weight
+            .as_any()
+            .downcast_ref::<CudaReduce>()
+            .expect("a reduction");
+        *weight = Box::new(op.reading_bf16());
     }
 }
 

@@ -1,7 +1,8 @@
 //! `--matmul bf16`: a product that only bf16 GEMMs and dropbert's kernels read, each through an
 //! input it can take in bf16 (attention's scores and the probabilities' gradient; GELU's input
 //! and its gradient; any input of a fused elementwise kernel, such as the bias, dropout and
-//! residual pass after a dense layer), is written in bf16 by cuBLAS, as PyTorch's autocast writes
+//! residual pass after a dense layer; a reduction, such as a bias gradient's sum over tokens,
+//! which adds the widened terms in float32), is written in bf16 by cuBLAS, as PyTorch's autocast writes
 //! a matmul's output. The product then costs half the bytes to write, to keep for the backward pass, and to
 //! read each time, and a product only GEMMs read needs no rounding pass. Runs once the CUDA
 //! kernels are in place, before `bf16_operands::share_rounded_operands`, which leaves these
@@ -18,7 +19,7 @@ use luminal::{
 
 use super::{
     attention_probabilities::CudaAttentionProbabilities, contraction::CudaContraction,
-    fused_elementwise::CudaFusedElementwise, gelu::CudaGeluKernel,
+    fused_elementwise::CudaFusedElementwise, gelu::CudaGeluKernel, reduce::CudaReduce,
 };
 
 /// Makes every product whose readers all take it in bf16 a bf16 product, and those readers read
@@ -99,6 +100,8 @@ fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
         Some(Box::new(probabilities.reading_bf16(inputs)?))
     } else if let Some(fused) = any.downcast_ref::<CudaFusedElementwise>() {
         Some(Box::new(fused.reading_bf16(inputs)))
+    } else if let Some(reduction) = any.downcast_ref::<CudaReduce>() {
+        Some(Box::new(reduction.reading_bf16()))
     } else {
         None
     }

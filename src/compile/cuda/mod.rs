@@ -245,10 +245,9 @@ mod nvrtc_tests {
         let reductions = reduce_source::examples::reductions()
             .into_iter()
             .chain(reduce_source::examples::huge())
-            .map(|(kind, view, axis)| {
-                ReduceSource::of_view(kind, &view, axis)
-                    .expect("a strided view")
-                    .source()
+            .flat_map(|(kind, view, axis)| {
+                let plain = ReduceSource::of_view(kind, &view, axis).expect("a strided view");
+                [plain.source(), plain.reading_bf16().source()]
             });
         for source in sources.into_iter().chain(fused).chain(reductions) {
             kernel::ptx(&source);

@@ -10,13 +10,15 @@ use luminal::{
 use luminal_cudarc::driver::{CudaDevice, LaunchAsync, LaunchConfig};
 
 use super::{
-    device_buffer::{device_tensor, input_slice},
+    bf16_operands::input_address,
+    device_buffer::device_tensor,
     kernel::Kernel,
     reduce_source::{Launch, ReduceSource},
 };
 
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaReduce {
+    source: ReduceSource,
     outputs: usize,
     launch: Launch,
     kernel: Kernel,
@@ -25,16 +27,26 @@ pub struct CudaReduce {
 impl CudaReduce {
     pub fn new(source: &ReduceSource, device: &Arc<CudaDevice>) -> Self {
         Self {
+            source: source.clone(),
             outputs: source.outputs(),
             launch: source.launch(),
             kernel: Kernel::compile(device, &source.source()),
         }
     }
+
+    /// The same reduction reading its input in bf16.
+    pub fn reading_bf16(&self) -> Self {
+        Self::new(&self.source.reading_bf16(), &self.kernel.device)
+    }
+
+    pub fn reads_bf16(&self) -> bool {
+        self.source.reads_bf16()
+    }
 }
 
 impl Operator for CudaReduce {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let input = input_slice(&inputs[0].0, "reduction");
+        let input = input_address(&inputs[0].0, self.source.reads_bf16(), "reduction");
         // Every output is written.
         let mut out =
             unsafe { self.kernel.device.alloc::<f32>(self.outputs) }.expect("GPU allocation");

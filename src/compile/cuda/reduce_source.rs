@@ -12,7 +12,10 @@
 //! arithmetic.
 use luminal::{op, prelude::*};
 
-use super::flat_index::{Coordinates, IndexType, Offset};
+use super::{
+    bf16_rounding::BF16_VALUE,
+    flat_index::{Coordinates, IndexType, Offset},
+};
 use crate::compile::cpu::ReduceKind;
 
 /// Threads per block of the warp-per-output layout.
@@ -43,6 +46,8 @@ pub struct ReduceSource {
     stride: usize,
     index: IndexType,
     layout: Layout,
+    /// Whether the input is read in bf16 (a bf16 product, or a result's bf16 copy).
+    bf16_input: bool,
 }
 
 /// A kernel launch: blocks, and threads per block in x and y.
@@ -131,7 +136,21 @@ impl ReduceSource {
             stride,
             index: IndexType::for_max(last_term.max(outputs * 32 + 1024)),
             layout,
+            bf16_input: false,
         })
+    }
+
+    /// The same reduction of the same view, its input read in bf16: each term is widened to
+    /// float32 as it is loaded, and the terms are combined in float32 as before.
+    pub fn reading_bf16(&self) -> Self {
+        Self {
+            bf16_input: true,
+            ..self.clone()
+        }
+    }
+
+    pub fn reads_bf16(&self) -> bool {
+        self.bf16_input
     }
 
     pub fn outputs(&self) -> usize {
@@ -176,16 +195,25 @@ impl ReduceSource {
         };
         let base = self.base.render("c", self.index);
         let target = self.target.render("c", self.index);
-        let term = match self.stride {
-            0 => "in[base]".to_string(),
-            1 => "in[base + k]".to_string(),
-            stride => format!("in[base + k * {}]", lit(stride)),
+        let at = match self.stride {
+            0 => "base".to_string(),
+            1 => "base + k".to_string(),
+            stride => format!("base + k * {}", lit(stride)),
+        };
+        let (term, input_type, helpers) = if self.bf16_input {
+            (
+                format!("bf16_value(in[{at}])"),
+                "unsigned short",
+                BF16_VALUE,
+            )
+        } else {
+            (format!("in[{at}]"), "float", "")
         };
         let (outputs, len) = (lit(self.outputs()), lit(self.len));
         match self.layout {
             Layout::Warp => format!(
-                r#"
-extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float *__restrict__ in) {{
+                r#"{helpers}
+extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input_type} *__restrict__ in) {{
     const {ty} o = (({ty})blockIdx.x * blockDim.x + threadIdx.x) / 32u;
     const unsigned int lane = threadIdx.x % 32u;
     // Whole warps leave together: the shuffles below need every lane.
@@ -199,8 +227,8 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float 
                 coordinates = indented("    "),
             ),
             Layout::Columns { strips } => format!(
-                r#"
-extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const float *__restrict__ in) {{
+                r#"{helpers}
+extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input_type} *__restrict__ in) {{
     __shared__ float partial[{strips}][32];
     const {ty} o = ({ty})blockIdx.x * 32u + threadIdx.x;
     float acc = {init};
@@ -491,5 +519,20 @@ mod tests {
         let (kind, view, axis) = examples::huge()[0];
         let c = ReduceSource::of_view(kind, &view, axis).unwrap().source();
         assert!(c.contains("unsigned long long"), "{c}");
+    }
+
+    #[test]
+    fn a_bf16_input_is_widened_term_by_term_and_summed_in_float() {
+        for (kind, view, axis) in examples::reductions() {
+            let plain = ReduceSource::of_view(kind, &view, axis).unwrap();
+            let widened = plain.reading_bf16();
+            assert!(widened.reads_bf16() && !plain.reads_bf16());
+            assert_eq!(widened.launch(), plain.launch());
+            let c = widened.source();
+            assert!(c.contains("const unsigned short *__restrict__ in"), "{c}");
+            assert!(c.contains("bf16_value(in[base"), "{c}");
+            assert!(c.contains("float acc"), "{c}");
+            assert!(!plain.source().contains("bf16_value"));
+        }
     }
 }
