@@ -17,12 +17,13 @@ use luminal_cudarc::{
         sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
         CudaBlas,
     },
-    driver::{CudaDevice, DevicePtrMut, LaunchAsync, LaunchConfig},
+    driver::{CudaDevice, CudaSlice, DevicePtrMut, LaunchAsync, LaunchConfig},
 };
 
 use super::{
     bf16_operands::{bf16_tensor, input_address},
     bf16_rounding::worth_rounding,
+    column_dots::{chunks, is_column_dot, partial_sums_source, totals_source},
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
     kernel::{int, per_element, Kernel},
@@ -43,8 +44,13 @@ enum Plan {
         scatter: Kernel,
     },
     Kernel(Kernel),
-    /// [`columns_source`]: 32 neighbouring outputs a block, K split over its warps.
-    Columns(Kernel),
+    /// Column dot products (see `column_dots`): partial sums over chunks of K, then, where K
+    /// is in several chunks, their totals.
+    Columns {
+        partial_sums: Kernel,
+        totals: Option<Kernel>,
+        chunks: usize,
+    },
 }
 
 /// `C = op(X) op(Y)` in cuBLAS's column-major terms, batched over the innermost loop, repeated
@@ -88,7 +94,7 @@ impl std::fmt::Debug for CudaContraction {
         match self.plan {
             Plan::Gemm(_) => write!(f, "CudaContraction(cuBLAS)"),
             Plan::Staged { .. } => write!(f, "CudaContraction(cuBLAS, staged)"),
-            Plan::Columns(_) => write!(f, "CudaContraction(columns)"),
+            Plan::Columns { .. } => write!(f, "CudaContraction(columns)"),
             // (size, stride in a, in b, in the output) of the loops and of M, N, K: why not cuBLAS.
             Plan::Kernel(_) => write!(
                 f,
@@ -227,7 +233,7 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *staged, int 
 
 /// CUDA statements adding output `o`'s offsets in the operands (`a`, `b`) along each output
 /// axis, from the output's strides.
-fn operand_offsets(axes: &[AxisStrides], indent: &str) -> String {
+pub(super) fn operand_offsets(axes: &[AxisStrides], indent: &str) -> String {
     axes.iter()
         .filter(|axis| axis.0 > 1)
         .map(|&(size, a, b, out)| {
@@ -283,43 +289,6 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     )
 }
 
-/// Whether a contraction is a sum over K of elementwise products whose neighbouring outputs read
-/// neighbouring elements of both operands, with fewer outputs than terms: a LayerNorm weight's
-/// gradient, summed over every token. cuBLAS would run it as a batch of 1 x 1 products.
-fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len: usize) -> bool {
-    m.0 == 1
-        && n.0 == 1
-        && out_len < k.0
-        && loops
-            .iter()
-            .any(|&(size, a, b, out)| size > 1 && a == 1 && b == 1 && out == 1)
-}
-
-/// [`is_column_dot`]'s kernel: each block sums 32 neighbouring outputs, one per lane (coalesced
-/// reads), with K split into 32 strips over its warps and the strips added in shared memory.
-pub(super) fn columns_source(loops: &[AxisStrides], [_, _, k]: [AxisStrides; 3]) -> String {
-    let offsets = operand_offsets(loops, "        ");
-    let (k_size, k_a, k_b) = (k.0, k.1, k.2);
-    format!(
-        r#"
-extern "C" __global__ void dropbert_kernel(float *out, const float *x, const float *y, int n) {{
-    __shared__ float partial[32][33];
-    int o = blockIdx.x * 32 + threadIdx.x;
-    float sum = 0.0f;
-    if (o < n) {{
-        long long a = 0, b = 0;
-{offsets}        for (long long k = threadIdx.y; k < {k_size}LL; k += 32) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
-    }}
-    partial[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.y == 0 && o < n) {{
-        for (int strip = 1; strip < 32; strip++) sum += partial[strip][threadIdx.x];
-        out[o] = sum;
-    }}
-}}"#
-    )
-}
-
 impl CudaContraction {
     /// Whether this contraction reads its operands rounded to bf16.
     pub fn reads_bf16(&self) -> bool {
@@ -369,7 +338,17 @@ impl CudaContraction {
             GemmCall::plan(&loops, axes).filter(|_| !dot),
             GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
         ) {
-            _ if columns => Plan::Columns(Kernel::compile(device, &columns_source(&loops, axes))),
+            _ if columns => {
+                let chunks = chunks(axes[2].0);
+                Plan::Columns {
+                    partial_sums: Kernel::compile(
+                        device,
+                        &partial_sums_source(&loops, axes, chunks),
+                    ),
+                    totals: (chunks > 1).then(|| Kernel::compile(device, &totals_source(chunks))),
+                    chunks,
+                }
+            }
             (Some(call), _) => Plan::Gemm(call),
             (None, Some(call)) => Plan::Staged {
                 call,
@@ -510,20 +489,39 @@ impl Operator for CudaContraction {
                 }
                 .expect("contraction scatter launch");
             }
-            Plan::Columns(kernel) => {
+            Plan::Columns {
+                partial_sums,
+                totals,
+                chunks,
+            } => {
                 let (a, b) = float_operands();
-                let args = (&mut out, a, b, int(self.out_len));
+                let n = self.out_len;
                 let config = LaunchConfig {
                     grid_dim: (
-                        u32::try_from(self.out_len.div_ceil(WARP)).expect("grid"),
-                        1,
+                        u32::try_from(n.div_ceil(WARP)).expect("grid"),
+                        u32::try_from(*chunks).expect("grid"),
                         1,
                     ),
                     block_dim: (WARP as u32, WARP as u32, 1),
                     shared_mem_bytes: 0,
                 };
-                unsafe { kernel.function.clone().launch(config, args) }
-                    .expect("contraction columns launch");
+                let launch = |target: &mut CudaSlice<f32>| {
+                    let args = (target, a, b, int(n));
+                    unsafe { partial_sums.function.clone().launch(config, args) }
+                        .expect("contraction columns launch");
+                };
+                match totals {
+                    None => launch(&mut out),
+                    Some(totals) => {
+                        // Every partial sum is written.
+                        let mut partial = unsafe { self.device.alloc::<f32>(chunks * n) }
+                            .expect("GPU allocation");
+                        launch(&mut partial);
+                        let args = (&mut out, &partial, int(n));
+                        unsafe { totals.function.clone().launch(per_element(n), args) }
+                            .expect("contraction column totals launch");
+                    }
+                }
             }
             Plan::Kernel(kernel) => {
                 let (a, b) = float_operands();
@@ -565,20 +563,6 @@ pub(super) mod tests {
             vec![(2, 15, 0, 12)],
             [(3, 5, 0, 4), (4, 0, 1, 1), (5, 1, 4, 0)],
         )
-    }
-
-    #[test]
-    fn a_layer_norm_weights_gradient_is_summed_by_columns() {
-        let (ln_loops, ln_axes) = (
-            vec![(768, 1, 1, 1)],
-            [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
-        );
-        assert!(is_column_dot(&ln_loops, ln_axes, 768));
-        // Row sums (more outputs than terms) and matmuls are not.
-        let row_sums = [(1, 0, 0, 0), (1, 0, 0, 0), (768, 1, 1, 0)];
-        assert!(!is_column_dot(&[(4096, 768, 768, 1)], row_sums, 4096));
-        let (loops, axes) = batched_plan();
-        assert!(!is_column_dot(&loops, axes, 24));
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod bf16_products;
 #[cfg(feature = "cuda")]
 mod block_rows;
 #[cfg(feature = "cuda")]
+mod column_dots;
+#[cfg(feature = "cuda")]
 mod compiler;
 #[cfg(feature = "cuda")]
 mod contraction;
@@ -202,11 +204,13 @@ mod nvrtc_tests {
                 let (loops, axes) = contraction::tests::batched_plan();
                 contraction::kernel_source(&loops, axes)
             },
-            // A LayerNorm weight's gradient: 32 neighbouring outputs a block.
-            contraction::columns_source(
+            // A LayerNorm weight's gradient: 32 neighbouring outputs a block, K in 16 chunks.
+            column_dots::partial_sums_source(
                 &[(768, 1, 1, 1)],
                 [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
+                16,
             ),
+            column_dots::totals_source(16),
             // A LayerNorm's row sums: a warp per output.
             contraction::kernel_source(
                 &[(4096, 768, 768, 1)],
