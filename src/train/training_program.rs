@@ -133,7 +133,7 @@ impl<C: BertConfig> TrainingProgram<C> {
         self.graph.execute();
         let execute_host_seconds = executing.elapsed().as_secs_f64();
         if std::env::var_os("DROPBERT_PROFILE").is_some() {
-            eprintln!("{}", crate::runtime::profile::report(25));
+            eprintln!("{}", crate::runtime::profile::report(profile_rows()));
         }
         let losses = self.graph.take_loss_outputs();
         let report = self.optimizer.finish_step(&mut self.graph.graph);
@@ -166,4 +166,12 @@ impl<C: BertConfig> TrainingProgram<C> {
     pub fn optimizer_state(&self) -> Result<Vec<(String, Vec<f32>)>> {
         self.optimizer.read_state(&self.graph.graph)
     }
+}
+
+/// Rows a profile report lists (`DROPBERT_PROFILE_ROWS`, default 25); its total counts every op.
+fn profile_rows() -> usize {
+    std::env::var("DROPBERT_PROFILE_ROWS")
+        .ok()
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or(25)
 }
