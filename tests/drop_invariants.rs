@@ -546,6 +546,43 @@ fn skipped_blocks_are_not_computed() {
     }
 }
 
+/// The gradient of a switchable block's input is its gate's choice between the block's own
+/// gradient and the skip path's: one `GateChoose` a block in the backward pass, as in the
+/// forward. The only `GateMask`s left stand for parameters read inside a block alone (their
+/// gradient is zero while it is skipped). No hidden-state gradient is masked to a buffer of zeros
+/// and then added.
+#[test]
+fn a_blocks_input_gradient_is_chosen_by_its_gate_not_summed_with_zeros() {
+    let plan = plan_for::<BothPreLn>();
+    let graph = MaskedLmGraph::<BothPreLn>::build(&BertSettings::default(), true, &plan).unwrap();
+    let blocks = graph.gate_ids().len();
+    let ops = |kind: fn(&dyn std::any::Any) -> bool| {
+        graph
+            .graph
+            .graph
+            .node_weights()
+            .filter(|op| kind(op.as_any()))
+            .count()
+    };
+    let choices = ops(|op| op.is::<dropbert::ops::GateChoose>());
+    assert_eq!(choices, 2 * blocks);
+    let parameter_sizes: HashSet<usize> = graph
+        .parameters
+        .iter()
+        .map(|parameter| parameter.shape.iter().product())
+        .collect();
+    for op in graph.graph.graph.node_weights() {
+        if let Some(mask) = op.as_any().downcast_ref::<dropbert::ops::GateMask>() {
+            assert!(mask.pass_when, "a skip path is masked");
+            assert!(
+                parameter_sizes.contains(&mask.len),
+                "a mask of {} values is no parameter's gradient",
+                mask.len
+            );
+        }
+    }
+}
+
 /// `info`'s analytic FLOPs equal the count taken off the compiled configuration's graph.
 #[test]
 fn the_cost_model_agrees_with_the_graph() {

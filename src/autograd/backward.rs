@@ -6,15 +6,18 @@ use luminal::prelude::{
 };
 
 use super::{
-    rules::{gate_mask, node_inputs, OpKind},
+    rules::{gate_choose, gate_mask, node_inputs, OpKind},
     tensor_ref::{Builder, TensorRef},
     unview::unview,
 };
-use crate::{nn::ParameterRef, DropbertError, Result};
+use crate::{nn::ParameterRef, ops::GateChoose, DropbertError, Result};
 
-/// The forward nodes of a switchable block (layer dropping) and its gate: every gradient that
-/// leaves the block passes through a [`GateMask`](crate::ops::GateMask), so that a step whose
-/// gate is off computes none of the block's backward pass.
+/// The forward nodes of a switchable block (layer dropping) and its gate. A node's gradient
+/// gathers what reaches it from inside the block (counted only while the gate is on) and what
+/// reaches it through the block's skip path (only while it is off) into one
+/// [`GateChoose`](crate::ops::GateChoose) of the two sums, or one
+/// [`GateMask`](crate::ops::GateMask) where there is only one of them. A step whose gate is off
+/// computes none of the block's backward pass, and neither state adds a buffer of zeros.
 #[derive(Debug, Clone, Default)]
 pub struct GatedRegion {
     pub gate: NodeIndex,
@@ -47,24 +50,30 @@ pub fn add_backward(
     let relevant = nodes_between(graph, parameters, loss.id);
     let order = toposort(&graph.graph, None).expect("luminal graphs are acyclic");
     let mut builder = Builder { graph };
-    let mut gradients: HashMap<NodeIndex, TensorRef> = HashMap::new();
+    let mut gradients: HashMap<NodeIndex, Pending> = HashMap::new();
     let seed = builder.constant(1.0, &loss.shape());
     let seed = unview(&mut builder, seed, &loss.view);
-    gradients.insert(loss.id, seed);
+    accumulate(
+        &mut builder,
+        &mut gradients,
+        loss.id,
+        seed,
+        Activity::Always,
+    );
 
     for node in order.into_iter().rev() {
         if !relevant.contains(&node) {
             continue;
         }
-        let Some(gradient) = gradients.remove(&node) else {
-            continue;
-        };
         let inputs = node_inputs(builder.graph, node);
         if inputs.is_empty() {
-            // A leaf: keep its gradient for the parameters below.
-            gradients.insert(node, gradient);
+            // A leaf: its gradient stays pending for the parameters below.
             continue;
         }
+        let Some(pending) = gradients.remove(&node) else {
+            continue;
+        };
+        let gradient = pending.total(&mut builder, gated);
         let kind = OpKind::of(
             builder
                 .graph
@@ -84,9 +93,14 @@ pub fn add_backward(
                 kind.input_gradients(&mut builder, &[input], output, gradient)[0]
             {
                 if relevant.contains(&input.id) {
-                    let input_gradient =
-                        leave_gated_region(&mut builder, gated, node, input.id, input_gradient);
-                    accumulate(&mut builder, &mut gradients, input.id, input_gradient);
+                    let activity = activity(gated, node, input.id);
+                    accumulate(
+                        &mut builder,
+                        &mut gradients,
+                        input.id,
+                        input_gradient,
+                        activity,
+                    );
                 }
             }
             continue;
@@ -101,7 +115,7 @@ pub fn add_backward(
             builder.reshape(gradient, &shape)
         };
         let input_gradients = kind.input_gradients(&mut builder, &inputs, output, gradient);
-        for (input, input_gradient) in inputs.iter().zip(input_gradients) {
+        for (order, (input, input_gradient)) in inputs.iter().zip(input_gradients).enumerate() {
             let Some(input_gradient) = input_gradient else {
                 continue;
             };
@@ -109,17 +123,36 @@ pub fn add_backward(
                 continue;
             }
             let buffer_gradient = unview(&mut builder, input_gradient, &input.view);
-            let buffer_gradient =
-                leave_gated_region(&mut builder, gated, node, input.id, buffer_gradient);
-            accumulate(&mut builder, &mut gradients, input.id, buffer_gradient);
+            // The skip path of a switchable block carries its gradient only while the gate is off.
+            let skip_path = matches!(kind, OpKind::GateChoose) && order == GateChoose::OFF as usize;
+            let activity = if skip_path {
+                let gate = inputs[GateChoose::GATE as usize].id;
+                let region = gated
+                    .iter()
+                    .position(|region| region.gate == gate)
+                    .expect("every gate choice closes a switchable block");
+                Activity::WhileOff(region)
+            } else {
+                activity(gated, node, input.id)
+            };
+            accumulate(
+                &mut builder,
+                &mut gradients,
+                input.id,
+                buffer_gradient,
+                activity,
+            );
         }
     }
 
     parameters
         .iter()
         .map(|parameter| {
-            let tensor = match gradients.get(&parameter.id) {
-                Some(&gradient) => builder.reshape(gradient, &parameter.shape),
+            let tensor = match gradients.remove(&parameter.id) {
+                Some(pending) => {
+                    let gradient = pending.total(&mut builder, gated);
+                    builder.reshape(gradient, &parameter.shape)
+                }
                 None => {
                     let zeros = builder.constant(0.0, &parameter.shape);
                     builder.reshape(zeros, &parameter.shape)
@@ -133,23 +166,81 @@ pub fn add_backward(
         .collect()
 }
 
-/// Masks a gradient that flows from `node` inside a switchable block to `input` outside it.
-fn leave_gated_region(
-    builder: &mut Builder<'_>,
-    gated: &[GatedRegion],
-    node: NodeIndex,
-    input: NodeIndex,
-    gradient: TensorRef,
-) -> TensorRef {
+/// When a gradient flowing from `node` to `input` exists: always, or only while the gate of the
+/// switchable block it leaves is on.
+fn activity(gated: &[GatedRegion], node: NodeIndex, input: NodeIndex) -> Activity {
     match gated
         .iter()
-        .find(|region| region.nodes.contains(&node) && !region.nodes.contains(&input))
+        .position(|region| region.nodes.contains(&node) && !region.nodes.contains(&input))
     {
-        Some(region) => {
-            let gate = TensorRef::output(region.gate, &[]);
-            gate_mask(builder, gate, gradient, true)
+        Some(region) => Activity::WhileOn(region),
+        None => Activity::Always,
+    }
+}
+
+/// When a contribution to a gradient exists, by switchable block (an index into the regions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    Always,
+    WhileOn(usize),
+    WhileOff(usize),
+}
+
+/// A node's gradient as it accumulates: the sum of the contributions that always exist, and per
+/// switchable block the sums of those that exist only while its gate is on, or only while off.
+#[derive(Debug, Default)]
+struct Pending {
+    always: Option<TensorRef>,
+    gated: Vec<(usize, Option<TensorRef>, Option<TensorRef>)>,
+}
+
+impl Pending {
+    fn add(&mut self, builder: &mut Builder<'_>, gradient: TensorRef, activity: Activity) {
+        let slot = match activity {
+            Activity::Always => &mut self.always,
+            Activity::WhileOn(region) | Activity::WhileOff(region) => {
+                let at = match self.gated.iter().position(|entry| entry.0 == region) {
+                    Some(at) => at,
+                    None => {
+                        self.gated.push((region, None, None));
+                        self.gated.len() - 1
+                    }
+                };
+                let (_, on, off) = &mut self.gated[at];
+                if matches!(activity, Activity::WhileOn(_)) {
+                    on
+                } else {
+                    off
+                }
+            }
+        };
+        *slot = Some(match slot.take() {
+            None => gradient,
+            Some(existing) => sum(builder, existing, gradient),
+        });
+    }
+
+    /// The gradient: the contributions that always exist, plus per switchable block the choice
+    /// (or the mask) of its gate.
+    fn total(self, builder: &mut Builder<'_>, gated: &[GatedRegion]) -> TensorRef {
+        let mut total = self.always;
+        for (region, on, off) in self.gated {
+            let gate = TensorRef::output(gated[region].gate, &[]);
+            let term = match (on, off) {
+                (Some(on), Some(off)) => {
+                    let (on, off) = same_shape(builder, on, off);
+                    gate_choose(builder, gate, on, off)
+                }
+                (Some(on), None) => gate_mask(builder, gate, on, true),
+                (None, Some(off)) => gate_mask(builder, gate, off, false),
+                (None, None) => unreachable!("a block's entry holds a contribution"),
+            };
+            total = Some(match total {
+                None => term,
+                Some(existing) => sum(builder, existing, term),
+            });
         }
-        None => gradient,
+        total.expect("a pending gradient holds a contribution")
     }
 }
 
@@ -161,25 +252,36 @@ fn physical_len(tensor: &TensorRef) -> usize {
         .expect("autograd needs static shapes")
 }
 
-/// Adds `gradient` to what `node` has accumulated; both list the node's buffer in memory order,
-/// though possibly under different logical shapes.
+/// Adds `gradient`, a contribution that exists as `activity` says, to what `node` has
+/// accumulated.
 fn accumulate(
     builder: &mut Builder<'_>,
-    gradients: &mut HashMap<NodeIndex, TensorRef>,
+    gradients: &mut HashMap<NodeIndex, Pending>,
     node: NodeIndex,
     gradient: TensorRef,
+    activity: Activity,
 ) {
-    let total = match gradients.remove(&node) {
-        None => gradient,
-        Some(existing) if existing.shape() == gradient.shape() => builder.add(existing, gradient),
-        Some(existing) => {
-            let flat = [existing.numel()];
-            let existing = builder.reshape(existing, &flat);
-            let gradient = builder.reshape(gradient, &flat);
-            builder.add(existing, gradient)
-        }
-    };
-    gradients.insert(node, total);
+    gradients
+        .entry(node)
+        .or_default()
+        .add(builder, gradient, activity);
+}
+
+/// `a` and `b` under one logical shape: both list a node's buffer in memory order, though
+/// possibly under different logical shapes.
+fn same_shape(builder: &mut Builder<'_>, a: TensorRef, b: TensorRef) -> (TensorRef, TensorRef) {
+    if a.shape() == b.shape() {
+        (a, b)
+    } else {
+        let flat = [a.numel()];
+        (builder.reshape(a, &flat), builder.reshape(b, &flat))
+    }
+}
+
+/// `a + b`, two gradients of one node's buffer.
+fn sum(builder: &mut Builder<'_>, a: TensorRef, b: TensorRef) -> TensorRef {
+    let (a, b) = same_shape(builder, a, b);
+    builder.add(a, b)
 }
 
 /// Nodes that depend on a parameter and that the loss depends on: only they carry gradients.

@@ -247,10 +247,9 @@ impl OpKind {
                     None,
                 ]
             }
-            OpKind::GateChoose => {
-                let skip = gate_mask(builder, inputs[0], g, false);
-                vec![None, Some(g), Some(skip)]
-            }
+            // The skip path's gradient exists only while the gate is off: the backward pass
+            // gathers it with the block's own (see `backward::Pending`).
+            OpKind::GateChoose => vec![None, Some(g), Some(g)],
             OpKind::Gelu { bias_width } => {
                 let (x, len) = (inputs[0], inputs[0].numel());
                 let mut op = builder
@@ -328,6 +327,24 @@ fn gradient_op(
         .add_op(op)
         .input(saved.id, 0, saved.view)
         .input(g.id, 0, g.view)
+        .finish();
+    TensorRef::output(id, &shape)
+}
+
+/// `gate ? on : off`, by the [`GateChoose`] op.
+pub(crate) fn gate_choose(
+    builder: &mut Builder<'_>,
+    gate: TensorRef,
+    on: TensorRef,
+    off: TensorRef,
+) -> TensorRef {
+    let shape = on.shape();
+    let id = builder
+        .graph
+        .add_op(GateChoose)
+        .input(gate.id, 0, gate.view)
+        .input(on.id, 0, on.view)
+        .input(off.id, 0, off.view)
         .finish();
     TensorRef::output(id, &shape)
 }
