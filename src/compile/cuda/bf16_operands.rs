@@ -29,43 +29,21 @@ use super::{
     attention_probabilities::CudaAttentionProbabilities,
     bf16_rounding::{output_buffers, rounding_source, Store, ROUNDED_PER_THREAD},
     contraction::CudaContraction,
-    device_buffer::input_slice,
+    device_buffer::{input_slice, raw_input, raw_tensor},
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
     kernel::{int, per_element, Kernel},
     reduce::CudaReduce,
 };
 
-/// A bf16 buffer on the device (raw bits), as a luminal tensor's data.
-#[derive(Debug, Clone)]
-pub struct Bf16Buffer(pub CudaSlice<u16>);
-
-impl Data for Bf16Buffer {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-/// A bf16 device buffer as a tensor.
+/// A bf16 device buffer (the values' bits) as a tensor.
 pub fn bf16_tensor(buffer: CudaSlice<u16>) -> Tensor {
-    Tensor {
-        data: Box::new(Bf16Buffer(buffer)),
-    }
+    raw_tensor(buffer)
 }
 
 /// The bf16 buffer of an op input; panics where the input is not one.
 pub fn bf16_input<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSlice<u16> {
-    &input
-        .borrowed()
-        .data
-        .as_any()
-        .downcast_ref::<Bf16Buffer>()
-        .unwrap_or_else(|| panic!("{what}: the input is not a bf16 buffer"))
-        .0
+    raw_input(input, what, "a bf16 buffer")
 }
 
 /// The device address of an op input's buffer, bf16 or float32 as the kernel reads it.

@@ -7,19 +7,12 @@
 //! read each time, and a product only GEMMs read needs no rounding pass. Runs once the CUDA
 //! kernels are in place, before `bf16_operands::share_rounded_operands`, which leaves these
 //! products alone.
-use std::collections::BTreeMap;
-
-use luminal::{
-    op::Operator,
-    prelude::{
-        petgraph::{visit::EdgeRef, Direction},
-        *,
-    },
-};
+use luminal::{op::Operator, prelude::*};
 
 use super::{
     attention_probabilities::CudaAttentionProbabilities, contraction::CudaContraction,
-    fused_elementwise::CudaFusedElementwise, gelu::CudaGeluKernel, reduce::CudaReduce,
+    fused_elementwise::CudaFusedElementwise, gelu::CudaGeluKernel, readers::readers,
+    reduce::CudaReduce,
 };
 
 /// Makes every product whose readers all take it in bf16 a bf16 product, and those readers read
@@ -37,15 +30,7 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
         })
         .collect();
     for product in products {
-        let mut inputs_read: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
-        for edge in graph.graph.edges_directed(product, Direction::Outgoing) {
-            if let Some((input_order, _, _)) = edge.weight().as_data() {
-                inputs_read
-                    .entry(edge.target())
-                    .or_default()
-                    .push(input_order);
-            }
-        }
+        let inputs_read = readers(graph, product);
         if inputs_read.is_empty() {
             continue;
         }

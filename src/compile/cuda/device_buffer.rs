@@ -1,12 +1,13 @@
 //! luminal_cuda keeps a device tensor as `CudaData<f32>`, a newtype around a `CudaSlice<f32>`
 //! whose field it does not export. dropbert's kernels need the slice of each input and must hand
 //! their outputs back as `CudaData`, so that luminal_cuda's own ops can read them; this module is
-//! the one place that reinterprets one as the other.
+//! the one place that reinterprets one as the other. Buffers only dropbert's kernels read (bf16
+//! bits, packed dropout masks) are [`RawBuffer`]s.
 use std::mem::{align_of, size_of};
 
 use luminal::{op::InputTensor, prelude::*};
 use luminal_cuda::CudaData;
-use luminal_cudarc::driver::{CudaDevice, CudaSlice};
+use luminal_cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr};
 
 // A struct of one field has that field's layout; these fail the build should that ever change.
 const _: () = assert!(size_of::<CudaData<f32>>() == size_of::<CudaSlice<f32>>());
@@ -67,4 +68,43 @@ pub fn scalar_value(input: &InputTensor<'_>, device: &std::sync::Arc<CudaDevice>
     device
         .dtoh_sync_copy(&slice.slice(0..1))
         .expect("reading a scalar from the GPU")[0]
+}
+
+/// A device buffer of words only dropbert's kernels read, as a luminal tensor's data: bf16 values
+/// as their bits (`u16`), a packed dropout mask's words (`u32`).
+#[derive(Debug, Clone)]
+pub struct RawBuffer<T: DeviceRepr>(pub CudaSlice<T>);
+
+impl<T: DeviceRepr + Clone + std::fmt::Debug + 'static> Data for RawBuffer<T> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// A raw device buffer as a tensor.
+pub fn raw_tensor<T: DeviceRepr + Clone + std::fmt::Debug + 'static>(
+    buffer: CudaSlice<T>,
+) -> Tensor {
+    Tensor {
+        data: Box::new(RawBuffer(buffer)),
+    }
+}
+
+/// The raw buffer of an op input, `kind` saying what it should be; panics where it is not one.
+pub fn raw_input<'a, T: DeviceRepr + Clone + std::fmt::Debug + 'static>(
+    input: &'a InputTensor<'a>,
+    what: &str,
+    kind: &str,
+) -> &'a CudaSlice<T> {
+    &input
+        .borrowed()
+        .data
+        .as_any()
+        .downcast_ref::<RawBuffer<T>>()
+        .unwrap_or_else(|| panic!("{what}: the input is not {kind}"))
+        .0
 }

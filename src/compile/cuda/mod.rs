@@ -55,6 +55,8 @@ mod packed_dropout_masks;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
+mod readers;
+#[cfg(feature = "cuda")]
 mod reduce;
 #[cfg(feature = "cuda")]
 mod row_kernel;

@@ -3,55 +3,29 @@
 //! float32 mask costs 4 bytes a value to write, to keep for the backward pass and to read twice
 //! (forward and backward); packed, it costs an eighth of a byte each time. The values the
 //! kernels compute are the same bit for bit. Runs once the CUDA kernels are in place.
-use std::collections::BTreeMap;
-
-use luminal::{
-    op::InputTensor,
-    prelude::{
-        petgraph::{visit::EdgeRef, Direction},
-        *,
-    },
-};
+use luminal::{op::InputTensor, prelude::*};
 use luminal_cudarc::driver::CudaSlice;
 
 use super::{
-    dropout_mask::CudaDropoutMask, elementwise_source::InputKind,
+    device_buffer::{raw_input, raw_tensor},
+    dropout_mask::CudaDropoutMask,
+    elementwise_source::InputKind,
     fused_elementwise::CudaFusedElementwise,
+    readers::readers,
 };
 
 /// Values a word of a packed mask holds.
 pub const VALUES_PER_WORD: usize = 32;
 
-/// A packed dropout mask on the device, as a luminal tensor's data: bit `v % 32` of word `v / 32`
-/// is set where value `v` is kept.
-#[derive(Debug, Clone)]
-pub struct MaskBitsBuffer(pub CudaSlice<u32>);
-
-impl Data for MaskBitsBuffer {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
+/// A packed dropout mask as a tensor: bit `v % 32` of word `v / 32` is set where value `v` is
+/// kept.
 pub fn mask_bits_tensor(words: CudaSlice<u32>) -> Tensor {
-    Tensor {
-        data: Box::new(MaskBitsBuffer(words)),
-    }
+    raw_tensor(words)
 }
 
 /// The words of a packed mask input; panics where the input is not one.
 pub fn mask_bits_input<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSlice<u32> {
-    &input
-        .borrowed()
-        .data
-        .as_any()
-        .downcast_ref::<MaskBitsBuffer>()
-        .unwrap_or_else(|| panic!("{what}: the input is not a packed dropout mask"))
-        .0
+    raw_input(input, what, "a packed dropout mask")
 }
 
 /// Packs every dropout mask whose readers are all fused elementwise kernels, and makes those
@@ -69,15 +43,7 @@ pub fn pack_dropout_masks(graph: &mut Graph) -> usize {
         .collect();
     let mut packed = 0;
     for (mask, scale) in masks {
-        let mut inputs_read: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
-        for edge in graph.graph.edges_directed(mask, Direction::Outgoing) {
-            if let Some((input_order, _, _)) = edge.weight().as_data() {
-                inputs_read
-                    .entry(edge.target())
-                    .or_default()
-                    .push(input_order);
-            }
-        }
+        let inputs_read = readers(graph, mask);
         let all_fused = inputs_read.keys().all(|&reader| {
             graph
                 .graph

@@ -1,0 +1,19 @@
+//! Who reads a node's results, for passes that change how a result is stored and must change
+//! every reader with it.
+use std::collections::BTreeMap;
+
+use luminal::prelude::{
+    petgraph::{visit::EdgeRef, Direction},
+    *,
+};
+
+/// Each node that reads `node`'s results, with the inputs it reads them through.
+pub fn readers(graph: &Graph, node: NodeIndex) -> BTreeMap<NodeIndex, Vec<u8>> {
+    let mut readers: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
+    for edge in graph.graph.edges_directed(node, Direction::Outgoing) {
+        if let Some((input_order, _, _)) = edge.weight().as_data() {
+            readers.entry(edge.target()).or_default().push(input_order);
+        }
+    }
+    readers
+}
