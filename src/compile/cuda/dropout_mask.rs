@@ -1,9 +1,10 @@
 //! Dropout masks ([`DropoutMask`]) drawn on the GPU: one thread per Philox counter, writing its
 //! four mask values, or (for masks only fused elementwise kernels read, see
-//! `packed_dropout_masks`) one thread per 32-bit word of a mask packed one bit a value. The key is read on the host (the compiler wires the op to the host input the
-//! trainer feeds) and passed as kernel arguments, so no mask crosses the bus. The kernel's source
-//! is generated from the constants of [`philox4x32`](crate::ops::philox4x32), and its round is
-//! that function's, statement for statement: the GPU draws the CPU's masks bit for bit.
+//! `packed_dropout_masks`) one thread per 32-bit word of a mask packed one bit a value. The key
+//! is read on the host (the compiler wires the op to the host input the trainer feeds) and passed
+//! as kernel arguments, so no mask crosses the bus. The kernel's source is generated from the
+//! constants of [`philox4x32`](crate::ops::philox4x32), and its round is that function's,
+//! statement for statement: the GPU draws the CPU's masks bit for bit.
 use std::sync::Arc;
 
 use luminal::{

@@ -12,9 +12,9 @@ use luminal_cudarc::driver::{
 };
 
 use super::{
-    bf16_operands::{bf16_input, bf16_tensor},
+    bf16_operands::{bf16_tensor, input_address},
     bf16_rounding::Store,
-    device_buffer::{device_tensor, input_slice},
+    device_buffer::device_tensor,
     elementwise_source::{ElementwiseSource, InputKind},
     kernel::Kernel,
     packed_dropout_masks::mask_bits_input,
@@ -82,7 +82,7 @@ impl Operator for CudaFusedElementwise {
         let ins: Vec<u64> = inputs
             .iter()
             .zip(self.source.input_kinds())
-            .map(|((input, _), kind)| input_address(input, *kind))
+            .map(|((input, _), kind)| address_of_kind(input, *kind))
             .collect();
         // Every element of every buffer is written.
         let outs: Vec<OutputBuffer> = self
@@ -147,12 +147,11 @@ impl OutputBuffer {
 }
 
 /// The device address of an input held as `kind` says.
-fn input_address(input: &InputTensor<'_>, kind: InputKind) -> u64 {
+fn address_of_kind(input: &InputTensor<'_>, kind: InputKind) -> u64 {
     const WHAT: &str = "FusedElementwise";
     match kind {
-        InputKind::Float => *input_slice(input, WHAT).device_ptr(),
-        InputKind::Bf16 => *bf16_input(input, WHAT).device_ptr(),
         InputKind::MaskBits { .. } => *mask_bits_input(input, WHAT).device_ptr(),
+        InputKind::Float | InputKind::Bf16 => input_address(input, kind == InputKind::Bf16, WHAT),
     }
 }
 

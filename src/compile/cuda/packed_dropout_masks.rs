@@ -29,8 +29,8 @@ pub fn mask_bits_input<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSl
 }
 
 /// Packs every dropout mask whose readers are all fused elementwise kernels, and makes those
-/// kernels read it so. Returns how many masks it packed.
-pub fn pack_dropout_masks(graph: &mut Graph) -> usize {
+/// kernels read it so.
+pub fn pack_dropout_masks(graph: &mut Graph) {
     let masks: Vec<(NodeIndex, f32)> = graph
         .graph
         .node_indices()
@@ -41,7 +41,6 @@ pub fn pack_dropout_masks(graph: &mut Graph) -> usize {
             Some((node, mask.op().scale()))
         })
         .collect();
-    let mut packed = 0;
     for (mask, scale) in masks {
         let inputs_read = readers(graph, mask);
         let all_fused = inputs_read.keys().all(|&reader| {
@@ -72,7 +71,5 @@ pub fn pack_dropout_masks(graph: &mut Graph) -> usize {
             .downcast_ref::<CudaDropoutMask>()
             .expect("a dropout mask");
         *weight = Box::new(op.packed());
-        packed += 1;
     }
-    packed
 }
