@@ -1,8 +1,8 @@
 //! Contractions on the GPU. The CPU's contraction pass finds every `SumReduce(Mul(a, b))`
 //! (matmuls, batched attention products and all their gradients) and plans it as loops of strided
-//! GEMMs; here each plan runs as cuBLAS GEMM calls (float32 buffers, the tensor-core mode of the
-//! run's [`MatmulPrecision`]), batched over its innermost loop, where
-//! every matrix has a unit stride on one side; any other plan runs a plain kernel that loops over
+//! GEMMs; here each plan runs as one cuBLAS call (float32 or bf16 buffers, the tensor-core mode of
+//! the run's [`MatmulPrecision`]), batched over its loops, where every matrix has a unit stride on
+//! one side; any other plan runs a plain kernel that loops over
 //! K per output element. Either way the broadcast product is never materialised: for BERT-base it
 //! would exceed 2^31 elements, beyond luminal's 32-bit shape arithmetic.
 use std::sync::Arc;
@@ -14,7 +14,10 @@ use luminal::{
 use luminal_cudarc::{
     cublas::{
         result::gemm_strided_batched_ex,
-        sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
+        sys::{
+            cublasComputeType_t, cublasGemmAlgo_t, cublasGemmBatchedEx, cublasOperation_t,
+            cublasStatus_t, cudaDataType,
+        },
         CudaBlas,
     },
     driver::{CudaDevice, CudaSlice, DevicePtrMut, LaunchAsync, LaunchConfig},
@@ -26,6 +29,7 @@ use super::{
     column_dots::{chunks, is_column_dot, partial_sums_source, totals_source},
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
+    gemm_pointers::ProductAddresses,
     kernel::{int, per_element, Kernel},
 };
 use crate::compile::cpu::{AxisStrides, Contraction};
@@ -53,8 +57,8 @@ enum Plan {
     },
 }
 
-/// `C = op(X) op(Y)` in cuBLAS's column-major terms, batched over the innermost loop, repeated
-/// over the outer loops with element offsets.
+/// `C = op(X) op(Y)` in cuBLAS's column-major terms, batched over the one loop with strides, or
+/// over several with an address per product ([`ProductAddresses`]).
 #[derive(Debug, Clone, Copy)]
 struct GemmCall {
     /// Whether cuBLAS's first operand is the contraction's `b` (computing the output transposed).
@@ -68,7 +72,7 @@ struct GemmCall {
     ldy: i32,
     ldc: i32,
     batch: i32,
-    /// Batch strides of (a, b, out).
+    /// Batch strides of (a, b, out), where the plan has one loop.
     batch_strides: (i64, i64, i64),
 }
 
@@ -85,6 +89,9 @@ pub struct CudaContraction {
     /// Whether cuBLAS writes the product in bf16 (see `bf16_products`): only a single-GEMM plan
     /// that reads bf16, whose readers all take bf16.
     writes_bf16: bool,
+    /// Where the cuBLAS plan has more than one loop: the kernel that writes each product's
+    /// addresses.
+    addresses: Option<ProductAddresses>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -367,11 +374,17 @@ impl CudaContraction {
             }
             other => other,
         };
+        let addresses = match &plan {
+            Plan::Gemm(_) => ProductAddresses::for_loops(device, &loops),
+            Plan::Staged { loops, .. } => ProductAddresses::for_loops(device, loops),
+            Plan::Kernel(_) | Plan::Columns { .. } => None,
+        };
         Self {
             loops,
             axes,
             out_len: op.out_len(),
             plan,
+            addresses,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
             writes_bf16: false,
@@ -384,43 +397,25 @@ impl CudaContraction {
     fn run_gemm(&self, call: &GemmCall, loops: &[AxisStrides], a: u64, b: u64, out: u64) {
         let (operand_type, compute) = cublas_types(self.precision);
         let operand_bytes = match operand_type {
-            cudaDataType::CUDA_R_16BF => 2u64,
+            cudaDataType::CUDA_R_16BF => 2,
             _ => 4,
         };
         let (output_type, output_bytes) = if self.writes_bf16 {
-            (cudaDataType::CUDA_R_16BF, 2u64)
+            (cudaDataType::CUDA_R_16BF, 2)
         } else {
             (cudaDataType::CUDA_R_32F, 4)
         };
-        // The outer loops (all but the batched one) on the host, as element offsets.
-        let outer = &loops[..loops.len().saturating_sub(1)];
-        let total: usize = outer.iter().map(|axis| axis.0).product();
-        let (x, y) = if call.swapped { (b, a) } else { (a, b) };
-        let (stride_x, stride_y) = if call.swapped {
-            (call.batch_strides.1, call.batch_strides.0)
-        } else {
-            (call.batch_strides.0, call.batch_strides.1)
-        };
         let (alpha, beta) = (1.0f32, 0.0f32);
-        for flat in 0..total {
-            let (mut offset_a, mut offset_b, mut offset_out) = (0u64, 0u64, 0u64);
-            let mut rest = flat;
-            for &(size, sa, sb, so) in outer.iter().rev() {
-                let i = (rest % size) as u64;
-                rest /= size;
-                offset_a += i * sa as u64;
-                offset_b += i * sb as u64;
-                offset_out += i * so as u64;
-            }
-            let (offset_x, offset_y) = if call.swapped {
-                (offset_b, offset_a)
-            } else {
-                (offset_a, offset_b)
-            };
-            // SAFETY: the plan's strides come from the operands' views and the output's
-            // contiguous shape, so every element cuBLAS touches lies inside the buffers.
-            unsafe {
-                gemm_strided_batched_ex(
+        let swap = |pair: (u64, u64)| if call.swapped { (pair.1, pair.0) } else { pair };
+        if let Some(addresses) = &self.addresses {
+            debug_assert_eq!(addresses.products(), loops.iter().map(|l| l.0).product::<usize>());
+            let arrays = addresses.write([a, b, out], operand_bytes, output_bytes);
+            let (x, y) = swap((arrays.array(0), arrays.array(1)));
+            // SAFETY: every address is an operand or output element the plan's strides reach,
+            // inside the buffers; the arrays are written earlier on the same stream and freed
+            // after this call in stream order.
+            let status = unsafe {
+                cublasGemmBatchedEx(
                     *self.blas.handle(),
                     call.transx,
                     call.transy,
@@ -428,26 +423,64 @@ impl CudaContraction {
                     call.cols,
                     call.k,
                     (&alpha as *const f32).cast(),
-                    (x + offset_x * operand_bytes) as *const _,
+                    x as *const *const _,
                     operand_type,
                     call.ldx,
-                    stride_x,
-                    (y + offset_y * operand_bytes) as *const _,
+                    y as *const *const _,
                     operand_type,
                     call.ldy,
-                    stride_y,
                     (&beta as *const f32).cast(),
-                    (out + offset_out * output_bytes) as *mut _,
+                    arrays.array(2) as *const *mut _,
                     output_type,
                     call.ldc,
-                    call.batch_strides.2,
-                    call.batch,
+                    int(arrays.products),
                     compute,
                     cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
-            }
-            .expect("cuBLAS GEMM");
+            };
+            assert_eq!(
+                status,
+                cublasStatus_t::CUBLAS_STATUS_SUCCESS,
+                "cuBLAS batched GEMM"
+            );
+            return;
         }
+        let (x, y) = swap((a, b));
+        let (stride_x, stride_y) = if call.swapped {
+            (call.batch_strides.1, call.batch_strides.0)
+        } else {
+            (call.batch_strides.0, call.batch_strides.1)
+        };
+        // SAFETY: the plan's strides come from the operands' views and the output's contiguous
+        // shape, so every element cuBLAS touches lies inside the buffers.
+        unsafe {
+            gemm_strided_batched_ex(
+                *self.blas.handle(),
+                call.transx,
+                call.transy,
+                call.rows,
+                call.cols,
+                call.k,
+                (&alpha as *const f32).cast(),
+                x as *const _,
+                operand_type,
+                call.ldx,
+                stride_x,
+                y as *const _,
+                operand_type,
+                call.ldy,
+                stride_y,
+                (&beta as *const f32).cast(),
+                out as *mut _,
+                output_type,
+                call.ldc,
+                call.batch_strides.2,
+                call.batch,
+                compute,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .expect("cuBLAS GEMM");
     }
 }
 

@@ -37,6 +37,8 @@ mod gates;
 #[cfg(feature = "cuda")]
 mod gelu;
 #[cfg(feature = "cuda")]
+mod gemm_pointers;
+#[cfg(feature = "cuda")]
 mod importance;
 #[cfg(feature = "cuda")]
 mod kept_tokens;
@@ -222,6 +224,8 @@ mod nvrtc_tests {
                 let (loops, axes) = contraction::tests::batch_innermost_plan();
                 contraction::scatter_source(&loops, axes)
             },
+            // Attention's scores at BERT-base's 256 x 128: heads, then sequences.
+            gemm_pointers::source(&[(12, 64, 64, 16384), (256, 98304, 98304, 196608)]),
         ];
         let fused = elementwise_source::examples::programs()
             .into_iter()
