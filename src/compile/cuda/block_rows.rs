@@ -35,6 +35,15 @@ __device__ void add_exponential(float *m, float *s, float v) {
         *s += expf(v - *m);
     }
 }
+// Four values at once: their loads are independent, so a thread has four in flight, which a row
+// a block needs to approach the memory bandwidth (one at a time, a chain through m and s, the
+// cross-entropy read 2.5 TB/s in run 36).
+__device__ void add_exponentials4(float *m, float *s, float a, float b, float c, float d) {
+    float top = fmaxf(fmaxf(*m, fmaxf(a, b)), fmaxf(c, d));
+    if (top == NEGATIVE_INFINITY) return;
+    *s = *s * expf(*m - top) + ((expf(a - top) + expf(b - top)) + (expf(c - top) + expf(d - top)));
+    *m = top;
+}
 __device__ void merge_exponential_sums(float *m, float *s, float other_m, float other_s) {
     float top = fmaxf(*m, other_m);
     if (top == NEGATIVE_INFINITY) return;

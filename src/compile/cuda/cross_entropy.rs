@@ -1,6 +1,7 @@
 //! [`CrossEntropy`] and [`CrossEntropyGradient`] on the GPU as block-per-row kernels
-//! ([`CudaRowKernel`]), the row width baked in: one pass over a row's logits gives its maximum and
-//! exponential sum; the gradient then writes the row in a second pass. An unused slot's row
+//! ([`CudaRowKernel`]), the row width baked in: one pass over a row's logits, four loads a thread
+//! at a time, gives its maximum and exponential sum; the gradient then writes the row in a second
+//! pass. An unused slot's row
 //! (negative label) reads nothing and gives 0; a label outside the row stops the kernel
 //! (`__trap`), as the CPU kernels' asserts do.
 use std::sync::Arc;
@@ -40,6 +41,23 @@ __device__ const float *labelled_row(float *out, const float *x, const float *la
     )
 }
 
+/// The block's maximum `m` and exponential sum `s` (relative to `m`) of the row `row[0..width]`,
+/// four loads a thread at a time.
+fn row_exponential_sum(row: &str, width: usize) -> String {
+    let step = BLOCK_THREADS;
+    format!(
+        r#"float m = NEGATIVE_INFINITY, s = 0.0f;
+    int j = threadIdx.x;
+    for (; j + {last} < {width}; j += {four})
+        add_exponentials4(&m, &s, {row}[j], {row}[j + {step}], {row}[j + {two}], {row}[j + {last}]);
+    for (; j < {width}; j += {step}) add_exponential(&m, &s, {row}[j]);
+    block_exponential_sum(&m, &s);"#,
+        two = 2 * step,
+        last = 3 * step,
+        four = 4 * step,
+    )
+}
+
 pub(super) fn forward_source(width: usize) -> String {
     format!(
         r#"{helpers}
@@ -47,12 +65,11 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     int c;
     const float *row = labelled_row(out, x, labels, &c);
     if (row == nullptr) return;
-    float m = NEGATIVE_INFINITY, s = 0.0f;
-    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) add_exponential(&m, &s, row[j]);
-    block_exponential_sum(&m, &s);
+    {sum}
     if (threadIdx.x == 0) out[blockIdx.x] = logf(s) - (row[c] - m);
 }}"#,
-        helpers = row_helpers(width)
+        helpers = row_helpers(width),
+        sum = row_exponential_sum("row", width),
     )
 }
 
@@ -67,16 +84,17 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
         for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) out[at + j] = 0.0f;
         return;
     }}
-    float m = NEGATIVE_INFINITY, s = 0.0f;
-    for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) add_exponential(&m, &s, x[at + j]);
-    block_exponential_sum(&m, &s);
+    const float *row = x + at;
+    {sum}
     float inverse = 1.0f / s, scale = d[r];
+#pragma unroll 4
     for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) {{
         float target = j == c ? 1.0f : 0.0f;
-        out[at + j] = (expf(x[at + j] - m) * inverse - target) * scale;
+        out[at + j] = (expf(row[j] - m) * inverse - target) * scale;
     }}
 }}"#,
-        helpers = row_helpers(width)
+        helpers = row_helpers(width),
+        sum = row_exponential_sum("row", width),
     )
 }
 

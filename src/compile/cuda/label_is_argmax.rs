@@ -15,6 +15,7 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     const float *row = labelled_row(out, x, labels, &c);
     if (row == nullptr) return;
     float m = NEGATIVE_INFINITY;
+#pragma unroll 8
     for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) m = fmaxf(m, row[j]);
     m = block_max(m);
     if (threadIdx.x == 0) out[blockIdx.x] = row[c] >= m ? 1.0f : 0.0f;
