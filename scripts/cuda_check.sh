@@ -9,8 +9,6 @@
 # (a CUDA build runs on a machine without a GPU with the driver stub of `cargo xtask cuda-sdk` on
 # LD_LIBRARY_PATH). MATMUL=tf32|bf16 runs grads, hidden and pretrain with that --matmul, and
 # TOLERANCE (default 1e-4) is the relative error the comparisons with the (float32) CPU allow.
-# DROPBERT_PAD_EVERY_GEMM=1 sends every GEMM matrix through the padded copies that BERT's
-# 30522-wide logits take (compile/cuda/gemm_pitch.rs), which the fixtures' widths never need.
 # Exits 0 when every check ran and every comparison matched.
 set -uo pipefail
 binary=${1:?binary}; cpu=${2:?cpu outputs}; out=${3:?out dir}; speed=${4:-}

@@ -29,7 +29,6 @@ use super::{
     column_dots::{chunks, is_column_dot, partial_sums_source, totals_source},
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
-    gemm_pitch::{Repitch, Stored},
     gemm_pointers::ProductAddresses,
     kernel::{int, per_element, Kernel},
 };
@@ -93,8 +92,6 @@ pub struct CudaContraction {
     /// Where the cuBLAS plan has more than one loop: the kernel that writes each product's
     /// addresses.
     addresses: Option<ProductAddresses>,
-    /// For a single cuBLAS GEMM: copies of misaligned matrices ([`gemm_pitch`]).
-    repitch: Option<Repitch>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -153,31 +150,6 @@ fn operand(rows: (usize, usize), cols: (usize, usize)) -> Option<(cublasOperatio
 }
 
 impl GemmCall {
-    /// How cuBLAS stores `x`, `y` and the output.
-    fn stored(&self) -> [Stored; 3] {
-        let (rows, cols, k) = (self.rows as usize, self.cols as usize, self.k as usize);
-        let operand = |trans: cublasOperation_t, len: usize, vectors: usize, ld: i32| {
-            let (len, vectors) = match trans {
-                cublasOperation_t::CUBLAS_OP_N => (len, vectors),
-                _ => (vectors, len),
-            };
-            Stored {
-                len,
-                vectors,
-                ld: ld as usize,
-            }
-        };
-        [
-            operand(self.transx, rows, k, self.ldx),
-            operand(self.transy, k, cols, self.ldy),
-            Stored {
-                len: rows,
-                vectors: cols,
-                ld: self.ldc as usize,
-            },
-        ]
-    }
-
     fn plan(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> Option<Self> {
         // (size, stride) of an axis in a, b and the output.
         let in_a = |axis: AxisStrides| (axis.0, axis.1);
@@ -407,14 +379,12 @@ impl CudaContraction {
             Plan::Staged { loops, .. } => ProductAddresses::for_loops(device, loops),
             Plan::Kernel(_) | Plan::Columns { .. } => None,
         };
-        let repitch = (cublas && addresses.is_none()).then(|| Repitch::new(device));
         Self {
             loops,
             axes,
             out_len: op.out_len(),
             plan,
             addresses,
-            repitch,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
             writes_bf16: false,
@@ -481,34 +451,8 @@ impl CudaContraction {
         } else {
             (call.batch_strides.0, call.batch_strides.1)
         };
-        // A single GEMM's misaligned matrices go through padded copies (see `gemm_pitch`).
-        let matrices = call.stored();
-        let bytes = [operand_bytes, operand_bytes, output_bytes];
-        let padded: Vec<bool> = (0..3)
-            .map(|i| call.batch == 1 && matrices[i].misaligned(bytes[i]))
-            .collect();
-        let repitch = self.repitch.as_ref();
-        let copy_of = |i: usize, at: u64| {
-            padded[i].then(|| {
-                let repitch = repitch.expect("a single GEMM plan holds the repitch kernels");
-                repitch.padded_copy(matrices[i], at, bytes[i])
-            })
-        };
-        let (mut x_copy, mut y_copy) = (copy_of(0, x), copy_of(1, y));
-        let mut out_copy = padded[2].then(|| {
-            repitch
-                .expect("a single GEMM plan holds the repitch kernels")
-                .padded_buffer(matrices[2], bytes[2])
-        });
-        let place = |copy: &mut Option<CudaSlice<u8>>, at: u64, i: usize, ld: i32| match copy {
-            Some(copy) => (*copy.device_ptr_mut(), int(matrices[i].padded_ld())),
-            None => (at, ld),
-        };
-        let (x, ldx) = place(&mut x_copy, x, 0, call.ldx);
-        let (y, ldy) = place(&mut y_copy, y, 1, call.ldy);
-        let (c, ldc) = place(&mut out_copy, out, 2, call.ldc);
         // SAFETY: the plan's strides come from the operands' views and the output's contiguous
-        // shape, so every element cuBLAS touches lies inside the buffers or their padded copies.
+        // shape, so every element cuBLAS touches lies inside the buffers.
         unsafe {
             gemm_strided_batched_ex(
                 *self.blas.handle(),
@@ -520,16 +464,16 @@ impl CudaContraction {
                 (&alpha as *const f32).cast(),
                 x as *const _,
                 operand_type,
-                ldx,
+                call.ldx,
                 stride_x,
                 y as *const _,
                 operand_type,
-                ldy,
+                call.ldy,
                 stride_y,
                 (&beta as *const f32).cast(),
-                c as *mut _,
+                out as *mut _,
                 output_type,
-                ldc,
+                call.ldc,
                 call.batch_strides.2,
                 call.batch,
                 compute,
@@ -537,11 +481,6 @@ impl CudaContraction {
             )
         }
         .expect("cuBLAS GEMM");
-        if padded[2] {
-            repitch
-                .expect("a single GEMM plan holds the repitch kernels")
-                .copy_back(matrices[2], c, out, bytes[2]);
-        }
     }
 }
 
