@@ -408,7 +408,10 @@ impl CudaContraction {
         let (alpha, beta) = (1.0f32, 0.0f32);
         let swap = |pair: (u64, u64)| if call.swapped { (pair.1, pair.0) } else { pair };
         if let Some(addresses) = &self.addresses {
-            debug_assert_eq!(addresses.products(), loops.iter().map(|l| l.0).product::<usize>());
+            debug_assert_eq!(
+                addresses.products(),
+                loops.iter().map(|l| l.0).product::<usize>()
+            );
             let arrays = addresses.write([a, b, out], operand_bytes, output_bytes);
             let (x, y) = swap((arrays.array(0), arrays.array(1)));
             // SAFETY: every address is an operand or output element the plan's strides reach,

@@ -54,8 +54,7 @@ impl ProductAddresses {
         output_bytes: usize,
     ) -> AddressArrays {
         let device = &self.kernel.device;
-        let mut buffer =
-            unsafe { device.alloc::<u64>(3 * self.products) }.expect("GPU allocation");
+        let mut buffer = unsafe { device.alloc::<u64>(3 * self.products) }.expect("GPU allocation");
         let args = (
             &mut buffer,
             a,
