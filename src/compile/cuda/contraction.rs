@@ -13,7 +13,7 @@ use luminal::{
 };
 use luminal_cudarc::{
     cublas::{
-        result::{gemm_ex, gemm_strided_batched_ex},
+        result::gemm_strided_batched_ex,
         sys::{
             cublasComputeType_t, cublasGemmAlgo_t, cublasGemmBatchedEx, cublasOperation_t,
             cublasStatus_t, cudaDataType,
@@ -29,7 +29,6 @@ use super::{
     column_dots::{chunks, is_column_dot, partial_sums_source, totals_source},
     device_buffer::{device_tensor, input_slice},
     gemm_batching::fewer_gemm_calls,
-    gemm_padding::{padded_size, Padding, Stored},
     gemm_pointers::ProductAddresses,
     kernel::{int, per_element, Kernel},
 };
@@ -93,8 +92,6 @@ pub struct CudaContraction {
     /// Where the cuBLAS plan has more than one loop: the kernel that writes each product's
     /// addresses.
     addresses: Option<ProductAddresses>,
-    /// For a single cuBLAS GEMM: the copies that pad its sizes ([`gemm_padding`]).
-    padding: Option<Padding>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -153,40 +150,6 @@ fn operand(rows: (usize, usize), cols: (usize, usize)) -> Option<(cublasOperatio
 }
 
 impl GemmCall {
-    /// How cuBLAS stores `x`, `y` and the output: for `x`, its `rows` x `k` (or, transposed,
-    /// `k` x `rows`), and likewise.
-    fn stored(&self) -> [Stored; 3] {
-        let (rows, cols, k) = (self.rows as usize, self.cols as usize, self.k as usize);
-        let (x, y) = self.operand_sizes(rows, cols, k);
-        let at = |(len, vectors): (usize, usize), ld: i32| Stored {
-            len,
-            vectors,
-            ld: ld as usize,
-        };
-        [
-            at(x, self.ldx),
-            at(y, self.ldy),
-            at((rows, cols), self.ldc),
-        ]
-    }
-
-    /// The (len, vectors) of `x` and `y` for these sizes.
-    fn operand_sizes(
-        &self,
-        rows: usize,
-        cols: usize,
-        k: usize,
-    ) -> ((usize, usize), (usize, usize)) {
-        let as_stored = |trans: cublasOperation_t, len: usize, vectors: usize| match trans {
-            cublasOperation_t::CUBLAS_OP_N => (len, vectors),
-            _ => (vectors, len),
-        };
-        (
-            as_stored(self.transx, rows, k),
-            as_stored(self.transy, k, cols),
-        )
-    }
-
     fn plan(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> Option<Self> {
         // (size, stride) of an axis in a, b and the output.
         let in_a = |axis: AxisStrides| (axis.0, axis.1);
@@ -416,14 +379,12 @@ impl CudaContraction {
             Plan::Staged { loops, .. } => ProductAddresses::for_loops(device, loops),
             Plan::Kernel(_) | Plan::Columns { .. } => None,
         };
-        let padding = (cublas && addresses.is_none()).then(|| Padding::new(device));
         Self {
             loops,
             axes,
             out_len: op.out_len(),
             plan,
             addresses,
-            padding,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
             writes_bf16: false,
@@ -493,16 +454,6 @@ impl CudaContraction {
         } else {
             (call.batch_strides.0, call.batch_strides.1)
         };
-        let sizes = (call.rows as usize, call.cols as usize, call.k as usize);
-        let padded = (
-            padded_size(sizes.0),
-            padded_size(sizes.1),
-            padded_size(sizes.2),
-        );
-        if call.batch == 1 && padded != sizes {
-            self.run_padded(call, [x, y, out], padded, [operand_type, output_type], compute);
-            return;
-        }
         // SAFETY: the plan's strides come from the operands' views and the output's contiguous
         // shape, so every element cuBLAS touches lies inside the buffers.
         unsafe {
@@ -533,77 +484,6 @@ impl CudaContraction {
             )
         }
         .expect("cuBLAS GEMM");
-    }
-
-    /// One GEMM at the `padded` (rows, cols, k) on zero-padded copies of the matrices that have
-    /// a padded size, the output copied back where its sizes are padded (see `gemm_padding`).
-    fn run_padded(
-        &self,
-        call: &GemmCall,
-        [x, y, out]: [u64; 3],
-        (rows, cols, k): (usize, usize, usize),
-        [operand_type, output_type]: [cudaDataType; 2],
-        compute: cublasComputeType_t,
-    ) {
-        let bytes = |data: cudaDataType| match data {
-            cudaDataType::CUDA_R_16BF => 2,
-            _ => 4,
-        };
-        let (operand_bytes, output_bytes) = (bytes(operand_type), bytes(output_type));
-        let padding = self
-            .padding
-            .as_ref()
-            .expect("a single GEMM plan holds the padding kernels");
-        let [x_stored, y_stored, out_stored] = call.stored();
-        let (x_sizes, y_sizes) = call.operand_sizes(rows, cols, k);
-        let operand = |stored: Stored, at: u64, sizes: (usize, usize), ld: i32| {
-            if (stored.len, stored.vectors) == sizes {
-                (None, at, ld)
-            } else {
-                let mut copy = padding.padded_copy(stored, at, sizes, operand_bytes);
-                let address = *copy.device_ptr_mut();
-                (Some(copy), address, int(sizes.0))
-            }
-        };
-        let (_x_copy, x, ldx) = operand(x_stored, x, x_sizes, call.ldx);
-        let (_y_copy, y, ldy) = operand(y_stored, y, y_sizes, call.ldy);
-        let padded_out = Stored::dense(rows, cols);
-        let mut out_copy = ((rows, cols) != (out_stored.len, out_stored.vectors))
-            .then(|| padding.buffer(padded_out, output_bytes));
-        let (c, ldc) = match &mut out_copy {
-            Some(copy) => (*copy.device_ptr_mut(), int(rows)),
-            None => (out, call.ldc),
-        };
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        // SAFETY: the padded copies hold the padded sizes; unpadded matrices are read and
-        // written within the plan's strides, as in `run_gemm`.
-        unsafe {
-            gemm_ex(
-                *self.blas.handle(),
-                call.transx,
-                call.transy,
-                int(rows),
-                int(cols),
-                int(k),
-                (&alpha as *const f32).cast(),
-                x as *const _,
-                operand_type,
-                ldx,
-                y as *const _,
-                operand_type,
-                ldy,
-                (&beta as *const f32).cast(),
-                c as *mut _,
-                output_type,
-                ldc,
-                compute,
-                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )
-        }
-        .expect("cuBLAS GEMM");
-        if out_copy.is_some() {
-            padding.copy((padded_out, c), (out_stored, out), output_bytes);
-        }
     }
 }
 

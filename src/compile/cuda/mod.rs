@@ -37,8 +37,6 @@ mod gates;
 #[cfg(feature = "cuda")]
 mod gelu;
 #[cfg(feature = "cuda")]
-mod gemm_padding;
-#[cfg(feature = "cuda")]
 mod gemm_pointers;
 #[cfg(feature = "cuda")]
 mod importance;
@@ -228,8 +226,6 @@ mod nvrtc_tests {
             },
             // Attention's scores at BERT-base's 256 x 128: heads, then sequences.
             gemm_pointers::source(&[(12, 64, 64, 16384), (256, 98304, 98304, 196608)]),
-            gemm_padding::source("unsigned short"),
-            gemm_padding::source("unsigned int"),
         ];
         let fused = elementwise_source::examples::programs()
             .into_iter()
