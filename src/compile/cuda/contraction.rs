@@ -2,8 +2,7 @@
 //! (matmuls, batched attention products and all their gradients) and plans it as loops of strided
 //! GEMMs; here each plan runs as one cuBLAS call (float32 or bf16 buffers, the tensor-core mode of
 //! the run's [`MatmulPrecision`]), batched over its loops, where every matrix has a unit stride on
-//! one side; any other plan runs a plain kernel that loops over
-//! K per output element. Either way the broadcast product is never materialised: for BERT-base it
+//! one side; any other plan runs a plain kernel that loops over K per output element. Either way the broadcast product is never materialised: for BERT-base it
 //! would exceed 2^31 elements, beyond luminal's 32-bit shape arithmetic.
 use std::sync::Arc;
 
@@ -150,6 +149,15 @@ fn operand(rows: (usize, usize), cols: (usize, usize)) -> Option<(cublasOperatio
 }
 
 impl GemmCall {
+    /// A pair of the contraction's (a, b) as cuBLAS's (x, y).
+    fn in_cublas_order<T>(&self, (a, b): (T, T)) -> (T, T) {
+        if self.swapped {
+            (b, a)
+        } else {
+            (a, b)
+        }
+    }
+
     fn plan(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3]) -> Option<Self> {
         // (size, stride) of an axis in a, b and the output.
         let in_a = |axis: AxisStrides| (axis.0, axis.1);
@@ -406,14 +414,13 @@ impl CudaContraction {
             (cudaDataType::CUDA_R_32F, 4)
         };
         let (alpha, beta) = (1.0f32, 0.0f32);
-        let swap = |pair: (u64, u64)| if call.swapped { (pair.1, pair.0) } else { pair };
         if let Some(addresses) = &self.addresses {
             debug_assert_eq!(
                 addresses.products(),
                 loops.iter().map(|l| l.0).product::<usize>()
             );
             let arrays = addresses.write([a, b, out], operand_bytes, output_bytes);
-            let (x, y) = swap((arrays.array(0), arrays.array(1)));
+            let (x, y) = call.in_cublas_order((arrays.array(0), arrays.array(1)));
             // SAFETY: every address is an operand or output element the plan's strides reach,
             // inside the buffers; the arrays are written earlier on the same stream and freed
             // after this call in stream order.
@@ -448,12 +455,9 @@ impl CudaContraction {
             );
             return;
         }
-        let (x, y) = swap((a, b));
-        let (stride_x, stride_y) = if call.swapped {
-            (call.batch_strides.1, call.batch_strides.0)
-        } else {
-            (call.batch_strides.0, call.batch_strides.1)
-        };
+        let (x, y) = call.in_cublas_order((a, b));
+        let (stride_x, stride_y) =
+            call.in_cublas_order((call.batch_strides.0, call.batch_strides.1));
         // SAFETY: the plan's strides come from the operands' views and the output's contiguous
         // shape, so every element cuBLAS touches lies inside the buffers.
         unsafe {

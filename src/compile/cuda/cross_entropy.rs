@@ -1,9 +1,8 @@
 //! [`CrossEntropy`] and [`CrossEntropyGradient`] on the GPU as block-per-row kernels
 //! ([`CudaRowKernel`]), the row width baked in: one pass over a row's logits, four loads a thread
 //! at a time, gives its maximum and exponential sum; the gradient then writes the row in a second
-//! pass. An unused slot's row
-//! (negative label) reads nothing and gives 0; a label outside the row stops the kernel
-//! (`__trap`), as the CPU kernels' asserts do.
+//! pass. An unused slot's row (negative label) reads nothing and gives 0; a label outside the row
+//! stops the kernel (`__trap`), as the CPU kernels' asserts do.
 use std::sync::Arc;
 
 use luminal_cudarc::driver::CudaDevice;
@@ -41,16 +40,16 @@ __device__ const float *labelled_row(float *out, const float *x, const float *la
     )
 }
 
-/// The block's maximum `m` and exponential sum `s` (relative to `m`) of the row `row[0..width]`,
-/// four loads a thread at a time.
-fn row_exponential_sum(row: &str, width: usize) -> String {
+/// The block's maximum `m` and exponential sum `s` (relative to `m`) of `row[0..width]`, four
+/// loads a thread at a time.
+fn row_exponential_sum(width: usize) -> String {
     let step = BLOCK_THREADS;
     format!(
         r#"float m = NEGATIVE_INFINITY, s = 0.0f;
     int j = threadIdx.x;
     for (; j + {last} < {width}; j += {four})
-        add_exponentials4(&m, &s, {row}[j], {row}[j + {step}], {row}[j + {two}], {row}[j + {last}]);
-    for (; j < {width}; j += {step}) add_exponential(&m, &s, {row}[j]);
+        add_exponentials4(&m, &s, row[j], row[j + {step}], row[j + {two}], row[j + {last}]);
+    for (; j < {width}; j += {step}) add_exponential(&m, &s, row[j]);
     block_exponential_sum(&m, &s);"#,
         two = 2 * step,
         last = 3 * step,
@@ -69,7 +68,7 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     if (threadIdx.x == 0) out[blockIdx.x] = logf(s) - (row[c] - m);
 }}"#,
         helpers = row_helpers(width),
-        sum = row_exponential_sum("row", width),
+        sum = row_exponential_sum(width),
     )
 }
 
@@ -94,7 +93,7 @@ extern "C" __global__ void dropbert_kernel(float *out, const float *x, const flo
     }}
 }}"#,
         helpers = row_helpers(width),
-        sum = row_exponential_sum("row", width),
+        sum = row_exponential_sum(width),
     )
 }
 

@@ -3,7 +3,9 @@
 //! attention products (loops over 256 sequences and 12 heads, batched over the heads) were 256
 //! small calls each. Here loops are folded into M or N where the operands lay them out as its
 //! continuation (a linear layer's batch loop: one GEMM over every token), adjacent loops whose
-//! strides allow it become one, and the largest loop left is the one cuBLAS batches.
+//! strides allow it become one, and the largest loop left goes last. A plan left with one loop
+//! runs as one strided batched call; one left with several runs as one pointer-array call over
+//! all of them (`gemm_pointers`), for which the loops' order no longer matters.
 use crate::compile::cpu::AxisStrides;
 
 /// `loops` and `[m, n, k]` rewritten to describe the same products with fewer calls.

@@ -6,7 +6,7 @@
 //! (`cublasGemmBatchedEx`) runs them all.
 use std::sync::Arc;
 
-use luminal_cudarc::driver::{CudaDevice, CudaSlice, LaunchAsync};
+use luminal_cudarc::driver::{CudaDevice, CudaSlice, DevicePtr, LaunchAsync};
 
 use super::kernel::{int, per_element, Kernel};
 use crate::compile::cpu::AxisStrides;
@@ -27,7 +27,6 @@ pub struct AddressArrays {
 impl AddressArrays {
     /// The first address of the array of `a` (0), `b` (1) or the output (2).
     pub fn array(&self, which: u64) -> u64 {
-        use luminal_cudarc::driver::DevicePtr;
         *self.buffer.device_ptr() + which * self.products as u64 * 8
     }
 }
