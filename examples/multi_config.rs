@@ -26,9 +26,10 @@ dropbert::bert_config! {
     }
 }
 
-const CONFIGURATIONS: [&str; 8] = [
+const CONFIGURATIONS: [&str; 9] = [
     "tiny-post-ln",
     "narrow-3layer",
+    "vocab-500",
     "token-drop-post-ln",
     "token-drop-last-split",
     "layer-drop-pre-ln",
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
     let result = match configuration.as_str() {
         "tiny-post-ln" => run::<TinyPostLn>(args),
         "narrow-3layer" => run::<Narrow3Layer>(args),
+        "vocab-500" => run::<Vocab500>(args),
         "token-drop-post-ln" => run::<TokenDropPostLn>(args),
         "token-drop-last-split" => run::<TokenDropLastSplit>(args),
         "layer-drop-pre-ln" => run::<LayerDropPreLn>(args),

@@ -44,7 +44,7 @@ compare() { # name, actual, reference
         failures=$((failures + 1))
     fi
 }
-for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" \
+for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" "vocab-500 grads/vocab_500" \
     "token-drop-post-ln drops/token_drop_post_ln" "token-drop-last-split drops/token_drop_last_split" \
     "layer-drop-pre-ln drops/layer_drop_pre_ln" "both-pre-ln drops/both_pre_ln" \
     "both-pre-ln drops/both_split_gated_off"; do

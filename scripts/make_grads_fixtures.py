@@ -59,6 +59,10 @@ Cases
   second half (of its real tokens) is type 1.
 * ``narrow_3layer`` -- batch 3 x seq 24 (type_vocab_size 3): one row of thirds
   typed 0/1/2, one row all 0, one row whose second half is 1.
+* ``vocab_500`` -- ``tiny_post_ln``'s checkpoint cut to its first 500 tokens
+  (word embeddings, ``cls.predictions.bias``, ``vocab.txt``, ``vocab_size``):
+  a vocabulary off dropbert's logit-width multiple (64), so its decoder runs
+  over 12 padding columns the loss must ignore. Batch 4 x seq 16.
 
 Batches
 -------
@@ -150,6 +154,21 @@ CASES = [
         ],
     ),
     dict(
+        name="vocab_500",
+        source="tiny_post_ln",
+        vocab_size=500,
+        seed=6006,
+        batch=4,
+        seq_len=16,
+        lengths=[16, 10, 5, 13],
+        types=[[(0.0, 0)], [(0.0, 0), (0.5, 1)], [(0.0, 0)], [(0.0, 0)]],
+        fd=[
+            ("bert.embeddings.word_embeddings.weight", "tied_row"),
+            ("cls.predictions.bias", "max"),
+            ("cls.predictions.transform.dense.weight", "max"),
+        ],
+    ),
+    dict(
         name="narrow_3layer",
         seed=5005,
         batch=3,
@@ -169,7 +188,11 @@ def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def copy_checkpoint(src, dst):
+VOCAB_TENSORS = ("bert.embeddings.word_embeddings.weight", "cls.predictions.bias")
+
+
+def copy_checkpoint(src, dst, vocab_size=None):
+    """Copies the checkpoint with dropout off; ``vocab_size`` cuts its vocabulary."""
     dst.mkdir(parents=True)
     for f in ("model.safetensors", "vocab.txt"):
         shutil.copyfile(src / f, dst / f)
@@ -181,6 +204,16 @@ def copy_checkpoint(src, dst):
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         assert key in config, key
         config[key] = 0.0
+    if vocab_size is not None:
+        assert vocab_size < config["vocab_size"]
+        config["vocab_size"] = vocab_size
+        with safe_open(str(src / "model.safetensors"), "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        for name in VOCAB_TENSORS:
+            tensors[name] = tensors[name][:vocab_size].contiguous()
+        save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+        lines = (src / "vocab.txt").read_text().splitlines(keepends=True)
+        (dst / "vocab.txt").write_text("".join(lines[:vocab_size]))
     (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return config
 
@@ -317,12 +350,13 @@ def finite_difference_check(model32, grads32, batch, kinds, probes):
 
 def make_case(case, src_root, out_root):
     name = case["name"]
-    src = src_root / name
+    source = case.get("source", name)
+    src = src_root / source
     case_dir = out_root / name
     if case_dir.exists():
         shutil.rmtree(case_dir)
     ckpt = case_dir / "checkpoint"
-    config = copy_checkpoint(src, ckpt)
+    config = copy_checkpoint(src, ckpt, case.get("vocab_size"))
 
     torch.manual_seed(case["seed"])
     gen = torch.Generator().manual_seed(case["seed"])
@@ -374,7 +408,7 @@ def make_case(case, src_root, out_root):
 
     ref = {
         "case": name,
-        "source": f"tests/fixtures/hf/{name}",
+        "source": f"tests/fixtures/hf/{source}",
         "source_model_sha256": sha256(src / "model.safetensors"),
         "transformers": transformers.__version__,
         "torch": torch.__version__,

@@ -2,7 +2,7 @@
 //! reference made by scripts/make_grads_fixtures.py.
 mod common;
 
-use common::{fixture, ids, read_fixture, relative_error, Narrow3Layer, TinyPostLn};
+use common::{fixture, ids, read_fixture, relative_error, Narrow3Layer, TinyPostLn, Vocab500};
 use dropbert::{
     config::BertConfig,
     data::batch::TokenBatch,
@@ -75,6 +75,14 @@ fn tiny_post_ln_loss_and_gradients_match_pytorch() {
 #[test]
 fn narrow_three_layer_loss_and_gradients_match_pytorch() {
     check::<Narrow3Layer>("narrow_3layer");
+}
+
+/// A vocabulary of 500: the logits are 512 wide, and the 12 padding columns must change neither
+/// the loss nor any gradient.
+#[test]
+fn a_vocabulary_off_the_logit_width_matches_pytorch() {
+    assert_eq!(Vocab500::DIMS.logit_width(), 512);
+    check::<Vocab500>("vocab_500");
 }
 
 #[test]

@@ -164,12 +164,12 @@ fn shifted_exponentials() {
 }
 
 #[test]
-fn cross_entropy_with_an_unused_row() {
+fn cross_entropy_with_an_unused_row_and_a_padding_column() {
     check::<R2<3, 5>>(
         |x| {
             let labels = x.graph().tensor::<R1<3>>().set(vec![2.0, -100.0, 0.0]);
             let weights = x.graph().arange::<Const<3>>() + 0.5;
-            (cross_entropy(x, labels) * weights).sum_reduce::<_, Axis<0>>()
+            (cross_entropy(x, labels, 4) * weights).sum_reduce::<_, Axis<0>>()
         },
         random(15, -2.0, 2.0, 11),
         1e-2,
@@ -177,8 +177,8 @@ fn cross_entropy_with_an_unused_row() {
 }
 
 crate::bert_config! {
-    /// Four prediction slots over a vocabulary of six: the loss's shapes, small enough for
-    /// finite differences.
+    /// Four prediction slots over a vocabulary of six (logits 64 wide): the loss's shapes, small
+    /// enough for finite differences.
     FourPredictions {
         vocab: 6, hidden: 4, layers: 1, heads: 1, intermediate: 4,
         max_positions: 8, type_vocab: 1, seq: 8, batch: 2,
@@ -188,12 +188,12 @@ crate::bert_config! {
 
 #[test]
 fn masked_lm_loss_over_used_slots() {
-    check::<R2<4, 6>>(
+    check::<R2<4, 64>>(
         |x| {
             let labels = x.graph().tensor::<R1<4>>().set(vec![5.0, -100.0, 0.0, 3.0]);
             masked_lm_loss::<FourPredictions>(x, labels).loss
         },
-        random(24, -3.0, 3.0, 12),
+        random(256, -3.0, 3.0, 12),
         1e-2,
     );
 }

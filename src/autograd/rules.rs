@@ -12,8 +12,9 @@ use super::tensor_ref::{Builder, TensorRef};
 use crate::{
     ops::{
         AttentionProbabilities, AttentionProbabilitiesGradient, AttentionRows, CrossEntropy,
-        CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, Normalize,
-        NormalizeGradient, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient, ZeroRows,
+        CrossEntropyGradient, GateChoose, GateMask, GatherRows, Gelu, GeluGradient, LogitRows,
+        Normalize, NormalizeGradient, ReplaceRows, ScatterAddRows, Softmax, SoftmaxGradient,
+        ZeroRows,
     },
     DropbertError, Result,
 };
@@ -54,10 +55,7 @@ pub(crate) enum OpKind {
         width: usize,
         epsilon: f32,
     },
-    CrossEntropy {
-        rows: usize,
-        width: usize,
-    },
+    CrossEntropy(LogitRows),
     AttentionProbabilities(AttentionRows),
 }
 
@@ -118,10 +116,7 @@ impl OpKind {
         } else if let Some(probabilities) = any.downcast_ref::<AttentionProbabilities>() {
             OpKind::AttentionProbabilities(probabilities.0)
         } else if let Some(loss) = any.downcast_ref::<CrossEntropy>() {
-            OpKind::CrossEntropy {
-                rows: loss.rows,
-                width: loss.width,
-            }
+            OpKind::CrossEntropy(loss.0)
         } else {
             return Err(DropbertError::InvalidInput(format!(
                 "autograd has no backward rule for the op {node:?} on the path from the parameters to the loss"
@@ -147,7 +142,7 @@ impl OpKind {
                 shape
             }
             OpKind::GatherRows { width, .. } => vec![inputs[1].numel(), width],
-            OpKind::CrossEntropy { rows, .. } => vec![rows],
+            OpKind::CrossEntropy(logits) => vec![logits.rows],
             OpKind::ReplaceRows { rows, width } => vec![rows, width],
             OpKind::GateChoose => inputs[1].shape(),
             _ => inputs[0].shape(),
@@ -283,16 +278,16 @@ impl OpKind {
                 let op = SoftmaxGradient { rows, row };
                 vec![Some(gradient_op(builder, op, output, g))]
             }
-            OpKind::CrossEntropy { rows, width } => {
+            OpKind::CrossEntropy(rows) => {
                 let (logits, labels) = (inputs[0], inputs[1]);
                 let id = builder
                     .graph
-                    .add_op(CrossEntropyGradient { rows, width })
+                    .add_op(CrossEntropyGradient(rows))
                     .input(logits.id, 0, logits.view)
                     .input(labels.id, 0, labels.view)
                     .input(g.id, 0, g.view)
                     .finish();
-                vec![Some(TensorRef::output(id, &[rows, width])), None]
+                vec![Some(TensorRef::output(id, &[rows.rows, rows.width])), None]
             }
             OpKind::AttentionProbabilities(rows) => {
                 let mut op = builder

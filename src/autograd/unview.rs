@@ -5,12 +5,16 @@ use crate::ops::ViewAdjoint;
 
 /// Maps the gradient of a view (logical shape of `view`) back onto the buffer it reads: the
 /// result lists the buffer's elements in memory order. Permutes are undone as views, broadcast
-/// axes are summed; views with slices or padding go through the generic [`ViewAdjoint`] op.
+/// axes are summed, padding is sliced off the gradient (a view too); other views with slices or
+/// padding go through the generic [`ViewAdjoint`] op.
 pub(crate) fn unview(
     builder: &mut Builder<'_>,
     gradient: TensorRef,
     view: &ShapeTracker,
 ) -> TensorRef {
+    if let Some((gradient, view)) = without_padding(gradient, view) {
+        return unview(builder, gradient, &view);
+    }
     if view.is_sliced() || view.is_padded() {
         let physical_len = view
             .n_physical_elements()
@@ -33,6 +37,28 @@ pub(crate) fn unview(
         .fold(in_buffer_order, |gradient, axis| {
             builder.sum_reduce(gradient, axis)
         })
+}
+
+/// Where `view` only pads its buffer (no slices, no broadcast axes), each buffer element appears
+/// once in the view, at its own index shifted by the padding before it: its gradient is the
+/// padded gradient sliced to the buffer's extent. Returns that slice and `view` without its
+/// padding; `None` for any other view, or a gradient already read through a slice or padding
+/// (luminal cannot slice those axes again).
+fn without_padding(gradient: TensorRef, view: &ShapeTracker) -> Option<(TensorRef, ShapeTracker)> {
+    let only_padded = view.is_padded() && !view.is_sliced() && !view.fake.iter().any(|&f| f);
+    if !only_padded || gradient.view.is_sliced() || gradient.view.is_padded() {
+        return None;
+    }
+    let mut unpadded = *view;
+    let mut kept = Vec::with_capacity(view.len());
+    for &buffer_axis in &view.indexes {
+        let before = view.padding[buffer_axis].0;
+        kept.push((before, before + view.dims[buffer_axis]));
+        unpadded.padding[buffer_axis] = (0.into(), 0.into());
+    }
+    let mut sliced = gradient;
+    sliced.view.slice(&kept);
+    Some((sliced, unpadded))
 }
 
 impl Builder<'_> {

@@ -61,6 +61,7 @@ macro_rules! bert_config {
                 layer_drop: $crate::bert_config!(@layer_drop $layer_drop),
             };
             type Vocab = $crate::luminal::prelude::Const<{ $vocab }>;
+            type LogitWidth = $crate::luminal::prelude::Const<{ $crate::config::BertDims::logit_width(&Self::DIMS) }>;
             type Hidden = $crate::luminal::prelude::Const<{ $hidden }>;
             type Heads = $crate::luminal::prelude::Const<{ $heads }>;
             type HeadDim = $crate::luminal::prelude::Const<{ $crate::config::BertDims::head_dim(&Self::DIMS) }>;

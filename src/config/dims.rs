@@ -43,7 +43,18 @@ pub struct BertDims {
     pub layer_drop: Option<LayerDropDims>,
 }
 
+/// The decoder's logits are this many columns wide at a multiple: cuBLAS runs the products over a
+/// vocabulary of 30522 three times slower than over 30528 (run 37, `docs/perf.md`).
+pub const LOGIT_WIDTH_MULTIPLE: usize = 64;
+
 impl BertDims {
+    /// The width of the masked-LM logits: the vocabulary rounded up to [`LOGIT_WIDTH_MULTIPLE`].
+    /// The columns past the vocabulary come from zero rows the head appends to the (tied) word
+    /// embeddings; the loss and the accuracy ignore them, and no parameter or checkpoint has them.
+    pub const fn logit_width(&self) -> usize {
+        self.vocab_size.next_multiple_of(LOGIT_WIDTH_MULTIPLE)
+    }
+
     /// `hidden / heads`; 0 where heads is 0, so that the readable check of
     /// [`validate`](super::validate) reports the error rather than a division by zero.
     pub const fn head_dim(&self) -> usize {

@@ -13,7 +13,7 @@ mod settings;
 
 pub use block_layout::BlockLayout;
 pub use checks::validate;
-pub use dims::{BertDims, LayerDropDims, TokenDropDims};
+pub use dims::{BertDims, LayerDropDims, TokenDropDims, LOGIT_WIDTH_MULTIPLE};
 pub use settings::BertSettings;
 
 use luminal::prelude::Dimension;
@@ -26,6 +26,8 @@ pub trait BertConfig: 'static {
     const DIMS: BertDims;
 
     type Vocab: Dimension;
+    /// The masked-LM logits' width: `Vocab` rounded up (see [`BertDims::logit_width`]).
+    type LogitWidth: Dimension;
     type Hidden: Dimension;
     type Heads: Dimension;
     /// `Hidden / Heads`.

@@ -1,4 +1,4 @@
-use luminal::prelude::*;
+use luminal::prelude::{symbolic::Expression, *};
 
 use super::{
     attention::attention_mask_bias,
@@ -100,15 +100,23 @@ impl<C: BertConfig> BertForMaskedLM<C> {
 
     /// Vocabulary logits of every position, `[batch, seq, vocab]`.
     pub fn forward(&self, inputs: &BertInputs<C>) -> GraphTensor<(C::Batch, C::Seq, C::Vocab)> {
-        self.mlm_head.forward(
+        let padded = self.mlm_head.forward(
             self.bert.forward(inputs),
             self.bert.embeddings.word_embeddings,
-        )
+        );
+        if C::DIMS.logit_width() == C::DIMS.vocab_size {
+            return GraphTensor::from_id(padded.id, padded.shape, padded.graph_ref);
+        }
+        let vocab = Expression::from(C::DIMS.vocab_size);
+        let logits = padded.slice((.., .., ..vocab)).contiguous();
+        // The slice keeps exactly `Vocab` columns; luminal types a sliced axis as dynamic.
+        GraphTensor::from_id(logits.id, logits.shape, logits.graph_ref)
     }
 }
 
 impl<C: BertConfig> BertForMaskedLM<C> {
-    /// Vocabulary logits at the predicted positions only, `[predictions, vocab]`:
+    /// Vocabulary logits at the predicted positions only, `[predictions, logit width]` (the
+    /// columns past the vocabulary are padding, see [`BertMlmHead`]):
     /// `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
     /// predicts about 15% of the positions, so this skips most of the MLM head's work. `drops`
     /// is the training step's dropping ([`EncoderDrops::none`] for the full model).
@@ -117,7 +125,7 @@ impl<C: BertConfig> BertForMaskedLM<C> {
         inputs: &BertInputs<C>,
         positions: GraphTensor<(C::Predictions,)>,
         drops: &EncoderDrops<C>,
-    ) -> GraphTensor<(C::Predictions, C::Vocab)> {
+    ) -> GraphTensor<(C::Predictions, C::LogitWidth)> {
         let embedded = self
             .bert
             .embeddings
@@ -131,7 +139,7 @@ impl<C: BertConfig> BertForMaskedLM<C> {
             gather_rows(hidden, positions).reshape::<(Const<1>, C::Predictions, C::Hidden)>();
         self.mlm_head
             .forward(predicted, self.bert.embeddings.word_embeddings)
-            .reshape::<(C::Predictions, C::Vocab)>()
+            .reshape::<(C::Predictions, C::LogitWidth)>()
     }
 }
 

@@ -16,16 +16,17 @@ pub struct MaskedLmLoss<C: BertConfig> {
     pub token_correct: GraphTensor<(C::Predictions,)>,
 }
 
-/// `logits` are those of the predicted positions (unused slots hold label -100); `labels` holds
-/// the original id of each prediction.
+/// `logits` are those of the predicted positions (unused slots hold label -100), their columns
+/// past the vocabulary padding; `labels` holds the original id of each prediction.
 pub fn masked_lm_loss<C: BertConfig>(
-    logits: GraphTensor<(C::Predictions, C::Vocab)>,
+    logits: GraphTensor<(C::Predictions, C::LogitWidth)>,
     labels: GraphTensor<(C::Predictions,)>,
 ) -> MaskedLmLoss<C> {
     let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
     // Both ops give 0 for unused slots, and the loss no gradient there.
-    let token_losses = cross_entropy(logits, labels);
-    let token_correct = label_is_argmax(logits, labels);
+    let vocab = C::DIMS.vocab_size;
+    let token_losses = cross_entropy(logits, labels, vocab);
+    let token_correct = label_is_argmax(logits, labels, vocab);
     let loss = token_losses.sum_reduce::<(), Axis<0>>() / predicted.sum_reduce::<(), Axis<0>>();
     MaskedLmLoss {
         loss,

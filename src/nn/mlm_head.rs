@@ -9,7 +9,10 @@ use crate::config::{BertConfig, BertSettings};
 use crate::ops::bias_gelu;
 
 /// `cls.predictions.*`: transform (dense, GELU, LayerNorm), then the decoder, whose weight is the
-/// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias.
+/// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias. The
+/// decoder runs over [`BertDims::logit_width`](crate::config::BertDims::logit_width) columns:
+/// the weight and bias are read with zero rows appended, so the logits past the vocabulary are 0
+/// and their gradients never reach the parameters.
 pub struct BertMlmHead<C: BertConfig> {
     pub transform_dense: Linear<C::Hidden, C::Hidden>,
     pub transform_norm: LayerNorm<C::Hidden>,
@@ -25,18 +28,28 @@ impl<C: BertConfig> BertMlmHead<C> {
         }
     }
 
-    /// Vocabulary logits of every position of `hidden`.
+    /// Vocabulary logits of every position of `hidden`, padded to the logit width.
     pub fn forward<B: Dimension, S: Dimension>(
         &self,
         hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
-    ) -> GraphTensor<(B, S, C::Vocab)> {
+    ) -> GraphTensor<(B, S, C::LogitWidth)> {
         let dense = &self.transform_dense;
         let transformed = self
             .transform_norm
             .forward(bias_gelu(dense.product(hidden), dense.bias));
-        transformed.matmul(word_embeddings.permute::<(C::Hidden, C::Vocab), Axes2<1, 0>>())
-            + self.bias.expand::<(B, S, C::Vocab), Axes2<0, 1>>()
+        let padding = C::DIMS.logit_width() - C::DIMS.vocab_size;
+        // Copies, not views: the contraction and the fused kernels read unpadded buffers. The
+        // bias is a vector; the weight's copy replaces the bf16 copy the product needs anyway.
+        let decoder = word_embeddings
+            .pad::<(C::LogitWidth, C::Hidden), usize, usize>(&[(0, padding), (0, 0)])
+            .contiguous();
+        let bias = self
+            .bias
+            .pad::<(C::LogitWidth,), usize, usize>(&[(0, padding)])
+            .contiguous();
+        transformed.matmul(decoder.permute::<(C::Hidden, C::LogitWidth), Axes2<1, 0>>())
+            + bias.expand::<(B, S, C::LogitWidth), Axes2<0, 1>>()
     }
 }
 

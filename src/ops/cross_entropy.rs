@@ -13,23 +13,47 @@ use super::{
     last_axis::{map_row_values, map_rows},
 };
 
-/// `out[r] = ln(sum_j exp(x[r, j] - m_r)) - (x[r, label_r] - m_r)`, `m_r` the row's maximum, and 0
-/// where the label is negative (an unused prediction slot, -100): inputs the logits
-/// `x [rows, width]` (any view) and the labels `[rows]` (floats), output `[rows]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CrossEntropy {
+/// The logits a loss op reads: `rows` rows, each `width` values wide in memory, of which the first
+/// `classes` are the classes. The rest are padding (the decoder's logits are padded to
+/// [`BertDims::logit_width`](crate::config::BertDims::logit_width)): the loss, its gradient and
+/// the accuracy ignore them, and the gradient there is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogitRows {
     pub rows: usize,
     pub width: usize,
+    pub classes: usize,
 }
 
-/// The gradient of [`CrossEntropy`] with respect to the logits: inputs `x`, the labels and the
-/// output's gradient `d [rows]`, output `dx[r, j] = (softmax(x[r])_j - [j == label_r]) * d[r]`,
-/// `[rows, width]`, a row of zeros where the label is negative.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CrossEntropyGradient {
-    pub rows: usize,
-    pub width: usize,
+impl LogitRows {
+    /// The rows of a `[N, W]` tensor of static shape whose first `classes` columns are classes.
+    pub fn of<N: Dimension, W: Dimension>(classes: usize) -> Self {
+        let static_size = "dropbert graphs have static shapes";
+        let rows = N::const_size().to_usize().expect(static_size);
+        let width = W::const_size().to_usize().expect(static_size);
+        assert!(
+            (1..=width).contains(&classes),
+            "{classes} classes in rows of width {width}"
+        );
+        Self {
+            rows,
+            width,
+            classes,
+        }
+    }
 }
+
+/// `out[r] = ln(sum_j exp(x[r, j] - m_r)) - (x[r, label_r] - m_r)` over the classes `j`, `m_r`
+/// their maximum, and 0 where the label is negative (an unused prediction slot, -100): inputs
+/// the logits `x [rows, width]` (any view) and the labels `[rows]` (floats), output `[rows]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropy(pub LogitRows);
+
+/// The gradient of [`CrossEntropy`] with respect to the logits: inputs `x`, the labels and the
+/// output's gradient `d [rows]`, output `dx[r, j] = (softmax(x[r])_j - [j == label_r]) * d[r]`
+/// over the classes, `[rows, width]`; 0 in the padding columns and in a row whose label is
+/// negative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropyGradient(pub LogitRows);
 
 /// A row's maximum `m` and `sum_j exp(x_j - m)`.
 fn max_and_exponential_sum(x: &[f32]) -> (f32, f32) {
@@ -62,16 +86,19 @@ pub fn cross_entropy_gradient_row(x: &[f32], label: Option<usize>, d: f32, out: 
 
 impl Operator for CrossEntropy {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        per_labelled_row(&inputs, self.rows, self.width, cross_entropy_row)
+        per_labelled_row(&inputs, self.0, cross_entropy_row)
     }
 }
 
 /// One value per row of the logits (input 0) given the row's label (input 1, as
-/// [`column_index`] reads it): what `row_rule` gives for the row.
+/// [`column_index`] reads it): what `row_rule` gives for the row's classes.
 pub(super) fn per_labelled_row(
     inputs: &[(InputTensor, ShapeTracker)],
-    rows: usize,
-    width: usize,
+    LogitRows {
+        rows,
+        width,
+        classes,
+    }: LogitRows,
     row_rule: impl Fn(&[f32], Option<usize>) -> f32 + Sync,
 ) -> Vec<Tensor> {
     let x = input_values(&inputs[0].0, &inputs[0].1);
@@ -79,8 +106,8 @@ pub(super) fn per_labelled_row(
     assert_eq!((x.len(), labels.len()), (rows * width, rows));
     vec![Tensor::new(map_row_values(rows, width, |r| {
         row_rule(
-            &x[r * width..(r + 1) * width],
-            column_index(labels[r], width),
+            &x[r * width..r * width + classes],
+            column_index(labels[r], classes),
         )
     }))]
 }
@@ -90,19 +117,22 @@ impl Operator for CrossEntropyGradient {
         let x = input_values(&inputs[0].0, &inputs[0].1);
         let labels = input_values(&inputs[1].0, &inputs[1].1);
         let d = input_values(&inputs[2].0, &inputs[2].1);
-        let width = self.width;
-        assert_eq!(
-            (x.len(), labels.len(), d.len()),
-            (self.rows * width, self.rows, self.rows)
-        );
-        vec![Tensor::new(map_rows(self.rows, width, |at, out| {
+        let LogitRows {
+            rows,
+            width,
+            classes,
+        } = self.0;
+        assert_eq!((x.len(), labels.len(), d.len()), (rows * width, rows, rows));
+        vec![Tensor::new(map_rows(rows, width, |at, out| {
             let r = at / width;
+            let (class_columns, padding) = out.split_at_mut(classes);
             cross_entropy_gradient_row(
-                &x[at..at + width],
-                column_index(labels[r], width),
+                &x[at..at + classes],
+                column_index(labels[r], classes),
                 d[r],
-                out,
-            )
+                class_columns,
+            );
+            padding.fill(0.0);
         }))]
     }
 }
@@ -122,23 +152,14 @@ pub(super) fn labelled_rows_op<N: Dimension, W: Dimension>(
     GraphTensor::from_id(id, ShapeTracker::new(&[N::const_size()]), logits.graph_ref)
 }
 
-/// `(rows, width)` of a `[N, W]` tensor of static shape.
-pub(super) fn rows_and_columns<N: Dimension, W: Dimension>() -> (usize, usize) {
-    let static_size = "dropbert graphs have static shapes";
-    (
-        N::const_size().to_usize().expect(static_size),
-        W::const_size().to_usize().expect(static_size),
-    )
-}
-
-/// The cross-entropy of each row of `logits` against its label (0 for negative labels), by the
-/// [`CrossEntropy`] op.
+/// The cross-entropy of each row of `logits` over its first `classes` columns against its label
+/// (0 for negative labels), by the [`CrossEntropy`] op.
 pub fn cross_entropy<N: Dimension, W: Dimension>(
     logits: GraphTensor<(N, W)>,
     labels: GraphTensor<(N,)>,
+    classes: usize,
 ) -> GraphTensor<(N,)> {
-    let (rows, width) = rows_and_columns::<N, W>();
-    labelled_rows_op(logits, labels, CrossEntropy { rows, width })
+    labelled_rows_op(logits, labels, CrossEntropy(LogitRows::of::<N, W>(classes)))
 }
 
 #[cfg(test)]
@@ -182,7 +203,7 @@ mod tests {
         let mut cx = Graph::new();
         let x = cx.tensor::<R2<12, 50>>().set(logits(12, 50));
         let y = cx.tensor::<R1<12>>().set(labels(12, 50, 5));
-        let fused = cross_entropy(x, y).retrieve();
+        let fused = cross_entropy(x, y, 50).retrieve();
         // The loss as luminal's primitives give it: max, shift, exp, sum, log, and the label's
         // column picked by a one-hot product.
         let shifted = x - x
@@ -252,18 +273,25 @@ mod tests {
         assert_eq!(dx, [0.0; 3]);
     }
 
+    /// Rows 300 wide of which 290 are classes: the padding holds the rows' largest logits, which
+    /// would change every row's loss were they read.
     #[test]
-    fn the_ops_run_the_row_rules() {
+    fn the_ops_run_the_row_rules_over_the_classes_only() {
         let mut cx = Graph::new();
-        let (rows, width) = (70, 300);
-        let (x_values, y_values) = (logits(rows, width), labels(rows, width, 6));
+        let (rows, width, classes) = (70, 300, 290);
+        let mut x_values = logits(rows, width);
+        for r in 0..rows {
+            x_values[r * width + classes..(r + 1) * width].fill(5e4);
+        }
+        let y_values = labels(rows, classes, 6);
         let d_values: Vec<f32> = (0..rows).map(|r| ((r % 13) as f32 - 6.0) / 6.0).collect();
         let x = cx.tensor::<R2<70, 300>>().set(x_values.clone());
         let y = cx.tensor::<R1<70>>().set(y_values.clone());
         let d = cx.tensor::<R1<70>>().set(d_values.clone());
-        let losses = cross_entropy(x, y).retrieve();
+        let losses = cross_entropy(x, y, classes).retrieve();
+        let gradient = CrossEntropyGradient(LogitRows::of::<Const<70>, Const<300>>(classes));
         let dx = GraphTensor::<R2<70, 300>>::from_id(
-            cx.add_op(CrossEntropyGradient { rows, width })
+            cx.add_op(gradient)
                 .input(x.id, 0, x.shape)
                 .input(y.id, 0, y.shape)
                 .input(d.id, 0, d.shape)
@@ -275,12 +303,15 @@ mod tests {
         cx.execute();
         let (losses, dx) = (losses.data(), dx.data());
         for r in 0..rows {
-            let at = r * width..(r + 1) * width;
-            let label = column_index(y_values[r], width);
+            let at = r * width..r * width + classes;
+            let label = column_index(y_values[r], classes);
             assert_eq!(losses[r], cross_entropy_row(&x_values[at.clone()], label));
-            let mut expected = vec![0.0; width];
+            let mut expected = vec![0.0; classes];
             cross_entropy_gradient_row(&x_values[at.clone()], label, d_values[r], &mut expected);
             assert_eq!(&dx[at], &expected[..]);
+            assert!(dx[r * width + classes..(r + 1) * width]
+                .iter()
+                .all(|&v| v == 0.0));
         }
     }
 
@@ -291,7 +322,7 @@ mod tests {
         let x = cx.tensor::<R2<5, 6>>().set(values.clone());
         let label_values = vec![0.0, 4.0, UNUSED, 2.0, 1.0, 3.0];
         let y = cx.tensor::<R1<6>>().set(label_values.clone());
-        let losses = cross_entropy(x.permute::<R2<6, 5>, _>(), y).retrieve();
+        let losses = cross_entropy(x.permute::<R2<6, 5>, _>(), y, 5).retrieve();
         cx.execute();
         for (r, &loss) in losses.data().iter().enumerate() {
             let row: Vec<f32> = (0..5).map(|j| values[j * 6 + r]).collect();
@@ -306,7 +337,7 @@ mod tests {
         let mut cx = Graph::new();
         let x = cx.tensor::<R2<2, 4>>().set(vec![0.0; 8]);
         let y = cx.tensor::<R1<2>>().set(vec![1.0, 4.0]);
-        cross_entropy(x, y).retrieve();
+        cross_entropy(x, y, 4).retrieve();
         cx.execute();
     }
 }

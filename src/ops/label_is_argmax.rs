@@ -6,16 +6,13 @@ use luminal::{
     prelude::*,
 };
 
-use super::cross_entropy::{labelled_rows_op, per_labelled_row, rows_and_columns};
+use super::cross_entropy::{labelled_rows_op, per_labelled_row, LogitRows};
 
-/// `out[r] = 1` where `x[r, label_r] >= x[r, j]` for every `j` (ties count as right), else 0, and
-/// 0 where the label is negative: inputs the logits `x [rows, width]` (any view) and the labels
-/// `[rows]` (floats), output `[rows]`.
+/// `out[r] = 1` where `x[r, label_r] >= x[r, j]` for every class `j` (ties count as right), else
+/// 0, and 0 where the label is negative: inputs the logits `x [rows, width]` (any view) and the
+/// labels `[rows]` (floats), output `[rows]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LabelIsArgmax {
-    pub rows: usize,
-    pub width: usize,
-}
+pub struct LabelIsArgmax(pub LogitRows);
 
 /// 1 where the row's logit at `label` is its maximum, else 0 (also without a label).
 pub fn label_is_argmax_row(x: &[f32], label: Option<usize>) -> f32 {
@@ -27,18 +24,22 @@ pub fn label_is_argmax_row(x: &[f32], label: Option<usize>) -> f32 {
 
 impl Operator for LabelIsArgmax {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        per_labelled_row(&inputs, self.rows, self.width, label_is_argmax_row)
+        per_labelled_row(&inputs, self.0, label_is_argmax_row)
     }
 }
 
-/// 1 for each row of `logits` whose label has the highest logit (0 for negative labels), by the
-/// [`LabelIsArgmax`] op.
+/// 1 for each row of `logits` whose label has the highest logit of its first `classes` (0 for
+/// negative labels), by the [`LabelIsArgmax`] op.
 pub fn label_is_argmax<N: Dimension, W: Dimension>(
     logits: GraphTensor<(N, W)>,
     labels: GraphTensor<(N,)>,
+    classes: usize,
 ) -> GraphTensor<(N,)> {
-    let (rows, width) = rows_and_columns::<N, W>();
-    labelled_rows_op(logits, labels, LabelIsArgmax { rows, width })
+    labelled_rows_op(
+        logits,
+        labels,
+        LabelIsArgmax(LogitRows::of::<N, W>(classes)),
+    )
 }
 
 #[cfg(test)]
@@ -61,15 +62,16 @@ mod tests {
         let y = cx
             .tensor::<R1<6>>()
             .set(vec![1.0, 3.0, 2.0, 3.0, -100.0, 3.0]);
-        let correct = label_is_argmax(x, y).retrieve();
+        let correct = label_is_argmax(x, y, 4).retrieve();
         cx.execute();
         assert_eq!(correct.data(), [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
     }
 
+    /// Rows 200 wide of which 190 are classes; the padding holds every row's largest logits.
     #[test]
-    fn many_rows_run_the_row_rule() {
+    fn many_rows_run_the_row_rule_over_the_classes_only() {
         let mut cx = Graph::new();
-        let (rows, width) = (120, 200);
+        let (rows, width, classes) = (120, 200, 190);
         let mut values: Vec<f32> = (0..rows * width)
             .map(|i| ((i * 7919) % 211) as f32)
             .collect();
@@ -78,22 +80,25 @@ mod tests {
                 if r % 3 == 0 {
                     -100.0
                 } else {
-                    ((r * 37) % width) as f32
+                    ((r * 37) % classes) as f32
                 }
             })
             .collect();
         // Every third row's label holds its maximum.
-        for r in (1..rows).step_by(3) {
-            values[r * width + labels[r] as usize] = 500.0;
+        for r in 0..rows {
+            if r % 3 == 1 {
+                values[r * width + labels[r] as usize] = 500.0;
+            }
+            values[r * width + classes..(r + 1) * width].fill(1e4);
         }
         let x = cx.tensor::<R2<120, 200>>().set(values.clone());
         let y = cx.tensor::<R1<120>>().set(labels.clone());
-        let correct = label_is_argmax(x, y).retrieve();
+        let correct = label_is_argmax(x, y, classes).retrieve();
         cx.execute();
         let correct = correct.data();
         for r in 0..rows {
-            let row = &values[r * width..(r + 1) * width];
-            let expected = label_is_argmax_row(row, column_index(labels[r], width));
+            let row = &values[r * width..r * width + classes];
+            let expected = label_is_argmax_row(row, column_index(labels[r], classes));
             assert_eq!(correct[r], expected, "row {r}");
         }
         assert!(correct.iter().skip(1).step_by(3).all(|&v| v == 1.0));

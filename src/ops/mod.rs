@@ -36,7 +36,7 @@ pub use attention_probabilities::{
 };
 pub use cross_entropy::{
     cross_entropy, cross_entropy_gradient_row, cross_entropy_row, CrossEntropy,
-    CrossEntropyGradient,
+    CrossEntropyGradient, LogitRows,
 };
 pub use dropout_mask::{
     dropout_mask, key_from_values, key_values, mask_value, philox4x32, philox_key, DropoutMask,

@@ -20,6 +20,16 @@ dropbert::bert_config! {
     }
 }
 
+// tiny_post_ln cut to 500 tokens (tests/fixtures/grads/vocab_500): a vocabulary off the
+// logit-width multiple, so the decoder runs over 12 padding columns.
+dropbert::bert_config! {
+    pub Vocab500 {
+        vocab: 500, hidden: 32, layers: 2, heads: 2, intermediate: 64,
+        max_positions: 64, type_vocab: 2, seq: 16, batch: 4,
+        layout: PostLn, token_drop: off, layer_drop: off,
+    }
+}
+
 // The checkpoints of tests/fixtures/drops/ (scripts/make_drop_fixtures.py).
 dropbert::bert_config! {
     pub TokenDropPostLn {

@@ -120,6 +120,11 @@ mod nvrtc_tests {
             allow: vec![100, 101, 102, 103],
             deny: vec![0],
         };
+        let bert_logits = crate::ops::LogitRows {
+            rows: 5120,
+            width: 30528,
+            classes: 30522,
+        };
         let sources = [
             rows::GATHER_SOURCE.to_string(),
             rows::SCATTER_ADD_SOURCE.to_string(),
@@ -185,12 +190,16 @@ mod nvrtc_tests {
             dropout_mask::source(),
             dropout_mask::packed_source(),
             bf16_rounding::rounding_source(),
-            // BERT's vocabulary: rows of many strides of a block.
-            cross_entropy::forward_source(30522),
-            cross_entropy::gradient_source(30522),
-            label_is_argmax::source(30522),
+            // BERT's vocabulary, its logits padded: rows of many strides of a block.
+            cross_entropy::forward_source(bert_logits),
+            cross_entropy::gradient_source(bert_logits),
+            label_is_argmax::source(bert_logits),
             // Rows shorter than a warp.
-            cross_entropy::forward_source(9),
+            cross_entropy::forward_source(crate::ops::LogitRows {
+                rows: 3,
+                width: 9,
+                classes: 9,
+            }),
             {
                 let blocks = group_blocks::GroupBlocks::new(&[768 * 768, 768, 30522 * 768]);
                 let constants = crate::ops::AdamWConstants {
