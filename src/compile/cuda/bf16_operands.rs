@@ -7,9 +7,9 @@
 //!
 //! Each float32 result that GEMMs read is rounded once for all of them ([`share_rounded_operands`]):
 //! a layer's input feeds the query, key and value products forward and their weight gradients
-//! backward, six reads of one rounded copy. The fused elementwise and GELU kernels write the bf16
-//! copy as they compute the result, and skip the float32 result where only GEMMs read it; other
-//! results get a [`CudaRoundToBf16`] node. Either way, only the half-size copy waits for the
+//! backward, six reads of one rounded copy. The fused elementwise, GELU, attention and
+//! cross-entropy-gradient kernels write the bf16 copy as they compute the result, and skip the
+//! float32 result where only GEMMs read it; other results get a [`CudaRoundToBf16`] node. Either way, only the half-size copy waits for the
 //! backward pass where every reader is a GEMM.
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -33,6 +33,7 @@ use super::{
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
     kernel::{int, per_element, Kernel},
+    logit_rows::{CudaLogitRows, LogitRowsKernel},
     reduce::CudaReduce,
 };
 
@@ -109,7 +110,7 @@ impl Operator for CudaRoundToBf16 {
 type Place = (NodeIndex, u8);
 
 /// Gives every GEMM that reads bf16 operands its operands in bf16, each float32 result rounded
-/// once for all the GEMMs that read it. A fused elementwise or GELU kernel writes the bf16 copy
+/// once for all the GEMMs that read it. A kernel of dropbert's that can writes the bf16 copy
 /// itself, and no float32 result at all where only GEMMs read it; any other result gets one
 /// [`CudaRoundToBf16`] node. Reductions of a rounded result read the copy too. Products cuBLAS
 /// writes in bf16 (`bf16_products`) are read as they are. Runs after the CUDA kernels are in
@@ -242,8 +243,9 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
     }
 }
 
-/// Makes `node`'s kernel store its results as `stores` say, where it can (a fused elementwise or
-/// GELU kernel): where each result's bf16 copy will be, as [`output_buffers`] orders them.
+/// Makes `node`'s kernel store its results as `stores` say, where it can (a fused elementwise,
+/// GELU, attention-probabilities or cross-entropy-gradient kernel): where each result's bf16 copy
+/// will be, as [`output_buffers`] orders them.
 fn store_copies(
     graph: &mut Graph,
     node: NodeIndex,
@@ -267,6 +269,12 @@ fn store_copies(
         } else if let Some(probabilities) = op.downcast_ref::<CudaAttentionProbabilities>() {
             let all = every_result(1);
             (Box::new(probabilities.storing(all[0])), all)
+        } else if let Some(gradient) = op
+            .downcast_ref::<CudaLogitRows>()
+            .filter(|kernel| kernel.computes() == LogitRowsKernel::Gradient)
+        {
+            let all = every_result(1);
+            (Box::new(gradient.storing(all[0])), all)
         } else {
             return None;
         };

@@ -1,9 +1,11 @@
 //! Reductions for kernels that give each row of a `[rows, width]` buffer to one block of
-//! [`BLOCK_THREADS`] threads (`row_kernel::CudaRowKernel::block_per_row`), for rows too long for
-//! one warp (the masked-LM logits, a vocabulary wide): the threads stride the row, then combine
-//! their partial results with warp shuffles and across the block's warps through shared memory.
-//! Cross-entropy, its gradient and the accuracy run this way.
-pub use super::row_kernel::BLOCK_THREADS;
+//! [`BLOCK_THREADS`] threads, for rows too long for one warp (the masked-LM logits, a vocabulary
+//! wide): the threads stride the row, then combine their partial results with warp shuffles and
+//! across the block's warps through shared memory. Cross-entropy, its gradient and the accuracy
+//! run this way (`logit_rows`).
+
+/// Threads of a block that takes one row.
+pub const BLOCK_THREADS: u32 = 256;
 
 /// Block-wide reductions, each called once per kernel (their shared slots are not reused), by
 /// every thread of the block, which all get the result; they use `warp_max` of

@@ -12,17 +12,17 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 use super::{
     adamw_step::CudaAdamWStep,
     attention_probabilities::CudaAttentionProbabilities,
+    bf16_logits::logits_in_bf16,
     bf16_operands::share_rounded_operands,
     bf16_products::write_products_in_bf16,
     contraction::CudaContraction,
-    cross_entropy::{cuda_cross_entropy, cuda_cross_entropy_gradient},
     dropout_mask::CudaDropoutMask,
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
-    label_is_argmax::cuda_label_is_argmax,
+    logit_rows::CudaLogitRows,
     normalize::{cuda_normalize, cuda_normalize_gradient},
     packed_dropout_masks::pack_dropout_masks,
     reduce::reduce_on_warps,
@@ -73,6 +73,7 @@ impl Compiler for DropbertCudaCompiler {
         pack_dropout_masks(graph);
         write_products_in_bf16(graph);
         share_rounded_operands(graph, &device);
+        logits_in_bf16(graph);
     }
 }
 
@@ -255,11 +256,11 @@ fn swap_in_kernels(graph: &mut Graph, device: &Arc<CudaDevice>) {
         } else if let Some(op) = op.downcast_ref::<AdamWStep>() {
             Box::new(CudaAdamWStep::new(op, device))
         } else if let Some(op) = op.downcast_ref::<CrossEntropy>() {
-            Box::new(cuda_cross_entropy(op, device))
+            Box::new(CudaLogitRows::loss(op, device))
         } else if let Some(op) = op.downcast_ref::<CrossEntropyGradient>() {
-            Box::new(cuda_cross_entropy_gradient(op, device))
+            Box::new(CudaLogitRows::gradient(op, device))
         } else if let Some(op) = op.downcast_ref::<LabelIsArgmax>() {
-            Box::new(cuda_label_is_argmax(op, device))
+            Box::new(CudaLogitRows::argmax(op, device))
         } else {
             continue;
         };

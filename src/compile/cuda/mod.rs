@@ -11,6 +11,7 @@ mod adamw_step;
 #[cfg(feature = "cuda")]
 mod attention_probabilities;
 #[cfg(feature = "cuda")]
+mod bf16_logits;
 mod bf16_operands;
 #[cfg(feature = "cuda")]
 mod bf16_products;
@@ -23,7 +24,6 @@ mod compiler;
 #[cfg(feature = "cuda")]
 mod contraction;
 #[cfg(feature = "cuda")]
-mod cross_entropy;
 #[cfg(feature = "cuda")]
 mod device_buffer;
 #[cfg(feature = "cuda")]
@@ -45,7 +45,7 @@ mod kept_tokens;
 #[cfg(feature = "cuda")]
 mod kernel;
 #[cfg(feature = "cuda")]
-mod label_is_argmax;
+mod logit_rows;
 #[cfg(feature = "cuda")]
 pub mod memory_pool;
 #[cfg(feature = "cuda")]
@@ -106,7 +106,9 @@ mod nvrtc_tests {
 
     use super::*;
     use crate::ops::KeptTokenRule;
+    use bf16_rounding::Store;
     use elementwise_source::ElementwiseSource;
+    use logit_rows::LogitRowsKernel::{Argmax, Gradient, Loss};
     use reduce_source::ReduceSource;
 
     #[test]
@@ -191,15 +193,25 @@ mod nvrtc_tests {
             dropout_mask::packed_source(),
             bf16_rounding::rounding_source(),
             // BERT's vocabulary, its logits padded: rows of many strides of a block.
-            cross_entropy::forward_source(bert_logits),
-            cross_entropy::gradient_source(bert_logits),
-            label_is_argmax::source(bert_logits),
+            logit_rows::source(Loss, bert_logits, false, Store::Float),
+            logit_rows::source(Gradient, bert_logits, false, Store::Float),
+            logit_rows::source(Argmax, bert_logits, false, Store::Float),
+            // Under --matmul bf16: logits read in bf16, the gradient stored in bf16.
+            logit_rows::source(Loss, bert_logits, true, Store::Float),
+            logit_rows::source(Gradient, bert_logits, true, Store::Bf16),
+            logit_rows::source(Gradient, bert_logits, false, Store::Both),
+            logit_rows::source(Argmax, bert_logits, true, Store::Float),
             // Rows shorter than a warp.
-            cross_entropy::forward_source(crate::ops::LogitRows {
-                rows: 3,
-                width: 9,
-                classes: 9,
-            }),
+            logit_rows::source(
+                Loss,
+                crate::ops::LogitRows {
+                    rows: 3,
+                    width: 9,
+                    classes: 9,
+                },
+                false,
+                Store::Float,
+            ),
             {
                 let blocks = group_blocks::GroupBlocks::new(&[768 * 768, 768, 30522 * 768]);
                 let constants = crate::ops::AdamWConstants {

@@ -1,8 +1,8 @@
 //! The launcher of the row kernels, `dropbert_kernel(float *out, const float *in0, ..., int rows)`:
 //! each row of `[rows, width]` inputs is taken by one warp (rows of hundreds: softmax, LayerNorm's
-//! normalization; see `warp_rows::WARP_REDUCTIONS`) or by one block (rows a vocabulary long: the
-//! cross-entropy; see `block_rows::BLOCK_REDUCTIONS`). A row is read from memory once and then
-//! from cache. The inputs are read as plain buffers; the output is written in full.
+//! normalization; see `warp_rows::WARP_REDUCTIONS`). A row is read from memory once and then from
+//! cache. The inputs are read as plain buffers; the output is written in full. (Rows a vocabulary
+//! long take a block each: `logit_rows`.)
 use std::{ffi::c_void, sync::Arc};
 
 use luminal::{
@@ -18,8 +18,6 @@ use super::{
 
 /// Rows a block takes when a warp takes a row.
 const WARP_ROWS_PER_BLOCK: u32 = 8;
-/// Threads of a block that takes one row.
-pub const BLOCK_THREADS: u32 = 256;
 
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaRowKernel {
@@ -47,24 +45,6 @@ impl CudaRowKernel {
             out_len: rows * width,
             rows_per_block: WARP_ROWS_PER_BLOCK,
             threads: 32 * WARP_ROWS_PER_BLOCK,
-            kernel: Kernel::compile(device, source),
-            name,
-        }
-    }
-
-    /// A block a row (the row `blockIdx.x`), writing `row_output` values a row.
-    pub fn block_per_row(
-        rows: usize,
-        row_output: usize,
-        source: &str,
-        name: &'static str,
-        device: &Arc<CudaDevice>,
-    ) -> Self {
-        Self {
-            rows,
-            out_len: rows * row_output,
-            rows_per_block: 1,
-            threads: BLOCK_THREADS,
             kernel: Kernel::compile(device, source),
             name,
         }
