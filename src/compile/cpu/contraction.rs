@@ -33,6 +33,9 @@ pub struct Contraction {
     n: Axis,
     k: Axis,
     out_len: usize,
+    /// The operand (0 for `a`, 1 for `b`) whose own sum over the summed axis is a second output
+    /// (see `operand_sums`).
+    operand_sum: Option<usize>,
 }
 
 impl Contraction {
@@ -114,6 +117,7 @@ impl Contraction {
                 .map(|(_, axis)| *axis)
                 .collect(),
             out_len: out_sizes.iter().product(),
+            operand_sum: None,
         })
     }
 }
@@ -176,6 +180,31 @@ impl Contraction {
     }
 }
 
+impl Contraction {
+    /// Operand `operand`'s values (`x`) summed over the summed axis, one per output: the
+    /// contraction's second output where [`operand_sum`](Self::operand_sum) is set.
+    fn operand_sums(&self, x: &[f32], operand: usize) -> Vec<f32> {
+        let stride = |axis: &Axis| if operand == 0 { axis.a } else { axis.b };
+        let mut out = vec![0.0f32; self.out_len];
+        let sizes: Vec<usize> = self.loops.iter().map(|axis| axis.size).collect();
+        let strides: [Vec<usize>; 2] = [
+            self.loops.iter().map(stride).collect(),
+            self.loops.iter().map(|axis| axis.out).collect(),
+        ];
+        let strides = [&strides[0][..], &strides[1][..]];
+        let k_stride = stride(&self.k);
+        for step in 0..self.k.size {
+            let base = step * k_stride;
+            for_each_row(&sizes, &strides, |offsets, len, steps| {
+                for i in 0..len {
+                    out[offsets[1] + i * steps[1]] += x[base + offsets[0] + i * steps[0]];
+                }
+            });
+        }
+        out
+    }
+}
+
 /// A dot product in eight independent partial sums, so that it vectorises.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut partial = [0.0f32; 8];
@@ -198,8 +227,17 @@ impl Operator for Contraction {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         if self.m.size == 1 && self.n.size == 1 {
             let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
-            return vec![Tensor::new(self.multiply_reduce(a, b))];
+            let mut outputs = vec![Tensor::new(self.multiply_reduce(a, b))];
+            if let Some(operand) = self.operand_sum {
+                let x = [a, b][operand];
+                outputs.push(Tensor::new(self.operand_sums(x, operand)));
+            }
+            return outputs;
         }
+        assert!(
+            self.operand_sum.is_none(),
+            "operand sums are planned for column dots only"
+        );
         // The operands' views are in the plan; read their buffers as they are.
         let (a, b) = (input_buffer(&inputs[0].0), input_buffer(&inputs[1].0));
         let mut out = vec![0.0f32; self.out_len];
@@ -440,6 +478,61 @@ impl Contraction {
     pub fn out_len(&self) -> usize {
         self.out_len
     }
+
+    /// Whether the contraction is column dot products: one sum of products per output, with
+    /// fewer outputs than terms, over an outer axis both operands and the output step through
+    /// by 1 (a LayerNorm weight's gradient: 768 features, each summed over every token).
+    pub fn is_column_dot(&self) -> bool {
+        is_column_dot(&self.loop_axes(), self.gemm_axes(), self.out_len)
+    }
+
+    /// Which operand's own sums are a second output, if any.
+    pub fn operand_sum(&self) -> Option<usize> {
+        self.operand_sum
+    }
+
+    /// The same column dots, also giving operand `operand`'s sums over the summed axis.
+    pub fn with_operand_sum(&self, operand: usize) -> Self {
+        assert!(
+            self.is_column_dot(),
+            "operand sums are planned for column dots only"
+        );
+        assert!(operand < 2, "a contraction has two operands");
+        Self {
+            operand_sum: Some(operand),
+            ..self.clone()
+        }
+    }
+
+    /// Operand `operand`'s `(size, stride)` of each output axis (in output order, size-1 axes
+    /// left out) and of the summed axis.
+    pub(crate) fn operand_layout(&self, operand: usize) -> (Vec<(usize, usize)>, (usize, usize)) {
+        let stride = |axis: &Axis| if operand == 0 { axis.a } else { axis.b };
+        let mut outputs: Vec<&Axis> = self
+            .loops
+            .iter()
+            .chain([&self.m, &self.n])
+            .filter(|axis| axis.size > 1)
+            .collect();
+        outputs.sort_by_key(|axis| std::cmp::Reverse(axis.out));
+        (
+            outputs
+                .iter()
+                .map(|axis| (axis.size, stride(axis)))
+                .collect(),
+            (self.k.size, stride(&self.k)),
+        )
+    }
+}
+
+/// See [`Contraction::is_column_dot`]; for a plan's loops and GEMM axes.
+pub fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len: usize) -> bool {
+    m.0 == 1
+        && n.0 == 1
+        && out_len < k.0
+        && loops
+            .iter()
+            .any(|&(size, a, b, out)| size > 1 && a == 1 && b == 1 && out == 1)
 }
 
 impl Axis {

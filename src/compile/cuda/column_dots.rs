@@ -9,6 +9,7 @@
 //! axis. A second kernel adds each output's chunk sums, in chunk order, so results do not vary
 //! from run to run, as atomics would make them.
 use super::contraction::operand_offsets;
+pub use crate::compile::cpu::is_column_dot;
 use crate::compile::cpu::AxisStrides;
 
 /// Each chunk takes at least this many terms: 16 a thread.
@@ -16,48 +17,57 @@ const MIN_TERMS_PER_CHUNK: usize = 512;
 /// At most this many chunks: for BERT-base's 768 features, 24 x 16 = 384 blocks.
 const MAX_CHUNKS: usize = 16;
 
-/// Whether a contraction is a column dot product (see the module's comment).
-pub fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len: usize) -> bool {
-    m.0 == 1
-        && n.0 == 1
-        && out_len < k.0
-        && loops
-            .iter()
-            .any(|&(size, a, b, out)| size > 1 && a == 1 && b == 1 && out == 1)
-}
-
 /// How many chunks K of `k` terms is split into.
 pub fn chunks(k: usize) -> usize {
     (k / MIN_TERMS_PER_CHUNK).clamp(1, MAX_CHUNKS)
 }
 
 /// The first kernel: block `(x, y)` sums outputs `32x..32x + 32` over chunk `y` of K, and writes
-/// them at `partial[y * n + o]` (with one chunk, that is the output).
+/// them at `partial[y * n + o]` (with one chunk, that is the output). With `operand_sum` (0 for
+/// `x`, 1 for `y`), it also sums that operand alone, into `operand_partial` alike.
 pub fn partial_sums_source(
     loops: &[AxisStrides],
     [_, _, k]: [AxisStrides; 3],
     chunks: usize,
+    operand_sum: Option<usize>,
 ) -> String {
     let offsets = operand_offsets(loops, "        ");
     let (k_size, k_a, k_b) = (k.0, k.1, k.2);
     let chunk = k_size.div_ceil(chunks);
+    let (parameter, strips, add, store) = match operand_sum {
+        None => Default::default(),
+        Some(operand) => (
+            "float *operand_partial, ",
+            "\n    __shared__ float operand_strips[32][33];",
+            format!(" operand_sum += {};", ["xv", "yv"][operand]),
+            "\n        for (int strip = 1; strip < 32; strip++) operand_sum += operand_strips[strip][threadIdx.x];\n        operand_partial[(long long)blockIdx.y * n + o] = operand_sum;",
+        ),
+    };
+    let share = if operand_sum.is_some() {
+        "\n    operand_strips[threadIdx.y][threadIdx.x] = operand_sum;"
+    } else {
+        ""
+    };
     format!(
         r#"
-extern "C" __global__ void dropbert_kernel(float *partial, const float *x, const float *y, int n) {{
-    __shared__ float strips[32][33];
+extern "C" __global__ void dropbert_kernel(float *partial, {parameter}const float *x, const float *y, int n) {{
+    __shared__ float strips[32][33];{strips}
     int o = blockIdx.x * 32 + threadIdx.x;
     long long first = (long long)blockIdx.y * {chunk}LL;
     long long end = min(first + {chunk}LL, {k_size}LL);
-    float sum = 0.0f;
+    float sum = 0.0f, operand_sum = 0.0f;
     if (o < n) {{
         long long a = 0, b = 0;
-{offsets}        for (long long k = first + threadIdx.y; k < end; k += 32) sum += x[a + k * {k_a}LL] * y[b + k * {k_b}LL];
+{offsets}        for (long long k = first + threadIdx.y; k < end; k += 32) {{
+            float xv = x[a + k * {k_a}LL], yv = y[b + k * {k_b}LL];
+            sum += xv * yv;{add}
+        }}
     }}
-    strips[threadIdx.y][threadIdx.x] = sum;
+    strips[threadIdx.y][threadIdx.x] = sum;{share}
     __syncthreads();
     if (threadIdx.y == 0 && o < n) {{
         for (int strip = 1; strip < 32; strip++) sum += strips[strip][threadIdx.x];
-        partial[(long long)blockIdx.y * n + o] = sum;
+        partial[(long long)blockIdx.y * n + o] = sum;{store}
     }}
 }}"#
     )
@@ -109,6 +119,7 @@ mod tests {
             &[(768, 1, 1, 1)],
             [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
             16,
+            None,
         );
         assert!(source.contains("blockIdx.y * 2048LL"), "{source}");
         assert!(source.contains("min(first + 2048LL, 32768LL)"), "{source}");

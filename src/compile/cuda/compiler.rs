@@ -33,6 +33,7 @@ use super::{
 };
 use crate::compile::cpu::{
     Contraction, ContractionCompiler, ElementwiseFusionCompiler, FusedElementwise,
+    OperandSumsCompiler,
 };
 use crate::ops::{
     AdamWStep, AttentionProbabilities, AttentionProbabilitiesGradient, CrossEntropy,
@@ -52,6 +53,7 @@ impl Compiler for DropbertCudaCompiler {
         // Before luminal_cuda's passes: they would turn the contractions they cannot match into a
         // broadcast product and a sum.
         ContractionCompiler.compile(graph, &mut remap);
+        OperandSumsCompiler.compile(graph, &mut remap);
         // Chains of elementwise primitives become one kernel each, as on the CPU; luminal_cuda's
         // passes leave the fused ops alone, as they do all of dropbert's.
         ElementwiseFusionCompiler.compile(graph, &mut remap);

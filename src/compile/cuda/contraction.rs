@@ -19,7 +19,7 @@ use luminal_cudarc::{
         },
         CudaBlas,
     },
-    driver::{CudaDevice, CudaSlice, DevicePtrMut, LaunchAsync, LaunchConfig},
+    driver::{CudaDevice, DevicePtrMut, LaunchAsync, LaunchConfig},
 };
 
 use super::{
@@ -53,6 +53,8 @@ enum Plan {
         partial_sums: Kernel,
         totals: Option<Kernel>,
         chunks: usize,
+        /// Also the sums of this operand alone, a second output (see `operand_sums`).
+        operand_sum: Option<usize>,
     },
 }
 
@@ -349,19 +351,25 @@ impl CudaContraction {
         // long ones (a gradient's squared norm) need cuBLAS's parallel sum.
         let dot = axes[0].0 == 1 && axes[1].0 == 1 && op.out_len() >= axes[2].0;
         let columns = is_column_dot(&loops, axes, op.out_len());
+        assert!(
+            columns || op.operand_sum().is_none(),
+            "operand sums are planned for column dots only"
+        );
         let plan = match (
             GemmCall::plan(&loops, axes).filter(|_| !dot),
             GemmCall::plan(&staged_loops, staged_axes).filter(|_| !dot),
         ) {
             _ if columns => {
                 let chunks = chunks(axes[2].0);
+                let operand_sum = op.operand_sum();
                 Plan::Columns {
                     partial_sums: Kernel::compile(
                         device,
-                        &partial_sums_source(&loops, axes, chunks),
+                        &partial_sums_source(&loops, axes, chunks, operand_sum),
                     ),
                     totals: (chunks > 1).then(|| Kernel::compile(device, &totals_source(chunks))),
                     chunks,
+                    operand_sum,
                 }
             }
             (Some(call), _) => Plan::Gemm(call),
@@ -533,6 +541,7 @@ impl Operator for CudaContraction {
                 partial_sums,
                 totals,
                 chunks,
+                operand_sum,
             } => {
                 let (a, b) = float_operands();
                 let n = self.out_len;
@@ -545,23 +554,45 @@ impl Operator for CudaContraction {
                     block_dim: (WARP as u32, WARP as u32, 1),
                     shared_mem_bytes: 0,
                 };
-                let launch = |target: &mut CudaSlice<f32>| {
-                    let args = (target, a, b, int(n));
-                    unsafe { partial_sums.function.clone().launch(config, args) }
-                        .expect("contraction columns launch");
+                // Every partial sum is written.
+                let allocate =
+                    |len: usize| unsafe { self.device.alloc::<f32>(len) }.expect("GPU allocation");
+                let mut sums = operand_sum.map(|_| allocate(n));
+                let (mut partial, mut operand_partial) = match totals {
+                    None => (None, None),
+                    Some(_) => (
+                        Some(allocate(chunks * n)),
+                        sums.as_ref().map(|_| allocate(chunks * n)),
+                    ),
                 };
-                match totals {
-                    None => launch(&mut out),
-                    Some(totals) => {
-                        // Every partial sum is written.
-                        let mut partial = unsafe { self.device.alloc::<f32>(chunks * n) }
-                            .expect("GPU allocation");
-                        launch(&mut partial);
-                        let args = (&mut out, &partial, int(n));
-                        unsafe { totals.function.clone().launch(per_element(n), args) }
-                            .expect("contraction column totals launch");
+                let target = partial.as_mut().unwrap_or(&mut out);
+                let launched = match operand_partial.as_mut().or(sums.as_mut()) {
+                    Some(operand_target) => unsafe {
+                        let args = (target, operand_target, a, b, int(n));
+                        partial_sums.function.clone().launch(config, args)
+                    },
+                    None => unsafe {
+                        let args = (target, a, b, int(n));
+                        partial_sums.function.clone().launch(config, args)
+                    },
+                };
+                launched.expect("contraction columns launch");
+                if let Some(totals) = totals {
+                    let pairs = [
+                        (Some(&mut out), partial.as_ref()),
+                        (sums.as_mut(), operand_partial.as_ref()),
+                    ];
+                    for (total, partial) in pairs {
+                        if let (Some(total), Some(partial)) = (total, partial) {
+                            let args = (total, partial, int(n));
+                            unsafe { totals.function.clone().launch(per_element(n), args) }
+                                .expect("contraction column totals launch");
+                        }
                     }
                 }
+                let mut outputs = vec![device_tensor(out)];
+                outputs.extend(sums.map(device_tensor));
+                return outputs;
             }
             Plan::Kernel(kernel) => {
                 let (a, b) = float_operands();

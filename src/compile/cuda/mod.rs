@@ -12,6 +12,7 @@ mod adamw_step;
 mod attention_probabilities;
 #[cfg(feature = "cuda")]
 mod bf16_logits;
+#[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
 mod bf16_products;
@@ -23,7 +24,6 @@ mod column_dots;
 mod compiler;
 #[cfg(feature = "cuda")]
 mod contraction;
-#[cfg(feature = "cuda")]
 #[cfg(feature = "cuda")]
 mod device_buffer;
 #[cfg(feature = "cuda")]
@@ -234,6 +234,14 @@ mod nvrtc_tests {
                 &[(768, 1, 1, 1)],
                 [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
                 16,
+                None,
+            ),
+            // ... with its bias's gradient, the sum of the operand y.
+            column_dots::partial_sums_source(
+                &[(768, 1, 1, 1)],
+                [(1, 0, 0, 0), (1, 0, 0, 0), (32768, 768, 768, 0)],
+                16,
+                Some(1),
             ),
             column_dots::totals_source(16),
             // A LayerNorm's row sums: a warp per output.
