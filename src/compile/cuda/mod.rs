@@ -164,6 +164,20 @@ mod nvrtc_tests {
                 attention_probabilities::source(&rows, false, store, &[0])
             },
             {
+                // The gradient at 128 keys: four rows a warp, both products read in bf16.
+                let rows = crate::ops::AttentionRows {
+                    rows: 256 * 12 * 128,
+                    rows_per_sequence: 12 * 128,
+                    keys: 128,
+                    scale: 0.125,
+                    dropout: Some(crate::ops::AttentionDropout {
+                        rate: 0.1,
+                        stream: 3,
+                    }),
+                };
+                attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16, &[0, 2])
+            },
+            {
                 // Token dropping's kept keys, not a multiple of 4; no dropout.
                 let rows = crate::ops::AttentionRows {
                     rows: 4 * 2 * 16,
