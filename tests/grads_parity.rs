@@ -8,7 +8,8 @@ use dropbert::{
     data::batch::TokenBatch,
     drop::DropPlan,
     hf::MissingPolicy,
-    runtime::{Backend, GradientProgram},
+    nn::{BertForMaskedLM, Parameters},
+    runtime::{Backend, ForwardProgram, GradientProgram},
 };
 
 fn check<C: BertConfig>(case: &str) {
@@ -83,6 +84,60 @@ fn narrow_three_layer_loss_and_gradients_match_pytorch() {
 fn a_vocabulary_off_the_logit_width_matches_pytorch() {
     assert_eq!(Vocab500::DIMS.logit_width(), 512);
     check::<Vocab500>("vocab_500");
+}
+
+/// The masked-LM logits of every position come back `vocab` wide, the padding sliced off: their
+/// cross-entropy at the predicted positions is transformers' loss.
+#[test]
+fn every_positions_logits_are_the_vocabulary_wide() {
+    let dims = Vocab500::DIMS;
+    let batch_file = read_fixture("grads/vocab_500/batch.safetensors");
+    let expected = read_fixture("grads/vocab_500/expected.safetensors");
+    let (mut program, _) = ForwardProgram::<
+        Vocab500,
+        (
+            <Vocab500 as BertConfig>::Batch,
+            <Vocab500 as BertConfig>::Seq,
+            <Vocab500 as BertConfig>::Vocab,
+        ),
+    >::from_checkpoint(
+        &fixture("grads/vocab_500/checkpoint"),
+        Backend::Cpu,
+        MissingPolicy::Refuse,
+        |graph, inputs, settings| {
+            let model = BertForMaskedLM::<Vocab500>::new(graph, settings);
+            (model.forward(inputs), model.parameters(""))
+        },
+    )
+    .unwrap();
+    let batch = TokenBatch {
+        input_ids: ids(&batch_file["input_ids"]),
+        token_type_ids: ids(&batch_file["token_type_ids"]),
+        attention_mask: ids(&batch_file["attention_mask"]),
+        rows: dims.batch_size,
+    };
+    let logits = program.run(&batch);
+    assert_eq!(
+        logits.len(),
+        dims.batch_size * dims.seq_len * dims.vocab_size
+    );
+    let labels = batch_file["labels"].to_f32();
+    let (mut total, mut count) = (0.0f64, 0);
+    for (row, &label) in logits.chunks(dims.vocab_size).zip(&labels) {
+        if label < 0.0 {
+            continue;
+        }
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+        total += sum.ln() + max - row[label as usize] as f64;
+        count += 1;
+    }
+    let loss = total / count as f64;
+    let expected_loss = expected["loss"].to_f32()[0] as f64;
+    assert!(
+        (loss - expected_loss).abs() < 1e-5 * expected_loss,
+        "{loss} vs {expected_loss}"
+    );
 }
 
 #[test]
