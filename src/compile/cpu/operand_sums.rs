@@ -249,6 +249,9 @@ mod tests {
             .sum_reduce::<_, Axis<1>>()
             .sum_reduce::<R1<40>, Axis<0>>()
             .retrieve();
+        // luminal 0.2.0's `GraphTensor::sum_reduce` keeps its input's permutation in the result's
+        // view, so a permutation that moves the kept axis reads the result out of order
+        // (autograd's own sums give a plain view); this one swaps only the two summed axes.
         let mut permuted = g
             .permute::<R3<6, 8, 40>, Axes3<1, 0, 2>>()
             .sum_reduce::<_, Axis<0>>()
