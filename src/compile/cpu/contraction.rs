@@ -184,7 +184,7 @@ impl Contraction {
     /// Operand `operand`'s values (`x`) summed over the summed axis, one per output: the
     /// contraction's second output where [`operand_sum`](Self::operand_sum) is set.
     fn operand_sums(&self, x: &[f32], operand: usize) -> Vec<f32> {
-        let stride = |axis: &Axis| if operand == 0 { axis.a } else { axis.b };
+        let stride = |axis: &Axis| axis.stride_in(operand);
         let mut out = vec![0.0f32; self.out_len];
         let sizes: Vec<usize> = self.loops.iter().map(|axis| axis.size).collect();
         let strides: [Vec<usize>; 2] = [
@@ -507,7 +507,6 @@ impl Contraction {
     /// Operand `operand`'s `(size, stride)` of each output axis (in output order, size-1 axes
     /// left out) and of the summed axis.
     pub(crate) fn operand_layout(&self, operand: usize) -> (Vec<(usize, usize)>, (usize, usize)) {
-        let stride = |axis: &Axis| if operand == 0 { axis.a } else { axis.b };
         let mut outputs: Vec<&Axis> = self
             .loops
             .iter()
@@ -518,9 +517,9 @@ impl Contraction {
         (
             outputs
                 .iter()
-                .map(|axis| (axis.size, stride(axis)))
+                .map(|axis| (axis.size, axis.stride_in(operand)))
                 .collect(),
-            (self.k.size, stride(&self.k)),
+            (self.k.size, self.k.stride_in(operand)),
         )
     }
 }
@@ -538,6 +537,15 @@ pub fn is_column_dot(loops: &[AxisStrides], [m, n, k]: [AxisStrides; 3], out_len
 impl Axis {
     fn strides(&self) -> AxisStrides {
         (self.size, self.a, self.b, self.out)
+    }
+
+    /// The axis's stride in operand `operand` (0 for `a`, 1 for `b`).
+    fn stride_in(&self, operand: usize) -> usize {
+        if operand == 0 {
+            self.a
+        } else {
+            self.b
+        }
     }
 }
 

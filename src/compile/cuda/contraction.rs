@@ -554,45 +554,42 @@ impl Operator for CudaContraction {
                     block_dim: (WARP as u32, WARP as u32, 1),
                     shared_mem_bytes: 0,
                 };
-                // Every partial sum is written.
+                // Every partial sum and result is written. The results: the dots, then the
+                // operand's sums; the kernel writes them, or with several chunks their partial
+                // sums, which the totals kernel adds.
                 let allocate =
                     |len: usize| unsafe { self.device.alloc::<f32>(len) }.expect("GPU allocation");
-                let mut sums = operand_sum.map(|_| allocate(n));
-                let (mut partial, mut operand_partial) = match totals {
-                    None => (None, None),
-                    Some(_) => (
-                        Some(allocate(chunks * n)),
-                        sums.as_ref().map(|_| allocate(chunks * n)),
-                    ),
+                let mut results = vec![out];
+                results.extend(operand_sum.map(|_| allocate(n)));
+                let mut partials: Vec<_> = match totals {
+                    Some(_) => results.iter().map(|_| allocate(chunks * n)).collect(),
+                    None => Vec::new(),
                 };
-                let target = partial.as_mut().unwrap_or(&mut out);
-                let launched = match operand_partial.as_mut().or(sums.as_mut()) {
-                    Some(operand_target) => unsafe {
-                        let args = (target, operand_target, a, b, int(n));
+                let targets = if partials.is_empty() {
+                    &mut results
+                } else {
+                    &mut partials
+                };
+                let launched = match &mut targets[..] {
+                    [dots] => unsafe {
+                        let args = (dots, a, b, int(n));
                         partial_sums.function.clone().launch(config, args)
                     },
-                    None => unsafe {
-                        let args = (target, a, b, int(n));
+                    [dots, sums] => unsafe {
+                        let args = (dots, sums, a, b, int(n));
                         partial_sums.function.clone().launch(config, args)
                     },
+                    _ => unreachable!("one or two results"),
                 };
                 launched.expect("contraction columns launch");
                 if let Some(totals) = totals {
-                    let pairs = [
-                        (Some(&mut out), partial.as_ref()),
-                        (sums.as_mut(), operand_partial.as_ref()),
-                    ];
-                    for (total, partial) in pairs {
-                        if let (Some(total), Some(partial)) = (total, partial) {
-                            let args = (total, partial, int(n));
-                            unsafe { totals.function.clone().launch(per_element(n), args) }
-                                .expect("contraction column totals launch");
-                        }
+                    for (total, partial) in results.iter_mut().zip(&partials) {
+                        let args = (total, partial, int(n));
+                        unsafe { totals.function.clone().launch(per_element(n), args) }
+                            .expect("contraction column totals launch");
                     }
                 }
-                let mut outputs = vec![device_tensor(out)];
-                outputs.extend(sums.map(device_tensor));
-                return outputs;
+                return results.into_iter().map(device_tensor).collect();
             }
             Plan::Kernel(kernel) => {
                 let (a, b) = float_operands();

@@ -24,8 +24,6 @@ pub struct CudaRowKernel {
     rows: usize,
     /// Values written in all.
     out_len: usize,
-    rows_per_block: u32,
-    threads: u32,
     kernel: Kernel,
     name: &'static str,
 }
@@ -43,8 +41,6 @@ impl CudaRowKernel {
         Self {
             rows,
             out_len: rows * width,
-            rows_per_block: WARP_ROWS_PER_BLOCK,
-            threads: 32 * WARP_ROWS_PER_BLOCK,
             kernel: Kernel::compile(device, source),
             name,
         }
@@ -68,13 +64,13 @@ impl Operator for CudaRowKernel {
             .collect();
         let config = LaunchConfig {
             grid_dim: (
-                u32::try_from(self.rows.div_ceil(self.rows_per_block as usize))
+                u32::try_from(self.rows.div_ceil(WARP_ROWS_PER_BLOCK as usize))
                     .expect("grid")
                     .max(1),
                 1,
                 1,
             ),
-            block_dim: (self.threads, 1, 1),
+            block_dim: (32 * WARP_ROWS_PER_BLOCK, 1, 1),
             shared_mem_bytes: 0,
         };
         unsafe { self.kernel.function.clone().launch(config, &mut parameters) }
