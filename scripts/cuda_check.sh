@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: dropbert's CUDA backend against CPU outputs made beforehand (grads on every
 # fixture of tests/grads_parity.rs and tests/drop_parity.rs, hidden on tests/fixtures/hf/
-# tiny_post_ln), a short pretrain of the WordNet model, and optionally a BERT-base speed run
+# tiny_post_ln), a short pretrain of the WordNet model and
+# one of token dropping (its importance table and weights), and optionally a BERT-base speed run
 # against PyTorch. Prints a table at the end.
 # Usage: scripts/cuda_check.sh BINARY CPU_OUTPUTS_DIR OUT_DIR [--speed]
 # BINARY is examples/multi_config built with --features cuda; CPU_OUTPUTS_DIR holds the same
@@ -76,6 +77,16 @@ echo "== pretrain" >>"$out/log.txt"; rm -rf /tmp/pretrain-wordnet /tmp/pretrain-
 check "pretrain wordnet 30 steps" timeout 150 "$binary" bert-tiny-wordnet pretrain --steps 30 --eval-every 30 \
     --out /tmp/pretrain-wordnet --backend "$backend" --matmul "$matmul" --quiet
 cp /tmp/pretrain-wordnet/metrics.jsonl "$out/pretrain-wordnet.metrics.jsonl" 2>/dev/null
+# Token dropping's training state: the importance table (updated on the device by its own kernel)
+# and the weights after 4 steps, against the CPU's.
+rm -rf /tmp/pretrain-token-drop
+check "pretrain token-drop 4 steps" timeout 150 "$binary" token-drop-post-ln pretrain --steps 4 --eval-every 0 \
+    --save-every 4 --vocab "$fixtures/drops/token_drop_post_ln/checkpoint/vocab.txt" --out /tmp/pretrain-token-drop \
+    --backend "$backend" --matmul "$matmul" --quiet
+for state in token_importance model; do
+    cp "/tmp/pretrain-token-drop/final/$state.safetensors" "$out/token_drop_pretrained_$state.safetensors" 2>/dev/null &&
+        compare "  vs cpu" "$out/token_drop_pretrained_$state.safetensors" "$cpu/token_drop_pretrained_$state.safetensors"
+done
 if [ "$speed" = "--speed" ]; then
     echo "== bert-base" >>"$out/log.txt"
     check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \

@@ -2,10 +2,11 @@
 //! registers between the max, the sum and the output, the dropout mask drawn in the kernel by the
 //! CPU's Philox (`dropout_mask::philox_source`) so that no mask is stored. Where the row length
 //! is a multiple of 4, each lane loads and stores 4 neighbouring values at once and draws their
-//! mask values from one Philox counter. A warp whose row fills one load a lane (128 keys) takes
-//! several rows, their loads issued before any is used, so that enough bytes are in flight to
-//! approach the memory bandwidth. The results can be stored in bf16 for the GEMMs that read them
-//! ([`Store`]).
+//! mask values from one Philox counter. A row shorter than one load a lane (under 128 keys) takes
+//! a group of lanes rather than the warp, so that no lane idles (run 46: at 64 keys, half of
+//! them did). A group whose row fills one load a lane takes several rows, their loads issued
+//! before any is used, so that enough bytes are in flight to approach the memory bandwidth. The
+//! results can be stored in bf16 for the GEMMs that read them ([`Store`]).
 use std::{ffi::c_void, sync::Arc};
 
 use luminal::{
@@ -23,7 +24,7 @@ use super::{
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
     vector_access::{load4, store4},
-    warp_rows::WARP_REDUCTIONS,
+    warp_rows::LANE_GROUP_REDUCTIONS,
 };
 use crate::ops::{
     key_from_values, philox_key, AttentionProbabilities, AttentionProbabilitiesGradient,
@@ -33,14 +34,26 @@ use crate::ops::{
 /// Warps a block has.
 const WARPS_PER_BLOCK: u32 = 8;
 
-/// Rows a warp takes: 4 where a row is one load a lane, so that a warp has as many bytes in flight
-/// as one with a row of 512 keys. With one, rows of 128 keys read 1.6-2.1 TB/s (run 41).
-fn rows_per_warp(keys: usize) -> usize {
-    if keys.div_ceil(32 * chunk(keys)) == 1 {
+/// Lanes a row takes: the warp, or for a row shorter than one load a lane the fewest lanes (a
+/// power of two) that hold it in one load each.
+fn lanes_per_row(keys: usize) -> usize {
+    keys.div_ceil(chunk(keys)).next_power_of_two().min(32)
+}
+
+/// Rows a group of lanes takes, one after another: 4 where a row is one load a lane, so that a
+/// warp has as many bytes in flight as one with a row of 512 keys. With one, rows of 128 keys
+/// read 1.6-2.1 TB/s (run 41).
+fn rows_per_group(keys: usize) -> usize {
+    if keys.div_ceil(lanes_per_row(keys) * chunk(keys)) == 1 {
         4
     } else {
         1
     }
+}
+
+/// Rows a warp takes.
+fn rows_per_warp(keys: usize) -> usize {
+    32 / lanes_per_row(keys) * rows_per_group(keys)
 }
 
 /// Neighbouring values a lane takes at once: 4 (one Philox counter's words, a 16-byte load)
@@ -70,8 +83,10 @@ pub(super) fn source(
 ) -> String {
     let keys = rows.keys;
     let chunk = chunk(keys);
-    let per_lane = keys.div_ceil(32 * chunk);
-    let rows_per_warp = rows_per_warp(keys);
+    let lanes = lanes_per_row(keys);
+    let groups = 32 / lanes;
+    let per_lane = keys.div_ceil(lanes * chunk);
+    let rows_per_group = rows_per_group(keys);
     let names: &[&str] = if gradient {
         &["s", "bias", "dp"]
     } else {
@@ -137,7 +152,7 @@ pub(super) fn source(
     float g[{per_lane}][{chunk}], dot = 0.0f;
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++) {{
-        int j = (i * 32 + lane) * {chunk};
+        int j = (i * {lanes} + lane) * {chunk};
         if (j >= {keys}) continue;
         long long e = row + j;
         float m[{chunk}];
@@ -148,11 +163,11 @@ pub(super) fn source(
             dot += y[i][c] * g[i][c];
         }}
     }}
-    dot = warp_sum(dot);
+    dot = group_sum(dot, {lanes});
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++) {{
-        int j = (i * 32 + lane) * {chunk};
-        if (j >= {keys}) continue;
+        int j = (i * {lanes} + lane) * {chunk};
+        if (j >= {keys} || !live) continue;
         long long e = row + j;
         float ds[{chunk}];
         #pragma unroll
@@ -167,8 +182,8 @@ pub(super) fn source(
             r#"
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++) {{
-        int j = (i * 32 + lane) * {chunk};
-        if (j >= {keys}) continue;
+        int j = (i * {lanes} + lane) * {chunk};
+        if (j >= {keys} || !live) continue;
         long long e = row + j;
         float p[{chunk}], m[{chunk}];
         {mask}
@@ -180,22 +195,24 @@ pub(super) fn source(
         )
     };
     format!(
-        r#"{WARP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}
+        r#"{LANE_GROUP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}
 __device__ unsigned int word_of(uint4 w, int i) {{
     return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
 }}
 extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
                                            unsigned int key0, unsigned int key1) {{
-    int first = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * {rows_per_warp};
-    int lane = threadIdx.x & 31;
+    // The warp's groups of lanes take neighbouring rows, so that a load of the warp reads one
+    // stretch of memory.
+    int first = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * {rows_per_warp} + (threadIdx.x & 31) / {lanes};
+    int lane = threadIdx.x & {lane_bits};
     // Every row's loads first.
-    float sv[{rows_per_warp}][{per_lane}][{chunk}];{gradient_loads_declared}
+    float sv[{rows_per_group}][{per_lane}][{chunk}];{gradient_loads_declared}
     #pragma unroll
-    for (int k = 0; k < {rows_per_warp}; k++) {{
-        long long row = (long long)min(first + k, rows - 1) * {keys};
+    for (int k = 0; k < {rows_per_group}; k++) {{
+        long long row = (long long)min(first + k * {groups}, rows - 1) * {keys};
         #pragma unroll
         for (int i = 0; i < {per_lane}; i++) {{
-            int j = (i * 32 + lane) * {chunk};
+            int j = (i * {lanes} + lane) * {chunk};
             long long e = row + j;
             if (j < {keys}) {{
                 {load_s}{gradient_loads}
@@ -203,16 +220,18 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
         }}
     }}
     #pragma unroll
-    for (int k = 0; k < {rows_per_warp}; k++) {{
-    int r = first + k;
-    if (r >= rows) return;
+    for (int k = 0; k < {rows_per_group}; k++) {{
+    // A group past the last row computes that row again and stores nothing: the lanes of other
+    // groups still need it in the reductions' shuffles.
+    int r = min(first + k * {groups}, rows - 1);
+    bool live = first + k * {groups} < rows;
     long long row = (long long)r * {keys};
     const float *b = bias + (long long)(r / {rows_per_sequence}) * {keys};
     float y[{per_lane}][{chunk}];
     float max = __int_as_float(0xff800000);
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++) {{
-        int j = (i * 32 + lane) * {chunk};
+        int j = (i * {lanes} + lane) * {chunk};
         float w[{chunk}];
         if (j < {keys}) {{
             {load_b}
@@ -223,18 +242,18 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
             }}
         }}
     }}
-    max = warp_max(max);
+    max = group_max(max, {lanes});
     float sum = 0.0f;
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++) {{
-        int j = (i * 32 + lane) * {chunk};
+        int j = (i * {lanes} + lane) * {chunk};
         #pragma unroll
         for (int c = 0; c < {chunk}; c++) {{
             y[i][c] = j < {keys} ? expf(y[i][c] - max) : 0.0f;
             sum += y[i][c];
         }}
     }}
-    float inverse = 1.0f / warp_sum(sum);
+    float inverse = 1.0f / group_sum(sum, {lanes});
     #pragma unroll
     for (int i = 0; i < {per_lane}; i++)
         #pragma unroll
@@ -243,12 +262,14 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
     }}
 }}"#,
         philox = philox_source(),
+        lane_bits = lanes - 1,
+        rows_per_warp = rows_per_group * groups,
         outputs = output_parameters(&[store]).join(", "),
         rows_per_sequence = rows.rows_per_sequence,
         load_s = load("s", "e", "sv[k][i]"),
         load_b = load("b", "j", "w"),
         gradient_loads_declared = if gradient {
-            format!("\n    float dv[{rows_per_warp}][{per_lane}][{chunk}];")
+            format!("\n    float dv[{rows_per_group}][{per_lane}][{chunk}];")
         } else {
             String::new()
         },

@@ -139,7 +139,7 @@ mod nvrtc_tests {
                 deny: vec![],
                 ..rule.clone()
             }),
-            importance::SOURCE.to_string(),
+            importance::source(),
             gelu::source(1000, None, false, bf16_rounding::Store::Float, &[]),
             gelu::source(98304, Some(3072), false, bf16_rounding::Store::Both, &[0]),
             gelu::source(98304, Some(3072), true, bf16_rounding::Store::Bf16, &[0, 1]),
@@ -176,6 +176,20 @@ mod nvrtc_tests {
                     }),
                 };
                 attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16, &[0, 2])
+            },
+            {
+                // Token dropping's 64 kept keys: a row to 16 lanes, two groups a warp.
+                let rows = crate::ops::AttentionRows {
+                    rows: 256 * 12 * 64,
+                    rows_per_sequence: 12 * 64,
+                    keys: 64,
+                    scale: 0.125,
+                    dropout: Some(crate::ops::AttentionDropout {
+                        rate: 0.1,
+                        stream: 3,
+                    }),
+                };
+                attention_probabilities::source(&rows, false, bf16_rounding::Store::Bf16, &[0])
             },
             {
                 // Token dropping's kept keys, not a multiple of 4; no dropout.
