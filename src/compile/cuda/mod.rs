@@ -128,8 +128,9 @@ mod nvrtc_tests {
             classes: 30522,
         };
         let sources = [
-            rows::GATHER_SOURCE.to_string(),
-            rows::SCATTER_ADD_SOURCE.to_string(),
+            rows::gather_source(768),
+            rows::gather_source(7),
+            rows::scatter_add_source(),
             rows::write_rows_source("rows[e]"),
             rows::write_rows_source("0.0f"),
             view_adjoint::view_adjoint_source(&sliced),

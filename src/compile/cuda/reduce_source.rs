@@ -24,6 +24,12 @@ pub const WARP_BLOCK: u32 = 256;
 const MAX_STRIPS: usize = 32;
 /// Terms per strip below which a block takes fewer strips.
 const TERMS_PER_STRIP: usize = 16;
+/// Neighbouring outputs a lane of the column layout takes where the view allows.
+const OUTPUTS_PER_LANE: usize = 4;
+/// Blocks the column layout must still have with [`OUTPUTS_PER_LANE`] outputs a lane, so that
+/// every multiprocessor gets several: a bias gradient of 3072 outputs over 32768 rows keeps one
+/// output a lane (96 blocks), the first stage of one of 768 over 256 x 128 takes four (1536).
+const MIN_WIDE_BLOCKS: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -48,6 +54,10 @@ pub struct ReduceSource {
     layout: Layout,
     /// Whether the input is read in bf16 (a bf16 product, or a result's bf16 copy).
     bf16_input: bool,
+    /// Neighbouring outputs a lane of the column layout takes: 4 where the innermost kept axis
+    /// is contiguous in the input and comes in fours, so that a warp reads 128 neighbours a
+    /// term (256 bytes in bf16) rather than 32. One otherwise.
+    outputs_per_lane: usize,
 }
 
 /// A kernel launch: blocks, and threads per block in x and y.
@@ -124,6 +134,17 @@ impl ReduceSource {
         } else {
             Layout::Warp
         };
+        let outputs_per_lane = match (layout, sizes.last()) {
+            (Layout::Columns { .. }, Some(&inner))
+                if inner_contiguous
+                    && inner.is_multiple_of(OUTPUTS_PER_LANE)
+                    && sizes.iter().product::<usize>() / (32 * OUTPUTS_PER_LANE)
+                        >= MIN_WIDE_BLOCKS =>
+            {
+                OUTPUTS_PER_LANE
+            }
+            _ => 1,
+        };
         let base = Offset { offset, strides };
         let outputs: usize = sizes.iter().product();
         let last_term = base.max(&sizes) + (len - 1) * stride;
@@ -137,6 +158,7 @@ impl ReduceSource {
             index: IndexType::for_max(last_term.max(outputs * 32 + 1024)),
             layout,
             bf16_input: false,
+            outputs_per_lane,
         })
     }
 
@@ -161,7 +183,7 @@ impl ReduceSource {
         let outputs = self.outputs();
         let blocks = match self.layout {
             Layout::Warp => (outputs * 32).div_ceil(WARP_BLOCK as usize),
-            Layout::Columns { .. } => outputs.div_ceil(32),
+            Layout::Columns { .. } => outputs.div_ceil(32 * self.outputs_per_lane),
         };
         let threads = match self.layout {
             Layout::Warp => (WARP_BLOCK, 1),
@@ -226,25 +248,53 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
 }}"#,
                 coordinates = indented("    "),
             ),
-            Layout::Columns { strips } => format!(
-                r#"{helpers}
+            Layout::Columns { strips } => {
+                let per_lane = self.outputs_per_lane;
+                // The lane's outputs differ in the innermost kept coordinate only, which is
+                // contiguous in the input: its terms are neighbours, its targets a stride apart.
+                let target_step = if per_lane > 1 {
+                    lit(*self.target.strides.last().expect("an innermost kept axis"))
+                } else {
+                    lit(0)
+                };
+                let term_v = if per_lane > 1 {
+                    term.replace("base", "(base + v)")
+                } else {
+                    term.clone()
+                };
+                format!(
+                    r#"{helpers}
 extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input_type} *__restrict__ in) {{
-    __shared__ float partial[{strips}][32];
-    const {ty} o = ({ty})blockIdx.x * 32u + threadIdx.x;
-    float acc = {init};
+    __shared__ float partial[{strips}][{block_outputs}];
+    const {ty} o = (({ty})blockIdx.x * 32u + threadIdx.x) * {per_lane}u;
+    float acc[{per_lane}];
+    #pragma unroll
+    for (int v = 0; v < {per_lane}; v++) acc[v] = {init};
     if (o < {outputs}) {{
 {coordinates}        const {ty} base = {base};
-        for ({ty} k = threadIdx.y; k < {len}; k += {strips}u) acc = {combine}{term}{close};
+        for ({ty} k = threadIdx.y; k < {len}; k += {strips}u) {{
+            #pragma unroll
+            for (int v = 0; v < {per_lane}; v++) acc[v] = {combine_v}{term_v}{close};
+        }}
     }}
-    partial[threadIdx.y][threadIdx.x] = acc;
+    #pragma unroll
+    for (int v = 0; v < {per_lane}; v++) partial[threadIdx.y][threadIdx.x * {per_lane} + v] = acc[v];
     __syncthreads();
     if (threadIdx.y == 0u && o < {outputs}) {{
-        for (unsigned int s = 1u; s < {strips}u; ++s) acc = {combine}partial[s][threadIdx.x]{close};
-{coordinates}        out[{target}] = acc;
+        #pragma unroll
+        for (int v = 0; v < {per_lane}; v++)
+            for (unsigned int s = 1u; s < {strips}u; ++s)
+                acc[v] = {combine_v}partial[s][threadIdx.x * {per_lane} + v]{close};
+{coordinates}        const {ty} target = {target};
+        #pragma unroll
+        for (int v = 0; v < {per_lane}; v++) out[target + ({ty})v * {target_step}] = acc[v];
     }}
 }}"#,
-                coordinates = indented("        "),
-            ),
+                    block_outputs = 32 * per_lane,
+                    combine_v = combine.replace("acc", "acc[v]"),
+                    coordinates = indented("        "),
+                )
+            }
         }
     }
 
@@ -260,10 +310,18 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
             Layout::Columns { strips } => strips,
         };
         let mut out = vec![0.0; self.outputs()];
+        // A lane's outputs are found as the kernel finds them: from the coordinates of its first.
+        let per_lane = self.outputs_per_lane;
+        let target_step = if per_lane > 1 {
+            *self.target.strides.last().expect("an innermost kept axis")
+        } else {
+            0
+        };
         for o in 0..self.outputs() {
-            let coordinates = self.kept.eval(o);
-            out[self.target.eval(&coordinates)] = {
-                let base = self.base.eval(&coordinates);
+            let (first, v) = (o - o % per_lane, o % per_lane);
+            let coordinates = self.kept.eval(first);
+            out[self.target.eval(&coordinates) + v * target_step] = {
+                let base = self.base.eval(&coordinates) + v;
                 let mut partial = vec![init; lanes];
                 for (lane, acc) in partial.iter_mut().enumerate() {
                     for k in (lane..self.len).step_by(lanes) {
@@ -530,9 +588,38 @@ mod tests {
             assert_eq!(widened.launch(), plain.launch());
             let c = widened.source();
             assert!(c.contains("const unsigned short *__restrict__ in"), "{c}");
-            assert!(c.contains("bf16_value(in[base"), "{c}");
+            assert!(
+                c.contains("bf16_value(in[base") || c.contains("bf16_value(in[(base + v)"),
+                "{c}"
+            );
             assert!(c.contains("float acc"), "{c}");
             assert!(!plain.source().contains("bf16_value"));
+        }
+    }
+
+    #[test]
+    fn a_lane_of_a_large_bias_gradient_takes_four_neighbouring_outputs() {
+        // [batch, seq, hidden] read as [hidden, batch, seq] and summed over seq, with enough
+        // outputs for four a lane: the emulation finds each lane's outputs from its first one's
+        // coordinates, as the kernel does.
+        let (batch, seq, hidden) = (64, 6, 1024);
+        let mut view = ShapeTracker::new(&[batch.into(), seq.into(), hidden.into()]);
+        view.permute(&[2, 0, 1]);
+        let source = ReduceSource::of_view(ReduceKind::Sum, &view, 2).unwrap();
+        assert_eq!(source.outputs_per_lane, OUTPUTS_PER_LANE);
+        assert_eq!(
+            source.launch().blocks as usize,
+            batch * hidden / (32 * OUTPUTS_PER_LANE)
+        );
+        let c = source.source();
+        assert!(c.contains("in[(base + v) + k * 1024u]"), "{c}");
+        let input: Vec<f32> = (0..batch * seq * hidden).map(|i| (i % 97) as f32).collect();
+        let out = source.eval(&input);
+        for h in 0..hidden {
+            for b in 0..batch {
+                let sum: f32 = (0..seq).map(|s| input[(b * seq + s) * hidden + h]).sum();
+                assert_eq!(out[h * batch + b], sum, "hidden {h}, batch {b}");
+            }
         }
     }
 }
