@@ -9,7 +9,9 @@ A fingerprint is the tensor's L2 norm and its dot products with PROJECTIONS vect
 signs, the same on every machine (seeded by the tensor's name). The difference d of two tensors
 shows in each projection with a standard deviation of |d|, so the root mean square of the
 projections' differences, over the reference's norm, estimates the relative error |d| / |ref|
-that compare_tensor_files.py computes exactly. Exit 1 when an estimate exceeds the tolerance.
+that compare_tensor_files.py computes exactly. As there, a tensor far smaller than the others (a
+key bias's gradient, zero but for rounding) is measured against a floor: 1e-3 of the largest
+root mean square of any tensor, over its size. Exit 1 when an estimate exceeds the tolerance.
 Needs numpy.
 """
 import json
@@ -52,18 +54,24 @@ def make(path, out):
     fingerprints = {}
     for name, values in read_safetensors(path).items():
         projections = [float(np.dot(row, values)) for row in signs(name, values.size)]
-        fingerprints[name] = {"norm": float(np.linalg.norm(values)), "projections": projections}
+        fingerprints[name] = {
+            "norm": float(np.linalg.norm(values)),
+            "size": int(values.size),
+            "projections": projections,
+        }
     json.dump(fingerprints, open(out, "w"))
 
 
 def compare(actual_path, reference_path, tolerance):
     actual, reference = json.load(open(actual_path)), json.load(open(reference_path))
     missing = sorted(set(reference) ^ set(actual))
+    largest_rms = max(r["norm"] / np.sqrt(max(r["size"], 1)) for r in reference.values())
     worst, worst_name, failures = 0.0, "", 0
     for name in sorted(set(reference) & set(actual)):
         a, r = actual[name], reference[name]
         differences = np.array(a["projections"]) - np.array(r["projections"])
-        estimate = float(np.sqrt(np.mean(differences**2))) / max(r["norm"], 1e-30)
+        floor = 1e-3 * largest_rms * np.sqrt(r["size"])
+        estimate = float(np.sqrt(np.mean(differences**2))) / max(r["norm"], floor, 1e-30)
         if estimate > worst:
             worst, worst_name = estimate, name
         if estimate > tolerance:
