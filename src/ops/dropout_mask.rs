@@ -74,16 +74,27 @@ pub fn philox_key(key: u64) -> [u32; 2] {
     [key as u32, (key >> 32) as u32]
 }
 
-/// Mask elements `4b..4b + 4` of stream `s` take the four words of Philox counter `[b, s, 0, 0]`.
-pub const ELEMENTS_PER_COUNTER: usize = 4;
+/// Mask elements `8b..8b + 8` of stream `s` take the four words of Philox counter `[b, s, 0, 0]`,
+/// 16 bits each: a kernel that takes 8 neighbours draws one counter for them, where 24 bits a
+/// value took one for 4 (attention's probabilities kernels spent about 40 % of their
+/// instructions on Philox; run 49). Flash attention's kernels compare 8 random bits a value.
+pub const ELEMENTS_PER_COUNTER: usize = 8;
 
-/// Element `index` of stream `stream`'s mask, plainly: the uniform in [0, 1) read from the top 24
-/// bits of its word, compared to the keep probability (as an integer comparison, see
-/// [`DropoutMask::threshold`]).
+/// The random bits compared with a mask's threshold, a value.
+pub const RANDOM_BITS: u32 = 16;
+
+/// The random bits of element `slot` (`0..ELEMENTS_PER_COUNTER`) of a counter's `words`: the low
+/// half of word `slot / 2` for an even slot, its high half for an odd one.
+pub fn random_bits(words: &[u32], slot: usize) -> u32 {
+    (words[slot / 2] >> (RANDOM_BITS as usize * (slot % 2))) & ((1 << RANDOM_BITS) - 1)
+}
+
+/// Element `index` of stream `stream`'s mask, plainly: its [`random_bits`], an integer uniform
+/// in `[0, 2^16)`, compared with the keep probability's threshold ([`DropoutMask::threshold`]).
 pub fn mask_value(key: u64, stream: u32, index: usize, threshold: u32, scale: f32) -> f32 {
-    let block = u32::try_from(index / ELEMENTS_PER_COUNTER).expect("masks of under 2^34 values");
+    let block = u32::try_from(index / ELEMENTS_PER_COUNTER).expect("masks of under 2^35 values");
     let words = philox4x32([block, stream, 0, 0], philox_key(key));
-    if words[index % ELEMENTS_PER_COUNTER] >> 8 < threshold {
+    if random_bits(&words, index % ELEMENTS_PER_COUNTER) < threshold {
         scale
     } else {
         0.0
@@ -105,11 +116,12 @@ pub struct DropoutMask {
 impl DropoutMask {
     pub const KEY: u8 = 0;
 
-    /// Values whose 24 random bits `r` give `r / 2^24 < 1 - rate` are kept, that is `r` below this
-    /// (the product is exact in f64, and `r` an integer).
+    /// Values whose 16 random bits `r` give `r / 2^16 < 1 - rate` are kept, that is `r` below this
+    /// (the product is exact in f64, and `r` an integer). The keep probability is so rounded up
+    /// to a multiple of 2^-16 (0.9 becomes 0.900009).
     pub fn threshold(&self) -> u32 {
         let keep = 1.0 - self.rate;
-        (keep as f64 * (1u64 << 24) as f64).ceil() as u32
+        (keep as f64 * (1u64 << RANDOM_BITS) as f64).ceil() as u32
     }
 
     /// The value of a kept element.
@@ -134,16 +146,26 @@ impl DropoutMask {
         for (group, values) in (&mut groups).enumerate() {
             let block = (first_block + group * LANES) as u32;
             let words = philox4x32_lanes(block, self.stream, key);
-            for (value, word) in values.iter_mut().zip(words) {
-                *value = if word >> 8 < threshold { scale } else { 0.0 };
+            for (slot, value) in values.iter_mut().enumerate() {
+                // Counter `slot / 8`'s words are `words[4 * (slot / 8)..]`.
+                let word = words[slot / 2] >> (RANDOM_BITS as usize * (slot % 2));
+                *value = if word & 0xffff < threshold {
+                    scale
+                } else {
+                    0.0
+                };
             }
         }
         let rest = groups.into_remainder();
         for (chunk, values) in rest.chunks_mut(ELEMENTS_PER_COUNTER).enumerate() {
             let block = (first_block + done + chunk) as u32;
             let words = philox4x32([block, self.stream, 0, 0], key);
-            for (value, word) in values.iter_mut().zip(words) {
-                *value = if word >> 8 < threshold { scale } else { 0.0 };
+            for (slot, value) in values.iter_mut().enumerate() {
+                *value = if random_bits(&words, slot) < threshold {
+                    scale
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -301,10 +323,10 @@ mod tests {
                 stream: 0,
             };
             let keep = 1.0 - rate;
-            let uniform = |bits: u32| bits as f32 / (1u32 << 24) as f32;
+            let uniform = |bits: u32| bits as f32 / (1u32 << RANDOM_BITS) as f32;
             let t = op.threshold();
             assert!(uniform(t - 1) < keep, "rate {rate}");
-            assert!(t == 1 << 24 || uniform(t) >= keep, "rate {rate}");
+            assert!(t == 1 << RANDOM_BITS || uniform(t) >= keep, "rate {rate}");
         }
     }
 
@@ -384,17 +406,19 @@ mod tests {
     #[test]
     fn the_kernel_is_the_reference() {
         let (rate, stream, key) = (0.15f32, 5u32, 0xdead_beef_0123_4567u64);
-        // Several tasks, and a length that ends inside a counter's four values.
+        // Several tasks, and a length that ends inside a counter's eight values.
         let len = 3 * TASK + 7;
         let keep = 1.0 - rate;
         let scale = 1.0 / keep;
         let expected: Vec<f32> = (0..len)
             .map(|i| {
                 let words = reference_philox(
-                    [(i / 4) as u32, stream, 0, 0],
+                    [(i / 8) as u32, stream, 0, 0],
                     [key as u32, (key >> 32) as u32],
                 );
-                let uniform = (words[i % 4] >> 8) as f32 / 16_777_216.0;
+                // Element 8b + s: half s % 2 (low first) of word s / 2.
+                let half = (words[(i % 8) / 2] >> (16 * (i % 2))) & 0xffff;
+                let uniform = half as f32 / 65_536.0;
                 if uniform < keep {
                     scale
                 } else {

@@ -39,9 +39,9 @@ pub use cross_entropy::{
     CrossEntropyGradient, LogitRows,
 };
 pub use dropout_mask::{
-    dropout_mask, key_from_values, key_values, mask_value, philox4x32, philox_key, DropoutMask,
-    RandomKey, ELEMENTS_PER_COUNTER, KEY_VALUES, PHILOX_KEY_STEPS, PHILOX_MULTIPLIERS,
-    PHILOX_ROUNDS,
+    dropout_mask, key_from_values, key_values, mask_value, philox4x32, philox_key, random_bits,
+    DropoutMask, RandomKey, ELEMENTS_PER_COUNTER, KEY_VALUES, PHILOX_KEY_STEPS, PHILOX_MULTIPLIERS,
+    PHILOX_ROUNDS, RANDOM_BITS,
 };
 pub use gate::{answer_gated_inputs, gate_choose, GateChoose, GateMask, GatedInputs, GATED_INPUTS};
 pub use gather_rows::{gather_rows, GatherRows};

@@ -1,8 +1,8 @@
 //! [`AttentionProbabilities`] and its gradient on the GPU: a warp a row of scores, held in
 //! registers between the max, the sum and the output, the dropout mask drawn in the kernel by the
 //! CPU's Philox (`dropout_mask::philox_source`) so that no mask is stored. Where the row length
-//! is a multiple of 4, each lane loads and stores 4 neighbouring values at once and draws their
-//! mask values from one Philox counter. A row shorter than one load a lane (under 128 keys) takes
+//! is a multiple of 8, each lane loads and stores 8 neighbouring values at once and draws their
+//! mask values from one Philox counter. A row shorter than one chunk a lane (under 256 keys) takes
 //! a group of lanes rather than the warp, so that no lane idles (run 46: at 64 keys, half of
 //! them did). A group whose row fills one load a lane takes several rows, their loads issued
 //! before any is used, so that enough bytes are in flight to approach the memory bandwidth. The
@@ -20,7 +20,7 @@ use super::{
     bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
     device_buffer::copy_to_host,
-    dropout_mask::philox_source,
+    dropout_mask::{philox_source, RANDOM_BITS_SOURCE},
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
     vector_access::{load4, store4},
@@ -34,13 +34,13 @@ use crate::ops::{
 /// Warps a block has.
 const WARPS_PER_BLOCK: u32 = 8;
 
-/// Lanes a row takes: the warp, or for a row shorter than one load a lane the fewest lanes (a
-/// power of two) that hold it in one load each.
+/// Lanes a row takes: the warp, or for a row shorter than one chunk a lane the fewest lanes (a
+/// power of two) that hold it in one chunk each.
 fn lanes_per_row(keys: usize) -> usize {
     keys.div_ceil(chunk(keys)).next_power_of_two().min(32)
 }
 
-/// Rows a group of lanes takes, one after another: 4 where a row is one load a lane, so that a
+/// Rows a group of lanes takes, one after another: 4 where a row is one chunk a lane, so that a
 /// warp has as many bytes in flight as one with a row of 512 keys. With one, rows of 128 keys
 /// read 1.6-2.1 TB/s (run 41).
 fn rows_per_group(keys: usize) -> usize {
@@ -56,7 +56,7 @@ fn rows_per_warp(keys: usize) -> usize {
     32 / lanes_per_row(keys) * rows_per_group(keys)
 }
 
-/// Neighbouring values a lane takes at once: 4 (one Philox counter's words, a 16-byte load)
+/// Neighbouring values a lane takes at once: 8 (one Philox counter's values, two vector loads)
 /// where rows keep that alignment.
 fn chunk(keys: usize) -> usize {
     if keys.is_multiple_of(ELEMENTS_PER_COUNTER) {
@@ -112,26 +112,31 @@ pub(super) fn source(
         .collect();
     let inputs = inputs.join(", ");
     let load = |name: &str, at: &str, into: &str| {
-        if chunk == 4 {
-            load4(name, at, into, is_bf16(name))
+        if chunk == 8 {
+            format!(
+                "{} {}",
+                load4(name, at, into, is_bf16(name)),
+                load4(
+                    name,
+                    &format!("{at} + 4"),
+                    &format!("({into} + 4)"),
+                    is_bf16(name)
+                )
+            )
         } else if is_bf16(name) {
             format!("{into}[0] = bf16_value({name}[{at}]);")
         } else {
             format!("{into}[0] = {name}[{at}];")
         }
     };
-    // The mask value of the chunk's value `c`: a Philox word of counter `e / 4`.
+    // The mask value of the chunk's value `c`: 16 bits of counter `e / 8`.
     let mask = match rows.mask() {
         Some(mask) => {
-            let word = if chunk == 4 {
-                "word_of(w, c)"
-            } else {
-                "word_of(w, (int)(e & 3))"
-            };
+            let slot = if chunk == 8 { "c" } else { "(int)(e & 7)" };
             format!(
-                "uint4 w = philox((unsigned int)(e >> 2), {stream}u, key0, key1); \
+                "uint4 w = philox((unsigned int)(e >> 3), {stream}u, key0, key1); \
                  _Pragma(\"unroll\") for (int c = 0; c < {chunk}; c++) \
-                 m[c] = ({word} >> 8) < {threshold}u ? {scale} : 0.0f;",
+                 m[c] = random_bits(w, {slot}) < {threshold}u ? {scale} : 0.0f;",
                 stream = mask.stream,
                 threshold = mask.threshold(),
                 scale = float_literal(mask.scale()),
@@ -140,8 +145,12 @@ pub(super) fn source(
         None => format!("for (int c = 0; c < {chunk}; c++) m[c] = 1.0f;"),
     };
     let store_chunk = |value: &str| {
-        if chunk == 4 {
-            store4(store, "e", value)
+        if chunk == 8 {
+            format!(
+                "{} {}",
+                store4(store, "e", value),
+                store4(store, "e + 4", &format!("({value} + 4)"))
+            )
         } else {
             store.statement(0, "e", &format!("{value}[0]"))
         }
@@ -195,10 +204,7 @@ pub(super) fn source(
         )
     };
     format!(
-        r#"{LANE_GROUP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}
-__device__ unsigned int word_of(uint4 w, int i) {{
-    return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
-}}
+        r#"{LANE_GROUP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}{RANDOM_BITS_SOURCE}
 extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
                                            unsigned int key0, unsigned int key1) {{
     // The warp's groups of lanes take neighbouring rows, so that a load of the warp reads one
@@ -249,7 +255,10 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
         int j = (i * {lanes} + lane) * {chunk};
         #pragma unroll
         for (int c = 0; c < {chunk}; c++) {{
-            y[i][c] = j < {keys} ? expf(y[i][c] - max) : 0.0f;
+            // The hardware's exp2 (relative error about 1e-7 here, far inside parity's 1e-4):
+            // libdevice's expf took 4 more instructions a value, and the kernel is bound by its
+            // instructions at 512 keys (run 49).
+            y[i][c] = j < {keys} ? __expf(y[i][c] - max) : 0.0f;
             sum += y[i][c];
         }}
     }}

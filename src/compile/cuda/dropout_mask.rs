@@ -1,5 +1,5 @@
 //! Dropout masks ([`DropoutMask`]) drawn on the GPU: one thread per Philox counter, writing its
-//! four mask values, or (for masks only fused elementwise kernels read, see
+//! eight mask values, or (for masks only fused elementwise kernels read, see
 //! `packed_dropout_masks`) one thread per 32-bit word of a mask packed one bit a value. The key
 //! is read on the host (the compiler wires the op to the host input the trainer feeds) and passed
 //! as kernel arguments, so no mask crosses the bus. The kernel's source is generated from the
@@ -114,33 +114,40 @@ __device__ uint4 philox(unsigned int c0, unsigned int stream, unsigned int k0, u
     )
 }
 
-/// The kernel: Philox4x32 of counter `[thread, stream, 0, 0]`, each word's top 24 bits compared
-/// with the threshold. Values `4t..4t + 4` are 16-byte aligned (device buffers are), so a full
-/// group is one vector store.
+/// `random_bits(w, slot)`: the 16 random bits of value `slot` (0 to 7) of a counter's words, as
+/// [`random_bits`](crate::ops::random_bits) reads them.
+pub(super) const RANDOM_BITS_SOURCE: &str = r#"
+__device__ unsigned int random_bits(uint4 w, int slot) {
+    unsigned int word = slot < 4 ? (slot < 2 ? w.x : w.y) : (slot < 6 ? w.z : w.w);
+    return (word >> (16 * (slot & 1))) & 0xffffu;
+}
+"#;
+
+/// The kernel: Philox4x32 of counter `[thread, stream, 0, 0]`, its eight halves compared with
+/// the threshold. Values `8t..8t + 8` are 32-byte aligned (device buffers are), so a full group
+/// is two vector stores.
 pub(super) fn source() -> String {
     assert_eq!(
-        ELEMENTS_PER_COUNTER, 4,
-        "the kernel stores a float4 per counter"
+        ELEMENTS_PER_COUNTER, 8,
+        "the kernel stores two float4 per counter"
     );
     format!(
-        r#"{philox}
+        r#"{philox}{RANDOM_BITS_SOURCE}
 extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int stream,
                                            unsigned int key0, unsigned int key1,
                                            unsigned int threshold, float scale) {{
     int block = blockIdx.x * blockDim.x + threadIdx.x;
-    int first = block * 4;
-    if ((long long)block * 4 >= len) return;
+    long long first = (long long)block * 8;
+    if (first >= len) return;
     uint4 words = philox((unsigned int)block, stream, key0, key1);
-    float v0 = (words.x >> 8) < threshold ? scale : 0.0f;
-    float v1 = (words.y >> 8) < threshold ? scale : 0.0f;
-    float v2 = (words.z >> 8) < threshold ? scale : 0.0f;
-    float v3 = (words.w >> 8) < threshold ? scale : 0.0f;
-    if (first + 4 <= len) {{
-        reinterpret_cast<float4 *>(out)[block] = make_float4(v0, v1, v2, v3);
+    float v[8];
+    #pragma unroll
+    for (int slot = 0; slot < 8; slot++) v[slot] = random_bits(words, slot) < threshold ? scale : 0.0f;
+    if (first + 8 <= len) {{
+        reinterpret_cast<float4 *>(out)[2 * block] = make_float4(v[0], v[1], v[2], v[3]);
+        reinterpret_cast<float4 *>(out)[2 * block + 1] = make_float4(v[4], v[5], v[6], v[7]);
     }} else {{
-        out[first] = v0;
-        if (first + 1 < len) out[first + 1] = v1;
-        if (first + 2 < len) out[first + 2] = v2;
+        for (int slot = 0; first + slot < len; slot++) out[first + slot] = v[slot];
     }}
 }}"#,
         philox = philox_source()
@@ -148,33 +155,32 @@ extern "C" __global__ void dropbert_kernel(float *out, int len, unsigned int str
 }
 
 /// The packed kernel: word `w` holds values `32w..32w + 32`, value `v` in bit `v % 32`, drawn from
-/// the same Philox words as [`source`]'s: the 8 counters `8w..8w + 8`, 4 values each. Bits past
+/// the same Philox words as [`source`]'s: the 4 counters `4w..4w + 4`, 8 values each. Bits past
 /// the mask's end are left clear.
 pub(super) fn packed_source() -> String {
     assert_eq!(
         VALUES_PER_WORD,
-        8 * ELEMENTS_PER_COUNTER,
-        "a word takes 8 counters' values"
+        4 * ELEMENTS_PER_COUNTER,
+        "a word takes 4 counters' values"
     );
     format!(
-        r#"{philox}
+        r#"{philox}{RANDOM_BITS_SOURCE}
 extern "C" __global__ void dropbert_kernel(unsigned int *out, int len, unsigned int stream,
                                            unsigned int key0, unsigned int key1,
                                            unsigned int threshold) {{
     int word = blockIdx.x * blockDim.x + threadIdx.x;
     if ((long long)word * 32 >= len) return;
     unsigned int bits = 0u;
-    for (int c = 0; c < 8; c++) {{
-        int first = word * 32 + c * 4;
+    for (int c = 0; c < 4; c++) {{
+        int first = word * 32 + c * 8;
         if (first >= len) break;
-        uint4 w = philox((unsigned int)(word * 8 + c), stream, key0, key1);
-        unsigned int kept = ((w.x >> 8) < threshold ? 1u : 0u)
-            | ((w.y >> 8) < threshold ? 2u : 0u)
-            | ((w.z >> 8) < threshold ? 4u : 0u)
-            | ((w.w >> 8) < threshold ? 8u : 0u);
+        uint4 w = philox((unsigned int)(word * 4 + c), stream, key0, key1);
+        unsigned int kept = 0u;
+        #pragma unroll
+        for (int slot = 0; slot < 8; slot++) kept |= (random_bits(w, slot) < threshold ? 1u : 0u) << slot;
         // The last counter's values past the end.
-        unsigned int valid = len - first >= 4 ? 0xfu : (1u << (len - first)) - 1u;
-        bits |= (kept & valid) << (4 * c);
+        unsigned int valid = len - first >= 8 ? 0xffu : (1u << (len - first)) - 1u;
+        bits |= (kept & valid) << (8 * c);
     }}
     out[word] = bits;
 }}"#,

@@ -179,7 +179,7 @@ mod nvrtc_tests {
                 attention_probabilities::source(&rows, true, bf16_rounding::Store::Bf16, &[0, 2])
             },
             {
-                // Token dropping's 64 kept keys: a row to 16 lanes, two groups a warp.
+                // Token dropping's 64 kept keys: a row to 8 lanes, four groups a warp.
                 let rows = crate::ops::AttentionRows {
                     rows: 256 * 12 * 64,
                     rows_per_sequence: 12 * 64,
