@@ -15,34 +15,22 @@ root mean square of any tensor, over its size. Exit 1 when an estimate exceeds t
 Needs numpy.
 """
 import json
-import struct
+import os
 import sys
 import zlib
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_tensor_files import read  # noqa: E402
+
 PROJECTIONS = 8
-DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "BF16": None}
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        raw = data[start:end]
-        if info["dtype"] == "BF16":
-            bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
-            values = bits.view(np.float32)
-        else:
-            values = np.frombuffer(raw, dtype=DTYPES[info["dtype"]])
-        tensors[name] = values.astype(np.float64)
-    return tensors
+def read_float64(path):
+    """Each tensor of a safetensors file, flat, in float64."""
+    return {name: np.frombuffer(values, dtype=values.typecode).astype(np.float64)
+            for name, (_, _, values) in read(path).items()}
 
 
 def signs(name, size):
@@ -52,7 +40,7 @@ def signs(name, size):
 
 def make(path, out):
     fingerprints = {}
-    for name, values in read_safetensors(path).items():
+    for name, values in read_float64(path).items():
         projections = [float(np.dot(row, values)) for row in signs(name, values.size)]
         fingerprints[name] = {
             "norm": float(np.linalg.norm(values)),

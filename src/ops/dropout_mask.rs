@@ -77,14 +77,14 @@ pub fn philox_key(key: u64) -> [u32; 2] {
 /// Mask elements `8b..8b + 8` of stream `s` take the four words of Philox counter `[b, s, 0, 0]`,
 /// 16 bits each: a kernel that takes 8 neighbours draws one counter for them, where 24 bits a
 /// value took one for 4 (attention's probabilities kernels spent about 40 % of their
-/// instructions on Philox; run 49). Flash attention's kernels compare 8 random bits a value.
+/// instructions on Philox; run 50). Flash attention's kernels compare 8 random bits a value.
 pub const ELEMENTS_PER_COUNTER: usize = 8;
 
 /// The random bits compared with a mask's threshold, a value.
 pub const RANDOM_BITS: u32 = 16;
 
-/// The random bits of element `slot` (`0..ELEMENTS_PER_COUNTER`) of a counter's `words`: the low
-/// half of word `slot / 2` for an even slot, its high half for an odd one.
+/// The random bits of value `slot` of `words`, one counter's or consecutive counters' words in
+/// counter order: the low half of word `slot / 2` for an even slot, its high half for an odd one.
 pub fn random_bits(words: &[u32], slot: usize) -> u32 {
     (words[slot / 2] >> (RANDOM_BITS as usize * (slot % 2))) & ((1 << RANDOM_BITS) - 1)
 }
@@ -147,9 +147,7 @@ impl DropoutMask {
             let block = (first_block + group * LANES) as u32;
             let words = philox4x32_lanes(block, self.stream, key);
             for (slot, value) in values.iter_mut().enumerate() {
-                // Counter `slot / 8`'s words are `words[4 * (slot / 8)..]`.
-                let word = words[slot / 2] >> (RANDOM_BITS as usize * (slot % 2));
-                *value = if word & 0xffff < threshold {
+                *value = if random_bits(&words, slot) < threshold {
                     scale
                 } else {
                     0.0
