@@ -10,6 +10,8 @@
 # (a CUDA build runs on a machine without a GPU with the driver stub of `cargo xtask cuda-sdk` on
 # LD_LIBRARY_PATH). MATMUL=tf32|bf16 runs grads, hidden and pretrain with that --matmul, and
 # TOLERANCE (default 1e-4) is the relative error the comparisons with the (float32) CPU allow.
+# BERT_BASE_REFERENCE=DIR (made by scripts/bert_base_reference.sh) adds BERT-base's gradients at
+# 32 x 128 in float32 against the CPU's, through fingerprints (scripts/tensor_fingerprints.py).
 # Exits 0 when every check ran and every comparison matched.
 set -uo pipefail
 binary=${1:?binary}; cpu=${2:?cpu outputs}; out=${3:?out dir}; speed=${4:-}
@@ -87,6 +89,30 @@ for state in token_importance model; do
     cp "/tmp/pretrain-token-drop/final/$state.safetensors" "$out/token_drop_pretrained_$state.safetensors" 2>/dev/null &&
         compare "  vs cpu" "$out/token_drop_pretrained_$state.safetensors" "$cpu/token_drop_pretrained_$state.safetensors"
 done
+if [ -n "${BERT_BASE_REFERENCE:-}" ]; then
+    rm -rf /tmp/bert-base-checkpoint
+    check "bert-base checkpoint" timeout 300 "$binary" bert-base pretrain --steps 0 --eval-every 0 \
+        --vocab "$fixtures/vocab/bert-base-uncased.txt" --out /tmp/bert-base-checkpoint --backend "$backend" --quiet
+    if [ "$(md5sum </tmp/bert-base-checkpoint/final/model.safetensors | cut -d' ' -f1)" = "$(cat "$BERT_BASE_REFERENCE/checkpoint.md5")" ]; then
+        check "grads bert-base 32x128" timeout 300 "$binary" bert-base grads --checkpoint /tmp/bert-base-checkpoint/final \
+            --batch "$BERT_BASE_REFERENCE/batch.safetensors" --out /tmp/bert-base-grads.safetensors --backend "$backend"
+        python3 "$here/tensor_fingerprints.py" make /tmp/bert-base-grads.safetensors "$out/bert_base_grads.fingerprints.json"
+        if python3 "$here/tensor_fingerprints.py" compare "$out/bert_base_grads.fingerprints.json" \
+            "$BERT_BASE_REFERENCE/grads.fingerprints.json" --tolerance 1e-4 >>"$out/compare.txt" 2>&1; then
+            summary+=("$(printf '%-28s %s' "  vs cpu (fingerprints)" "matches CPU within 1e-4")")
+            echo "${summary[-1]}" >>"$out/summary.txt"
+        else
+            summary+=("$(printf '%-28s %s' "  vs cpu (fingerprints)" "DIFFERS (compare.txt)")")
+            echo "${summary[-1]}" >>"$out/summary.txt"
+            failures=$((failures + 1))
+        fi
+        rm -f /tmp/bert-base-grads.safetensors
+    else
+        summary+=("$(printf '%-28s %s' "bert-base checkpoint" "DIFFERS from the reference's (md5)")")
+        echo "${summary[-1]}" >>"$out/summary.txt"
+        failures=$((failures + 1))
+    fi
+fi
 if [ "$speed" = "--speed" ]; then
     echo "== bert-base" >>"$out/log.txt"
     check "pretrain bert-base 10 steps" timeout 240 "$binary" bert-base pretrain --steps 10 --eval-every 0 \
