@@ -69,8 +69,6 @@ mod softmax;
 #[cfg(feature = "cuda")]
 mod sum_of_squares;
 #[cfg(feature = "cuda")]
-mod vector_access;
-#[cfg(feature = "cuda")]
 mod view_adjoint;
 #[cfg(feature = "cuda")]
 mod warp_rows;
@@ -87,6 +85,8 @@ mod gemm_batching;
 mod group_blocks;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod reduce_source;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod vector_access;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod view_expression;
 

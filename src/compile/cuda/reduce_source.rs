@@ -15,6 +15,7 @@ use luminal::{op, prelude::*};
 use super::{
     bf16_rounding::BF16_VALUE,
     flat_index::{Coordinates, IndexType, Offset},
+    vector_access::load4,
 };
 use crate::compile::cpu::ReduceKind;
 
@@ -257,10 +258,32 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
                 } else {
                     lit(0)
                 };
-                let term_v = if per_lane > 1 {
-                    term.replace("base", "(base + v)")
+                // Where every lane's first term of every step is 4-aligned, the lane's terms are
+                // one 8-byte (bf16) or 16-byte load; else one load each.
+                let aligned = per_lane == 4
+                    && self.stride.is_multiple_of(4)
+                    && self.base.offset.is_multiple_of(4)
+                    && self.base.strides[..self.base.strides.len() - 1]
+                        .iter()
+                        .all(|stride| stride.is_multiple_of(4));
+                let step = if aligned {
+                    format!(
+                        "float t[4]; {}\n            #pragma unroll\n            \
+                         for (int v = 0; v < 4; v++) acc[v] = {}t[v]{close};",
+                        load4("in", &format!("({at})"), "t", self.bf16_input),
+                        combine.replace("acc", "acc[v]"),
+                    )
                 } else {
-                    term.clone()
+                    let term_v = if per_lane > 1 {
+                        term.replace("base", "(base + v)")
+                    } else {
+                        term.clone()
+                    };
+                    format!(
+                        "#pragma unroll\n            \
+                         for (int v = 0; v < {per_lane}; v++) acc[v] = {}{term_v}{close};",
+                        combine.replace("acc", "acc[v]"),
+                    )
                 };
                 format!(
                     r#"{helpers}
@@ -273,8 +296,7 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
     if (o < {outputs}) {{
 {coordinates}        const {ty} base = {base};
         for ({ty} k = threadIdx.y; k < {len}; k += {strips}u) {{
-            #pragma unroll
-            for (int v = 0; v < {per_lane}; v++) acc[v] = {combine_v}{term_v}{close};
+            {step}
         }}
     }}
     #pragma unroll
@@ -612,7 +634,7 @@ mod tests {
             batch * hidden / (32 * OUTPUTS_PER_LANE)
         );
         let c = source.source();
-        assert!(c.contains("in[(base + v) + k * 1024u]"), "{c}");
+        assert!(c.contains("in + (base + k * 1024u)"), "{c}");
         let input: Vec<f32> = (0..batch * seq * hidden).map(|i| (i % 97) as f32).collect();
         let out = source.eval(&input);
         for h in 0..hidden {
