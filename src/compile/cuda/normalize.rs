@@ -8,25 +8,15 @@ use luminal_cudarc::driver::CudaDevice;
 use super::{
     bf16_rounding::Store,
     row_kernel::CudaRowKernel,
-    vector_access::{load4, store4},
+    vector_access::{load4, store4, values_at_once},
     warp_rows::WARP_REDUCTIONS,
 };
 use crate::ops::{Normalize, NormalizeGradient};
 
-/// Neighbouring values a lane takes at once: 4 (one 16-byte access) where rows keep that
-/// alignment.
-fn chunk(width: usize) -> usize {
-    if width.is_multiple_of(4) {
-        4
-    } else {
-        1
-    }
-}
-
 /// A loop over the lane's share of a row, four neighbours (a chunk) at a time where the width
 /// allows: `body` sees the chunk `i` and its first column `j`.
 fn lane_loop(width: usize, body: &str) -> String {
-    let chunk = chunk(width);
+    let chunk = values_at_once(width);
     let per_lane = width.div_ceil(32 * chunk);
     format!(
         r#"#pragma unroll
@@ -42,7 +32,7 @@ fn lane_loop(width: usize, body: &str) -> String {
 /// once: the kernel computes from them, where it read the row once a pass before (run 46:
 /// 2.7 TB/s backward).
 fn load_rows(width: usize, inputs: &[&str]) -> String {
-    let chunk = chunk(width);
+    let chunk = values_at_once(width);
     let per_lane = width.div_ceil(32 * chunk);
     let declarations: String = inputs
         .iter()
@@ -66,7 +56,7 @@ fn load_rows(width: usize, inputs: &[&str]) -> String {
 
 /// A loop over the lane's values in registers: `body` sees `x_v[i][c]` and the like.
 fn each_value(width: usize, body: &str) -> String {
-    let chunk = chunk(width);
+    let chunk = values_at_once(width);
     lane_loop(
         width,
         &format!("#pragma unroll\n        for (int c = 0; c < {chunk}; c++) {{ {body} }}"),
@@ -92,7 +82,7 @@ fn statistics(width: usize, epsilon: f32) -> String {
 
 /// Stores `value` (an expression of `i` and `c`) over the lane's columns.
 fn store_row(width: usize, value: &str) -> String {
-    let chunk = chunk(width);
+    let chunk = values_at_once(width);
     let store = if chunk == 4 {
         store4(Store::Float, "at + j", "o")
     } else {

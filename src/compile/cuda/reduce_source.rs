@@ -135,19 +135,18 @@ impl ReduceSource {
         } else {
             Layout::Warp
         };
+        let outputs: usize = sizes.iter().product();
         let outputs_per_lane = match (layout, sizes.last()) {
             (Layout::Columns { .. }, Some(&inner))
                 if inner_contiguous
                     && inner.is_multiple_of(OUTPUTS_PER_LANE)
-                    && sizes.iter().product::<usize>() / (32 * OUTPUTS_PER_LANE)
-                        >= MIN_WIDE_BLOCKS =>
+                    && outputs / (32 * OUTPUTS_PER_LANE) >= MIN_WIDE_BLOCKS =>
             {
                 OUTPUTS_PER_LANE
             }
             _ => 1,
         };
         let base = Offset { offset, strides };
-        let outputs: usize = sizes.iter().product();
         let last_term = base.max(&sizes) + (len - 1) * stride;
         Some(Self {
             kind,
@@ -260,6 +259,7 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
                 };
                 // Where every lane's first term of every step is 4-aligned, the lane's terms are
                 // one 8-byte (bf16) or 16-byte load; else one load each.
+                let combine_v = combine.replace("acc", "acc[v]");
                 let aligned = per_lane == 4
                     && self.stride.is_multiple_of(4)
                     && self.base.offset.is_multiple_of(4)
@@ -269,9 +269,8 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
                 let step = if aligned {
                     format!(
                         "float t[4]; {}\n            #pragma unroll\n            \
-                         for (int v = 0; v < 4; v++) acc[v] = {}t[v]{close};",
+                         for (int v = 0; v < 4; v++) acc[v] = {combine_v}t[v]{close};",
                         load4("in", &format!("({at})"), "t", self.bf16_input),
-                        combine.replace("acc", "acc[v]"),
                     )
                 } else {
                     let term_v = if per_lane > 1 {
@@ -281,8 +280,7 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
                     };
                     format!(
                         "#pragma unroll\n            \
-                         for (int v = 0; v < {per_lane}; v++) acc[v] = {}{term_v}{close};",
-                        combine.replace("acc", "acc[v]"),
+                         for (int v = 0; v < {per_lane}; v++) acc[v] = {combine_v}{term_v}{close};"
                     )
                 };
                 format!(
@@ -313,7 +311,6 @@ extern "C" __global__ void dropbert_kernel(float *__restrict__ out, const {input
     }}
 }}"#,
                     block_outputs = 32 * per_lane,
-                    combine_v = combine.replace("acc", "acc[v]"),
                     coordinates = indented("        "),
                 )
             }

@@ -14,21 +14,12 @@ use luminal_cudarc::driver::{CudaDevice, LaunchAsync};
 use super::{
     device_buffer::{device_slice_mut, device_tensor, input_slice},
     kernel::{int, logical_len, per_element, Kernel},
+    vector_access::values_at_once,
 };
 use crate::ops::{GatherRows, ReplaceRows, ScatterAddRows, ZeroRows};
 
-/// Columns a thread of the gather moves at once: 4 (one 16-byte load and store) where rows keep
-/// that alignment.
-fn gather_chunk(width: usize) -> usize {
-    if width.is_multiple_of(4) {
-        4
-    } else {
-        1
-    }
-}
-
 pub(super) fn gather_source(width: usize) -> String {
-    let (ty, chunk) = match gather_chunk(width) {
+    let (ty, chunk) = match values_at_once(width) {
         4 => ("float4", 4),
         _ => ("float", 1),
     };
@@ -77,7 +68,7 @@ impl Operator for CudaGatherRows {
             int(self.op.rows),
             int(self.op.width),
         );
-        let threads = len / gather_chunk(self.op.width);
+        let threads = len / values_at_once(self.op.width);
         unsafe {
             self.kernel
                 .function

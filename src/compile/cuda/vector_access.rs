@@ -3,6 +3,16 @@
 //! index must be a multiple of 4 (device buffers are 256-byte aligned).
 use super::bf16_rounding::Store;
 
+/// Neighbouring values a thread moves at once in rows of `width` values: 4 (one 16-byte access of
+/// floats) where every row starts 4-aligned, else 1.
+pub fn values_at_once(width: usize) -> usize {
+    if width.is_multiple_of(4) {
+        4
+    } else {
+        1
+    }
+}
+
 /// Loads `name[at..at + 4]`, float32 or bf16, into the floats `into[0..4]`.
 pub fn load4(name: &str, at: &str, into: &str, bf16: bool) -> String {
     if bf16 {
