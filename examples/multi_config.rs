@@ -2,12 +2,13 @@
 //! so that one file carries every check to a machine without a Rust toolchain (a GPU machine):
 //! `multi_config <configuration> <subcommand> ...`, e.g.
 //! `multi_config token-drop-post-ln grads --checkpoint ... --batch ... --out ... --backend cuda`.
-//! Build: `cargo build --release --example multi_config [--features cuda]`.
+//! Build: `cargo build --release --example multi_config --features cuda` (it runs `--backend cpu`
+//! too: the CPU side of `scripts/cuda_check.sh`).
 use std::process::ExitCode;
 
 use dropbert::config::BertConfig;
 
-include!("../tests/common/fixture_configs.rs");
+include!("../tests/integration/common/fixture_configs.rs");
 
 // models/bert_tiny_wordnet.rs and models/bert_base.rs.
 dropbert::bert_config! {

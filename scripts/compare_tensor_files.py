@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares two safetensors files tensor by tensor (e.g. a GPU run against a CPU run):
 max |a - b| / max(max |b|, floor) per tensor, where floor is 1e-3 of the largest value of all
-float tensors of the reference (as tests/grads_parity.rs measures); integer tensors must be equal.
+float tensors of the reference (as tests/integration/grads_parity.rs measures); integer tensors must be equal.
 Usage: compare_tensor_files.py ACTUAL REFERENCE [--tolerance 1e-4]. Prints one line per file
 and exits 1 when a tensor is off or missing. Needs only the standard library."""
 import argparse

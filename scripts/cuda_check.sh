@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a GPU machine: dropbert's CUDA backend against CPU outputs made beforehand (grads on every
-# fixture of tests/grads_parity.rs and tests/drop_parity.rs, hidden on tests/fixtures/hf/
+# fixture of tests/integration/grads_parity.rs and tests/integration/drop_parity.rs, hidden on tests/fixtures/hf/
 # tiny_post_ln), a short pretrain of the WordNet model and
 # one of token dropping (its importance table and weights), and optionally a BERT-base speed run
 # against PyTorch. Prints a table at the end.

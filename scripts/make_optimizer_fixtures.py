@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the reference trajectories that tests/optimizer_parity.rs checks dropbert's optimizers against.
+"""Write the reference trajectories that tests/integration/optimizer_parity.rs checks dropbert's optimizers against.
 
 What it makes
 -------------

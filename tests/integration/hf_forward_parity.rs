@@ -1,8 +1,9 @@
 //! The forward pass against Hugging Face `transformers` (float32, CPU) on random checkpoints of
 //! several shapes; reference outputs made by scripts/make_reference_fixtures.py.
-mod common;
 
-use common::{fixture, max_abs_diff, read_fixture, reference_batch, Narrow3Layer, TinyPostLn};
+use crate::common::{
+    fixture, max_abs_diff, read_fixture, reference_batch, Narrow3Layer, TinyPostLn,
+};
 use std::collections::BTreeMap;
 
 use dropbert::{

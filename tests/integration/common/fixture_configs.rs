@@ -1,5 +1,5 @@
 // The compiled configurations of the test fixtures, one `bert_config!` each. Included by
-// tests/common and by examples/multi_config (which carries them to a GPU machine), so that both
+// tests/integration/common and by examples/multi_config (which carries them to a GPU machine), so that both
 // compile exactly these.
 
 // The dimensions of the fixture checkpoints tests/fixtures/hf/{tiny_post_ln,narrow_3layer}

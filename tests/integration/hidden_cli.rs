@@ -1,9 +1,8 @@
 //! The `hidden` subcommand end to end: text file in, safetensors out, equal to transformers'.
-mod common;
 
 use std::path::Path;
 
-use common::{fixture, max_abs_diff, read_fixture};
+use crate::common::{fixture, max_abs_diff, read_fixture};
 use dropbert::hf::read_tensor_file;
 
 dropbert::bert_config! {

@@ -1,9 +1,8 @@
 //! Property tests of the invariants of token dropping and progressive layer dropping (CPU).
-mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use common::{fixture, ids, read_fixture, BothPreLn};
+use crate::common::{fixture, ids, read_fixture, BothPreLn};
 use dropbert::{
     config::{BertConfig, BertSettings},
     data::{batch::TokenBatch, tokenizer::SpecialTokenIds},

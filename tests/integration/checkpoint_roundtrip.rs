@@ -1,7 +1,6 @@
 //! Export: a loaded checkpoint saved by dropbert loads back with the same parameters and outputs.
-mod common;
 
-use common::{fixture, read_fixture, reference_batch};
+use crate::common::{fixture, read_fixture, reference_batch};
 use dropbert::{
     data::tokenizer::WordPieceTokenizer,
     hf::{read_tensor_file, save_checkpoint, HfBertConfig, MissingPolicy},

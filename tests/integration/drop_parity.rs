@@ -2,11 +2,10 @@
 //! PyTorch reference of the two methods (scripts/drop_reference.py; fixtures made by
 //! scripts/make_drop_fixtures.py): loss, every gradient, the updated importance table and the
 //! kept positions.
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::{
+use crate::common::{
     fixture, read_fixture, relative_error, BothPreLn, LayerDropPreLn, TokenDropLastSplit,
     TokenDropPostLn,
 };

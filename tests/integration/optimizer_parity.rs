@@ -4,11 +4,10 @@
 //! autograd's outputs) for 5 steps of a warm-up/decay schedule; plus the schedules against
 //! `transformers`, the no-decay rule, clipping, the trust ratio, state save/restore, and one
 //! graph holding a loss, its autograd backward pass and the update.
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::{fixture, read_fixture};
+use crate::common::{fixture, read_fixture};
 use dropbert::{
     autograd::{add_backward, TensorRef},
     hf::TensorData,

@@ -1,10 +1,9 @@
 //! A real, independently trained checkpoint (all-MiniLM-L6-v2, fetched by
 //! scripts/fetch_real_checkpoint.sh, which .ci/run calls) against transformers' outputs on it.
-mod common;
 
 use std::path::PathBuf;
 
-use common::{fixture, ids, max_abs_diff, read_fixture};
+use crate::common::{fixture, ids, max_abs_diff, read_fixture};
 use dropbert::{
     data::{batch::TokenBatch, tokenizer::WordPieceTokenizer},
     runtime::{hidden_state_program, Backend},

@@ -1,8 +1,9 @@
 //! Loss and gradients of BertForMaskedLM against transformers + PyTorch autograd (float32, CPU);
 //! reference made by scripts/make_grads_fixtures.py.
-mod common;
 
-use common::{fixture, ids, read_fixture, relative_error, Narrow3Layer, TinyPostLn, Vocab500};
+use crate::common::{
+    fixture, ids, read_fixture, relative_error, Narrow3Layer, TinyPostLn, Vocab500,
+};
 use dropbert::{
     config::BertConfig,
     data::batch::TokenBatch,
