@@ -9,12 +9,14 @@ use dropbert::data::corpus::{read_corpus, CorpusLimits, Document, DocumentMode, 
 use dropbert::data::masking::{MaskingVocab, MlmMasking, IGNORE_LABEL};
 use dropbert::data::mlm_batches::{DataPosition, MlmBatch, MlmDataset, MlmDatasetOptions};
 use dropbert::data::packing::SequencePacker;
-use dropbert::data::tokenizer::{SpecialTokenIds, WordPieceTokenizer};
+use dropbert::data::tokenizer::WordPieceTokenizer;
 use dropbert::data::vocab_training::{train_wordpiece_vocab, VocabTraining, SPECIAL_TOKENS};
 use dropbert::DropbertError;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+use crate::common::SPECIAL;
 
 /// A fresh folder under the system temp dir, removed by the test that made it.
 fn scratch_dir(name: &str) -> PathBuf {
@@ -41,15 +43,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
-
-/// Special ids 0..=4 in BERT order, then ordinary ids.
-const SPECIAL: SpecialTokenIds = SpecialTokenIds {
-    pad: 0,
-    unk: 1,
-    cls: 2,
-    sep: 3,
-    mask: 4,
-};
 
 fn is_special(id: u32) -> bool {
     id <= 4

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::common::{fixture, ids, read_fixture, BothPreLn};
+use crate::common::{fixture, ids, read_fixture, BothPreLn, SPECIAL};
 use dropbert::{
     config::{BertConfig, BertSettings},
     data::{batch::TokenBatch, tokenizer::SpecialTokenIds},
@@ -17,14 +17,6 @@ use dropbert::{
 };
 use luminal::prelude::*;
 use proptest::prelude::*;
-
-const SPECIAL: SpecialTokenIds = SpecialTokenIds {
-    pad: 0,
-    unk: 1,
-    cls: 2,
-    sep: 3,
-    mask: 4,
-};
 
 // ---------------------------------------------------------------------------------------------
 // Choosing the kept tokens.

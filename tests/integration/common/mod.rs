@@ -5,11 +5,20 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use dropbert::{
     config::BertConfig,
-    data::batch::TokenBatch,
+    data::{batch::TokenBatch, tokenizer::SpecialTokenIds},
     hf::{read_tensor_file, TensorData},
 };
 
 include!("fixture_configs.rs");
+
+/// Special ids 0..=4 in BERT order, then ordinary ids.
+pub const SPECIAL: SpecialTokenIds = SpecialTokenIds {
+    pad: 0,
+    unk: 1,
+    cls: 2,
+    sep: 3,
+    mask: 4,
+};
 
 pub fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

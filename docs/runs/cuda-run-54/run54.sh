@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run 54: parity in bf16 on the final build (run 53 checked float32), and the token-dropping
+# pretraining check inside cuda_check.sh.
+set -u
+B=.cuda-run
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
+MATMUL=bf16 TOLERANCE=5e-2 timeout 300 bash scripts/cuda_check.sh $B/multi_config $B/cpu /tmp/cb > $OUT/check-bf16.txt 2>&1; echo "bf16 check rc=$?"
+grep -h "matches\|DIFF\|FAIL\|validation 30\|importance\|worst" $OUT/check-bf16.txt | sort | uniq -c
