@@ -30,7 +30,6 @@ use super::{
     gemm_batching::fewer_gemm_calls,
     gemm_pointers::ProductAddresses,
     kernel::{int, per_element, Kernel},
-    short_products::{self, ShortProducts},
 };
 use crate::compile::cpu::{AxisStrides, Contraction};
 use crate::runtime::MatmulPrecision;
@@ -94,9 +93,6 @@ pub struct CudaContraction {
     /// Where the cuBLAS plan has more than one loop: the kernel that writes each product's
     /// addresses.
     addresses: Option<ProductAddresses>,
-    /// Where a bf16 GEMM plan's products are short (attention's at kept tokens): the kernel that
-    /// runs them in cuBLAS's stead.
-    short: Option<ShortProducts>,
     blas: Arc<CudaBlas>,
     device: Arc<CudaDevice>,
 }
@@ -394,12 +390,7 @@ impl CudaContraction {
             }
             other => other,
         };
-        let short = (matches!(plan, Plan::Gemm(_))
-            && precision == MatmulPrecision::Bf16
-            && short_products::takes(&loops, axes))
-        .then(|| ShortProducts::new(device, &loops, axes));
         let addresses = match &plan {
-            Plan::Gemm(_) if short.is_some() => None,
             Plan::Gemm(_) => ProductAddresses::for_loops(device, &loops),
             Plan::Staged { loops, .. } => ProductAddresses::for_loops(device, loops),
             Plan::Kernel(_) | Plan::Columns { .. } => None,
@@ -410,7 +401,6 @@ impl CudaContraction {
             out_len: op.out_len(),
             plan,
             addresses,
-            short,
             precision,
             reads_bf16: precision == MatmulPrecision::Bf16,
             writes_bf16: false,
@@ -527,10 +517,7 @@ impl Operator for CudaContraction {
         match &self.plan {
             Plan::Gemm(call) => {
                 let out_ptr = *out.device_ptr_mut();
-                match &self.short {
-                    Some(short) => short.launch(a_ptr, b_ptr, out_ptr, false),
-                    None => self.run_gemm(call, &self.loops, a_ptr, b_ptr, out_ptr),
-                }
+                self.run_gemm(call, &self.loops, a_ptr, b_ptr, out_ptr);
             }
             Plan::Staged {
                 call,
@@ -628,11 +615,7 @@ impl CudaContraction {
             unreachable!("writing_bf16 takes only GEMM plans")
         };
         let mut out = unsafe { self.device.alloc::<u16>(self.out_len) }.expect("GPU allocation");
-        let out_ptr = *out.device_ptr_mut();
-        match &self.short {
-            Some(short) => short.launch(a, b, out_ptr, true),
-            None => self.run_gemm(call, &self.loops, a, b, out_ptr),
-        }
+        self.run_gemm(call, &self.loops, a, b, *out.device_ptr_mut());
         bf16_tensor(out)
     }
 }

@@ -86,8 +86,6 @@ mod group_blocks;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod reduce_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod short_products;
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod vector_access;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod view_expression;
