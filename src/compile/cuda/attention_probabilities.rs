@@ -24,7 +24,7 @@ use super::{
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
     vector_access::{load4, store4},
-    warp_rows::LANE_GROUP_REDUCTIONS,
+    warp_rows::WARP_REDUCTIONS,
 };
 use crate::ops::{
     key_from_values, philox_key, AttentionProbabilities, AttentionProbabilitiesGradient,
@@ -204,7 +204,7 @@ pub(super) fn source(
         )
     };
     format!(
-        r#"{LANE_GROUP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}{RANDOM_BITS_SOURCE}
+        r#"{WARP_REDUCTIONS}{BF16_BITS}{BF16_VALUE}{philox}{RANDOM_BITS_SOURCE}
 extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, int rows,
                                            unsigned int key0, unsigned int key1) {{
     // The warp's groups of lanes take neighbouring rows, so that a load of the warp reads one
