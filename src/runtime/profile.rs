@@ -141,17 +141,19 @@ pub fn input_shapes(graph: &Graph, node: NodeIndex) -> Vec<String> {
         .collect()
 }
 
-/// The slowest op kinds so far, one per line, cumulative over every execution. With a device
+/// The slowest op kinds since the last report, one per line: the trainer reports after every
+/// step, so each report is one step's (the first's includes uploading the weights). With a device
 /// clock: each line's device time and its host time, and the device's idle time between ops.
 pub fn report(limit: usize) -> String {
     let device = *DEVICE.lock().unwrap();
-    let mut times = TIMES.lock().unwrap();
+    let mut times = std::mem::take(&mut *TIMES.lock().unwrap());
+    let mut idle = std::mem::take(&mut *IDLE.lock().unwrap());
     if let Some(device) = device {
         let settled = (device.settle)();
         for (name, time) in settled.ops {
             times.entry(name).or_default().0 += time;
         }
-        *IDLE.lock().unwrap() += settled.idle;
+        idle += settled.idle;
     }
     let mut rows: Vec<_> = times.iter().collect();
     rows.sort_by_key(|(_, (time, _, _))| std::cmp::Reverse(*time));
@@ -159,8 +161,7 @@ pub fn report(limit: usize) -> String {
     let host: Duration = rows.iter().map(|(_, (_, host, _))| *host).sum();
     let summary = match device {
         Some(_) => format!(
-            "{total:>10.3?} in all ops on the device, {:.3?} idle between them; {host:.3?} on the host",
-            *IDLE.lock().unwrap()
+            "{total:>10.3?} in all ops on the device, {idle:.3?} idle between them; {host:.3?} on the host"
         ),
         None => format!("{total:>10.3?} in all ops"),
     };
@@ -175,4 +176,32 @@ pub fn report(limit: usize) -> String {
         )
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_covers_the_executions_since_the_last_one() {
+        let mut cx = Graph::new();
+        let a = cx.tensor::<R1<3>>().set(vec![1.0, 2.0, 3.0]);
+        cx.keep_tensors(a.id);
+        let squares = (a * a).retrieve();
+        cx.compile(Profiler::default(), ());
+        cx.execute();
+        let first = report(50);
+        assert_eq!(squares.data(), vec![1.0, 4.0, 9.0]);
+        // A retrieved output left in the graph would be taken as computed.
+        squares.drop();
+        cx.execute();
+        let second = report(50);
+        for text in [first, second] {
+            let line = text
+                .lines()
+                .find(|line| line.contains("Mul [3] [3]"))
+                .unwrap_or_else(|| panic!("no line for the product in\n{text}"));
+            assert!(line.contains(" x1 "), "one execution a report: {line}");
+        }
+    }
 }
