@@ -28,23 +28,24 @@ else
 fi
 summary=()
 failures=0
+outcome() { # name, what happened, "failed" to count a failure
+    summary+=("$(printf '%-28s %s' "$1" "$2")")
+    echo "${summary[-1]}" >>"$out/summary.txt"
+    if [ "${3:-}" = failed ]; then failures=$((failures + 1)); fi
+}
 check() { # name, command...
     local name=$1; shift
-    local start=$(date +%s%N)
-    if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; failures=$((failures + 1)); fi
+    local start=$(date +%s%N) status failed=
+    if "$@" >>"$out/log.txt" 2>&1; then status=ran; else status="FAILED($?)"; failed=failed; fi
     local ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    summary+=("$(printf '%-28s %-12s %6d ms' "$name" "$status" "$ms")")
-    echo "${summary[-1]}" >>"$out/summary.txt"
+    outcome "$name" "$(printf '%-12s %6d ms' "$status" "$ms")" $failed
 }
 compare() { # name, actual, reference
     [ "$cpu" = - ] && return
     if python3 "$here/compare_tensor_files.py" "$2" "$3" --tolerance "$tolerance" >>"$out/compare.txt" 2>&1; then
-        summary+=("$(printf '%-28s %s' "$1" "matches CPU within $tolerance")")
-        echo "${summary[-1]}" >>"$out/summary.txt"
+        outcome "$1" "matches CPU within $tolerance"
     else
-        summary+=("$(printf '%-28s %s' "$1" "DIFFERS (compare.txt)")")
-        echo "${summary[-1]}" >>"$out/summary.txt"
-        failures=$((failures + 1))
+        outcome "$1" "DIFFERS (compare.txt)" failed
     fi
 }
 for case in "tiny-post-ln grads/tiny_post_ln" "narrow-3layer grads/narrow_3layer" "vocab-500 grads/vocab_500" \
@@ -99,18 +100,13 @@ if [ -n "${BERT_BASE_REFERENCE:-}" ]; then
         python3 "$here/tensor_fingerprints.py" make /tmp/bert-base-grads.safetensors "$out/bert_base_grads.fingerprints.json"
         if python3 "$here/tensor_fingerprints.py" compare "$out/bert_base_grads.fingerprints.json" \
             "$BERT_BASE_REFERENCE/grads.fingerprints.json" --tolerance 1e-4 >>"$out/compare.txt" 2>&1; then
-            summary+=("$(printf '%-28s %s' "  vs cpu (fingerprints)" "matches CPU within 1e-4")")
-            echo "${summary[-1]}" >>"$out/summary.txt"
+            outcome "  vs cpu (fingerprints)" "matches CPU within 1e-4"
         else
-            summary+=("$(printf '%-28s %s' "  vs cpu (fingerprints)" "DIFFERS (compare.txt)")")
-            echo "${summary[-1]}" >>"$out/summary.txt"
-            failures=$((failures + 1))
+            outcome "  vs cpu (fingerprints)" "DIFFERS (compare.txt)" failed
         fi
         rm -f /tmp/bert-base-grads.safetensors
     else
-        summary+=("$(printf '%-28s %s' "bert-base checkpoint" "DIFFERS from the reference's (md5)")")
-        echo "${summary[-1]}" >>"$out/summary.txt"
-        failures=$((failures + 1))
+        outcome "bert-base checkpoint" "DIFFERS from the reference's (md5)" failed
     fi
 fi
 if [ "$speed" = "--speed" ]; then

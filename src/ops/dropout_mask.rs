@@ -146,26 +146,26 @@ impl DropoutMask {
         for (group, values) in (&mut groups).enumerate() {
             let block = (first_block + group * LANES) as u32;
             let words = philox4x32_lanes(block, self.stream, key);
-            for (slot, value) in values.iter_mut().enumerate() {
-                *value = if random_bits(&words, slot) < threshold {
-                    scale
-                } else {
-                    0.0
-                };
-            }
+            mask_values(&words, threshold, scale, values);
         }
         let rest = groups.into_remainder();
         for (chunk, values) in rest.chunks_mut(ELEMENTS_PER_COUNTER).enumerate() {
             let block = (first_block + done + chunk) as u32;
             let words = philox4x32([block, self.stream, 0, 0], key);
-            for (slot, value) in values.iter_mut().enumerate() {
-                *value = if random_bits(&words, slot) < threshold {
-                    scale
-                } else {
-                    0.0
-                };
-            }
+            mask_values(&words, threshold, scale, values);
         }
+    }
+}
+
+/// The mask values of consecutive counters' `words` (in counter order) into `values`: `scale`
+/// where a value's [`random_bits`] are below `threshold`, else 0.
+fn mask_values(words: &[u32], threshold: u32, scale: f32, values: &mut [f32]) {
+    for (slot, value) in values.iter_mut().enumerate() {
+        *value = if random_bits(words, slot) < threshold {
+            scale
+        } else {
+            0.0
+        };
     }
 }
 
