@@ -27,8 +27,8 @@ use luminal_cudarc::driver::{CudaDevice, CudaSlice, DevicePtr, DeviceSlice, Laun
 
 use super::{
     attention_probabilities::CudaAttentionProbabilities,
+    bf16_products::{bf16_operand_inputs, writes_bf16},
     bf16_rounding::{output_buffers, rounding_source, Store, ROUNDED_PER_THREAD},
-    contraction::CudaContraction,
     device_buffer::{input_slice, raw_input, raw_tensor},
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
@@ -121,28 +121,22 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
     let mut readers: BTreeMap<Place, Vec<(EdgeIndex, NodeIndex, u8, ShapeTracker)>> =
         BTreeMap::new();
     for reader in graph.graph.node_indices() {
-        let op = graph.graph.node_weight(reader).expect("live node").as_any();
-        if !op
-            .downcast_ref::<CudaContraction>()
-            .is_some_and(CudaContraction::reads_bf16)
-        {
+        let op = graph.graph.node_weight(reader).expect("live node");
+        let Some(operands) = bf16_operand_inputs(op.as_ref()) else {
             continue;
-        }
+        };
         for edge in graph.graph.edges_directed(reader, Direction::Incoming) {
+            let Some((input_order, output_order, view)) = edge.weight().as_data() else {
+                continue;
+            };
             let source = graph.graph.node_weight(edge.source()).expect("live node");
-            let bf16_product = source
-                .as_any()
-                .downcast_ref::<CudaContraction>()
-                .is_some_and(CudaContraction::writes_bf16);
-            if bf16_product {
+            if !operands.contains(&input_order) || writes_bf16(source.as_ref(), output_order) {
                 continue;
             }
-            if let Some((input_order, output_order, view)) = edge.weight().as_data() {
-                readers
-                    .entry((edge.source(), output_order))
-                    .or_default()
-                    .push((edge.id(), reader, input_order, view));
-            }
+            readers
+                .entry((edge.source(), output_order))
+                .or_default()
+                .push((edge.id(), reader, input_order, view));
         }
     }
     // A reduction of a result that GEMMs read in bf16 (a bias gradient's sum over tokens of the

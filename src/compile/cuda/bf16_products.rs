@@ -10,8 +10,12 @@
 use luminal::{op::Operator, prelude::*};
 
 use super::{
-    attention_probabilities::CudaAttentionProbabilities, contraction::CudaContraction,
-    fused_elementwise::CudaFusedElementwise, gelu::CudaGeluKernel, readers::readers,
+    attention_probabilities::CudaAttentionProbabilities,
+    contraction::CudaContraction,
+    fused_attention::{CudaFusedAttention, CudaFusedAttentionGradient},
+    fused_elementwise::CudaFusedElementwise,
+    gelu::CudaGeluKernel,
+    readers::{readers, readers_of_output},
     reduce::CudaReduce,
 };
 
@@ -57,6 +61,90 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
     }
 }
 
+/// Makes every output of a fused attention kernel whose readers all take it in bf16 a bf16
+/// output, as [`write_products_in_bf16`] does for cuBLAS's products.
+pub fn write_fused_attention_in_bf16(graph: &mut Graph) {
+    let kernels: Vec<(NodeIndex, usize)> = graph
+        .graph
+        .node_indices()
+        .filter_map(|node| {
+            let op = graph.graph.node_weight(node).expect("live node").as_any();
+            if op.is::<CudaFusedAttention>() {
+                Some((node, 1))
+            } else if op.is::<CudaFusedAttentionGradient>() {
+                Some((node, 3))
+            } else {
+                None
+            }
+        })
+        .collect();
+    for (node, outputs) in kernels {
+        for output in 0..outputs {
+            let inputs_read = readers_of_output(graph, node, output as u8);
+            if inputs_read.is_empty()
+                || graph.no_delete.contains(&node)
+                || graph.to_retrieve.contains(&node)
+            {
+                continue;
+            }
+            let readers: Option<Vec<(NodeIndex, Box<dyn Operator>)>> = inputs_read
+                .iter()
+                .map(|(&reader, inputs)| {
+                    let op = graph.graph.node_weight(reader).expect("live node");
+                    reading_bf16(op.as_ref(), inputs).map(|op| (reader, op))
+                })
+                .collect();
+            let Some(readers) = readers else { continue };
+            let any = graph.graph.node_weight(node).expect("live node").as_any();
+            let kernel: Box<dyn Operator> = match any.downcast_ref::<CudaFusedAttention>() {
+                Some(forward) => Box::new(forward.writing_bf16()),
+                None => Box::new(
+                    any.downcast_ref::<CudaFusedAttentionGradient>()
+                        .expect("a fused attention gradient")
+                        .writing_bf16(output),
+                ),
+            };
+            *graph.graph.node_weight_mut(node).expect("live node") = kernel;
+            for (reader, op) in readers {
+                *graph.graph.node_weight_mut(reader).expect("live node") = op;
+            }
+        }
+    }
+}
+
+/// Whether output `output` of `op` is written in bf16 (a cuBLAS product or a fused attention
+/// kernel's result), so that GEMMs read it as it is.
+pub fn writes_bf16(op: &dyn Operator, output: u8) -> bool {
+    let any = op.as_any();
+    if let Some(contraction) = any.downcast_ref::<CudaContraction>() {
+        contraction.writes_bf16() && output == 0
+    } else if let Some(forward) = any.downcast_ref::<CudaFusedAttention>() {
+        forward.writes_bf16()
+    } else if let Some(gradient) = any.downcast_ref::<CudaFusedAttentionGradient>() {
+        gradient.writes_bf16(usize::from(output))
+    } else {
+        false
+    }
+}
+
+/// The inputs `op` reads as GEMM operands, in bf16 (all of a bf16 GEMM's, the queries, keys,
+/// values and context gradient of fused attention), if it reads any so.
+pub fn bf16_operand_inputs(op: &dyn Operator) -> Option<&'static [u8]> {
+    let any = op.as_any();
+    if any
+        .downcast_ref::<CudaContraction>()
+        .is_some_and(CudaContraction::reads_bf16)
+    {
+        Some(&[0, 1])
+    } else if any.is::<CudaFusedAttention>() {
+        Some(CudaFusedAttention::bf16_inputs())
+    } else if any.is::<CudaFusedAttentionGradient>() {
+        Some(CudaFusedAttentionGradient::bf16_inputs())
+    } else {
+        None
+    }
+}
+
 /// The inputs a kernel reads in bf16 once it reads `added` in bf16 too, if `can_read` says it
 /// can read each of them so.
 pub fn more_bf16_inputs(
@@ -79,6 +167,12 @@ fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
         contraction
             .reads_bf16()
             .then(|| Box::new(contraction.clone()) as Box<dyn Operator>)
+    } else if let Some(inputs_bf16) = bf16_operand_inputs(op) {
+        // Fused attention reads its operands in bf16 already.
+        inputs
+            .iter()
+            .all(|input| inputs_bf16.contains(input))
+            .then(|| dyn_clone_fused(op))
     } else if let Some(gelu) = any.downcast_ref::<CudaGeluKernel>() {
         Some(Box::new(gelu.reading_bf16(inputs)?))
     } else if let Some(probabilities) = any.downcast_ref::<CudaAttentionProbabilities>() {
@@ -89,5 +183,18 @@ fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
         Some(Box::new(reduction.reading_bf16()))
     } else {
         None
+    }
+}
+
+/// A fused attention kernel as it is.
+fn dyn_clone_fused(op: &dyn Operator) -> Box<dyn Operator> {
+    let any = op.as_any();
+    match any.downcast_ref::<CudaFusedAttention>() {
+        Some(forward) => Box::new(forward.clone()),
+        None => Box::new(
+            any.downcast_ref::<CudaFusedAttentionGradient>()
+                .expect("a fused attention kernel")
+                .clone(),
+        ),
     }
 }

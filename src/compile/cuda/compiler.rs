@@ -11,12 +11,14 @@ use luminal_cudarc::{cublas::CudaBlas, driver::CudaDevice};
 
 use super::{
     adamw_step::CudaAdamWStep,
+    attention_fusion::fuse_attention,
     attention_probabilities::CudaAttentionProbabilities,
     bf16_logits::logits_in_bf16,
     bf16_operands::share_rounded_operands,
-    bf16_products::write_products_in_bf16,
+    bf16_products::{write_fused_attention_in_bf16, write_products_in_bf16},
     contraction::CudaContraction,
     dropout_mask::CudaDropoutMask,
+    fused_attention::CudaFusedAttentionOps,
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
@@ -71,12 +73,22 @@ impl Compiler for DropbertCudaCompiler {
         matmul.compile(graph, &mut remap);
         copies.compile(graph, &mut remap);
         read_on_host(graph, &host_inputs);
+        if MatmulPrecision::selected() == MatmulPrecision::Bf16 && fused_attention_wanted() {
+            fuse_attention(graph, &CudaFusedAttentionOps(&device));
+        }
         swap_in_kernels(graph, &device);
         pack_dropout_masks(graph);
         write_products_in_bf16(graph);
+        write_fused_attention_in_bf16(graph);
         share_rounded_operands(graph, &device);
         logits_in_bf16(graph);
     }
+}
+
+/// Fused attention is on unless `DROPBERT_FUSED_ATTENTION=0`, which keeps attention's products
+/// and probability kernels apart (for comparing the two on one build).
+fn fused_attention_wanted() -> bool {
+    std::env::var("DROPBERT_FUSED_ATTENTION").map_or(true, |value| value != "0")
 }
 
 /// Whether `node` runs one of dropbert's ops.

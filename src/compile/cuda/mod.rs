@@ -31,6 +31,8 @@ mod device_timer;
 #[cfg(feature = "cuda")]
 mod dropout_mask;
 #[cfg(feature = "cuda")]
+mod fused_attention;
+#[cfg(feature = "cuda")]
 mod fused_elementwise;
 #[cfg(feature = "cuda")]
 mod gates;
@@ -74,11 +76,17 @@ mod view_adjoint;
 mod warp_rows;
 // Plain Rust, so their tests run without a GPU.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod attention_fusion;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod attention_shape;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod bf16_rounding;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod elementwise_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod flat_index;
+#[cfg(feature = "cuda")]
+mod fused_attention_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod gemm_batching;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -110,6 +118,50 @@ mod nvrtc_tests {
     use elementwise_source::ElementwiseSource;
     use logit_rows::LogitRowsKernel::{Argmax, Gradient, Loss};
     use reduce_source::ReduceSource;
+
+    #[test]
+    fn the_fused_attention_kernels_compile_for_the_tensor_cores() {
+        use attention_shape::AttentionShape;
+        use fused_attention_source::{
+            backward_source, forward_source,
+            tests::{bert_base, token_major},
+        };
+        use kernel::{ptx_for, TENSOR_CORE_ARCH};
+        // All tokens, the kept tokens, the split layer's kept queries over all keys, a fixture's
+        // size without dropout, and keys that are no multiple of 8.
+        let shapes = [
+            bert_base(128, 128),
+            bert_base(64, 64),
+            bert_base(64, 128),
+            AttentionShape {
+                batch: 4,
+                heads: 2,
+                queries: 16,
+                keys: 16,
+                head_dim: 16,
+                scale: 0.25,
+                mask: None,
+            },
+            AttentionShape {
+                queries: 12,
+                keys: 12,
+                head_dim: 32,
+                ..bert_base(12, 12)
+            },
+        ];
+        for shape in shapes {
+            let layout = token_major(shape.keys, shape.heads, shape.head_dim);
+            ptx_for(
+                &forward_source(&shape, [layout; 4], false),
+                TENSOR_CORE_ARCH,
+            );
+            ptx_for(&forward_source(&shape, [layout; 4], true), TENSOR_CORE_ARCH);
+            ptx_for(
+                &backward_source(&shape, [layout; 7], [true, false, true]),
+                TENSOR_CORE_ARCH,
+            );
+        }
+    }
 
     #[test]
     fn every_kernel_compiles() {

@@ -17,3 +17,20 @@ pub fn readers(graph: &Graph, node: NodeIndex) -> BTreeMap<NodeIndex, Vec<u8>> {
     }
     readers
 }
+
+/// Each node that reads output `output` of `node`, with the inputs it reads it through.
+pub fn readers_of_output(
+    graph: &Graph,
+    node: NodeIndex,
+    output: u8,
+) -> BTreeMap<NodeIndex, Vec<u8>> {
+    let mut readers: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
+    for edge in graph.graph.edges_directed(node, Direction::Outgoing) {
+        if let Some((input_order, from, _)) = edge.weight().as_data() {
+            if from == output {
+                readers.entry(edge.target()).or_default().push(input_order);
+            }
+        }
+    }
+    readers
+}
