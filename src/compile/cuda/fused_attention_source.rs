@@ -2,9 +2,8 @@
 //! compiled sizes, layouts and dropout, then a fixed body. The products run on the tensor cores
 //! (`mma.sync` m16n8k16, bf16 operands, float32 accumulation); a warp takes 16 query rows, whose
 //! scores stay in its registers from the product through the softmax and the dropout mask to the
-//! next product. Operands are staged in shared memory as `[row][k]` (k contiguous, rows padded by
-//! 8 values so that a fragment's reads fall in different banks); an operand needed the other way
-//! round is read transposed, a value at a time.
+//! next product. Operands are staged in shared memory as they lie (the head dimension
+//! contiguous, rows padded by 8 values so that `ldmatrix`'s eight rows fall in different banks).
 use super::{
     attention_shape::{AttentionShape, OperandLayout, FORWARD_WARPS},
     bf16_rounding::BF16_BITS,
@@ -90,62 +89,108 @@ pub fn backward_source(
 }
 
 /// Fragments, `mma`, staging, the softmax with its mask, and stores, shared by both kernels.
+/// Operands are staged with `cp.async` (every row's 16-byte pieces in flight at once, a block
+/// holding its SM alone backward) and read into fragments with `ldmatrix`, transposed where the
+/// product needs the other orientation.
 const COMMON: &str = r#"
 #define NT (KT / 8)
 #define PAD 8
 
-__device__ __forceinline__ unsigned int pair(const unsigned short *p) {
-    return *(const unsigned int *)p;
-}
-
-// Two values of different rows as one operand register, the first in the low half.
-__device__ __forceinline__ unsigned int pair_of(unsigned short lo, unsigned short hi) {
-    return (unsigned int)lo | ((unsigned int)hi << 16);
-}
-
 __device__ __forceinline__ unsigned int pack(float lo, float hi) {
-    return pair_of(bf16_bits(lo), bf16_bits(hi));
+    return (unsigned int)bf16_bits(lo) | ((unsigned int)bf16_bits(hi) << 16);
 }
 
-__device__ __forceinline__ void mma(float *c, unsigned int a0, unsigned int a1, unsigned int a2,
-                                    unsigned int a3, unsigned int b0, unsigned int b1) {
+__device__ __forceinline__ void mma(float *c, const unsigned int *a, unsigned int b0,
+                                    unsigned int b1) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Rows [first, first + rows) of an operand into `to` ([rows][D + PAD]), rows past `last` zero;
-// 8 neighbouring values (16 bytes) a load.
+// Four 8 x 8 bf16 matrices from shared memory, lane l giving the address of row l % 8 of
+// matrix l / 8; register i holds matrix i's (row l / 4, columns 2 (l % 4) and the next), or
+// transposed (rows 2 (l % 4) and the next, column l / 4).
+__device__ __forceinline__ void ldmatrix(unsigned int *r, const unsigned short *p) {
+    unsigned int at = (unsigned int)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(at));
+}
+
+__device__ __forceinline__ void ldmatrix_transposed(unsigned int *r, const unsigned short *p) {
+    unsigned int at = (unsigned int)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(at));
+}
+
+// The A fragment of rows [0, 16) and columns [kk, kk + 16) of a row-major [m][k] tile.
+__device__ __forceinline__ void a_rows(unsigned int *a, const unsigned short *tile, int stride,
+                                       int kk) {
+    int l = threadIdx.x & 31, i = l / 8, r = l % 8;
+    ldmatrix(a, tile + ((i & 1) * 8 + r) * stride + kk + (i >> 1) * 8);
+}
+
+// The A fragment of A = Mᵀ, rows [m0, m0 + 16) and columns [kk, kk + 16), from M stored [k][m].
+__device__ __forceinline__ void a_columns(unsigned int *a, const unsigned short *tile,
+                                          int stride, int m0, int kk) {
+    int l = threadIdx.x & 31, i = l / 8, r = l % 8;
+    ldmatrix_transposed(a, tile + (kk + (i >> 1) * 8 + r) * stride + m0 + (i & 1) * 8);
+}
+
+// B fragments of two neighbouring n tiles (columns [n0, n0 + 16)) at K [kk, kk + 16): b[0], b[1]
+// for the first, b[2], b[3] for the second. `b_rows` reads B = Mᵀ from M stored [n][k],
+// `b_columns` reads B stored [k][n].
+__device__ __forceinline__ void b_rows(unsigned int *b, const unsigned short *tile, int stride,
+                                       int n0, int kk) {
+    int l = threadIdx.x & 31, i = l / 8, r = l % 8;
+    ldmatrix(b, tile + (n0 + (i >> 1) * 8 + r) * stride + kk + (i & 1) * 8);
+}
+
+__device__ __forceinline__ void b_columns(unsigned int *b, const unsigned short *tile,
+                                          int stride, int n0, int kk) {
+    int l = threadIdx.x & 31, i = l / 8, r = l % 8;
+    ldmatrix_transposed(b, tile + (kk + (i & 1) * 8 + r) * stride + n0 + (i >> 1) * 8);
+}
+
+// Rows [first, first + rows) of an operand into `to` ([rows][D + PAD]), rows past `last` zero,
+// 16 bytes a copy, all in flight until `staged`.
 __device__ __forceinline__ void stage(unsigned short *to, const unsigned short *from,
                                       long long row_stride, int first, int rows, int last) {
     for (int i = threadIdx.x; i < rows * (D / 8); i += blockDim.x) {
         int r = i / (D / 8), c = (i % (D / 8)) * 8;
-        uint4 x = make_uint4(0u, 0u, 0u, 0u);
-        if (first + r < last) x = *(const uint4 *)(from + (first + r) * row_stride + c);
-        *(uint4 *)(to + r * (D + PAD) + c) = x;
+        bool live = first + r < last;
+        const unsigned short *source = from + (live ? (first + r) * row_stride + c : 0);
+        unsigned int at = (unsigned int)__cvta_generic_to_shared(to + r * (D + PAD) + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                     :: "r"(at), "l"(source), "r"(live ? 16 : 0));
     }
 }
 
-// acc[NT][4] = A rows [16 of them at `a`] times B rows [KT of them at `b`] transposed, over D:
-// the warp's scores (queries times keys) or its context gradient times the values.
+__device__ __forceinline__ void staged() {
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+    __syncthreads();
+}
+
+// acc[NT][4] = the 16 rows of `a` ([16][D + PAD]) times the KT rows of `b` ([KT][D + PAD])
+// transposed, over D: the warp's scores (queries times keys) or its context gradient times the
+// values.
 __device__ __forceinline__ void rows_times_rows(float (*acc)[4], const unsigned short *a,
                                                 const unsigned short *b) {
-    int g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
     #pragma unroll
     for (int j = 0; j < NT; j++)
         #pragma unroll
         for (int i = 0; i < 4; i++) acc[j][i] = 0.0f;
     #pragma unroll
     for (int kk = 0; kk < D; kk += 16) {
-        const unsigned short *row = a + g * (D + PAD) + kk + 2 * t;
-        unsigned int a0 = pair(row), a2 = pair(row + 8);
-        unsigned int a1 = pair(row + 8 * (D + PAD)), a3 = pair(row + 8 * (D + PAD) + 8);
+        unsigned int af[4];
+        a_rows(af, a, D + PAD, kk);
         #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const unsigned short *col = b + (j * 8 + g) * (D + PAD) + kk + 2 * t;
-            mma(acc[j], a0, a1, a2, a3, pair(col), pair(col + 8));
+        for (int j = 0; j < NT; j += 2) {
+            unsigned int bf[4];
+            b_rows(bf, b, D + PAD, j * 8, kk);
+            mma(acc[j], af, bf[0], bf[1]);
+            mma(acc[j + 1], af, bf[2], bf[3]);
         }
     }
 }
@@ -166,7 +211,7 @@ __device__ __forceinline__ float kept(unsigned long long keep, int j, int i) {
 __device__ __forceinline__ unsigned long long softmax_rows(float (*s)[4], const float *bias,
                                                            long long first_row,
                                                            unsigned int key0, unsigned int key1) {
-    int g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
+    int lane = threadIdx.x & 31, g = lane / 4, t = lane & 3;
     float mx[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)};
     #pragma unroll
     for (int j = 0; j < NT; j++)
@@ -210,26 +255,37 @@ __device__ __forceinline__ unsigned long long softmax_rows(float (*s)[4], const 
     #pragma unroll
     for (int half = 0; half < 2; half++) {
         long long row = first_row + g + 8 * half;
+#if SK % 8 == 0
+        // Keys j * 8 .. j * 8 + 8 of the row are one Philox counter's 8 values. Lane t of the
+        // quad draws the counters j = t, t + 4, ... and keeps each one's 8 bits; a lane's two
+        // values of counter j are bits 2t and 2t + 1 of its drawer's.
+        unsigned int drawn[(NT + 3) / 4];
+        #pragma unroll
+        for (int q = 0; q < (NT + 3) / 4; q++) {
+            int j = 4 * q + t;
+            uint4 w = philox((unsigned int)((row * SK + j * 8) >> 3), STREAM, key0, key1);
+            unsigned int words[4] = {w.x, w.y, w.z, w.w}, bits = 0u;
+            #pragma unroll
+            for (int v = 0; v < 8; v++)
+                bits |= (unsigned int)(((words[v / 2] >> (16 * (v & 1))) & 0xffffu) < THRESHOLD) << v;
+            drawn[q] = bits;
+        }
         #pragma unroll
         for (int j = 0; j < NT; j++) {
-#if SK % 8 == 0
-            // The row's keys j * 8 .. j * 8 + 8 are one Philox counter's 8 values; this lane's
-            // two are the halves of its word t.
-            uint4 w = philox((unsigned int)((row * SK + j * 8) >> 3), STREAM, key0, key1);
-            unsigned int word = t == 0 ? w.x : (t == 1 ? w.y : (t == 2 ? w.z : w.w));
-            unsigned long long both = (unsigned long long)((word & 0xffffu) < THRESHOLD)
-                                      | ((unsigned long long)((word >> 16) < THRESHOLD) << 1);
+            unsigned int bits = __shfl_sync(0xffffffffu, drawn[j / 4], (lane & ~3) | (j & 3));
+            keep |= (unsigned long long)((bits >> (2 * t)) & 3u) << (j * 4 + 2 * half);
+        }
 #else
-            unsigned long long both = 0ull;
+        #pragma unroll
+        for (int j = 0; j < NT; j++)
             #pragma unroll
             for (int c = 0; c < 2; c++) {
                 long long e = row * SK + j * 8 + 2 * t + c;
                 uint4 w = philox((unsigned int)(e >> 3), STREAM, key0, key1);
-                both |= (unsigned long long)(random_bits(w, (int)(e & 7)) < THRESHOLD) << c;
+                keep |= (unsigned long long)(random_bits(w, (int)(e & 7)) < THRESHOLD)
+                        << (j * 4 + 2 * half + c);
             }
 #endif
-            keep |= both << (j * 4 + 2 * half);
-        }
     }
 #else
     keep = ~0ull;
@@ -237,7 +293,7 @@ __device__ __forceinline__ unsigned long long softmax_rows(float (*s)[4], const 
     return keep;
 }
 
-// Two neighbouring values of a row of a [rows][D] output, float32 or bf16.
+// Two neighbouring values of a row of an output, float32 or bf16.
 __device__ __forceinline__ void store_pair(float *out, long long at, float v0, float v1) {
     *(float2 *)(out + at) = make_float2(v0, v1);
 }
@@ -262,10 +318,16 @@ __device__ __forceinline__ void store_rows(T *out, long long row_stride, float (
                        acc[n][2 * half + 1]);
     }
 }
+
+__device__ __forceinline__ void clear(float (*acc)[4]) {
+    #pragma unroll
+    for (int n = 0; n < D / 8; n++)
+        #pragma unroll
+        for (int i = 0; i < 4; i++) acc[n][i] = 0.0f;
+}
 "#;
 
-/// A block takes 64 queries of one sequence and head: its keys staged as they are and its values
-/// transposed (`[dim][key]`, the B operand of probabilities times values).
+/// A block takes 64 queries of one sequence and head, with all its keys and values.
 const FORWARD: &str = r#"
 #if OUT_BF16
 typedef unsigned short out_t;
@@ -279,24 +341,15 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
         const float *__restrict__ bias, unsigned int key0, unsigned int key1) {
     __shared__ __align__(16) unsigned short qs[WARPS * 16 * (D + PAD)];
     __shared__ __align__(16) unsigned short ks[KT * (D + PAD)];
-    __shared__ __align__(16) unsigned short vt[D * (KT + PAD)];
+    __shared__ __align__(16) unsigned short vs[KT * (D + PAD)];
     const int tiles = (SQ + WARPS * 16 - 1) / (WARPS * 16);
     int bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * WARPS * 16;
     int b = bh / HEADS, h = bh % HEADS;
     stage(qs, q + b * Q_BATCH + h * Q_HEAD, Q_ROW, q0, WARPS * 16, SQ);
     stage(ks, k + b * K_BATCH + h * K_HEAD, K_ROW, 0, KT, SK);
-    const unsigned short *vb = v + b * V_BATCH + h * V_HEAD;
-    // Neighbouring lanes take neighbouring keys, so that their stores fall in different banks.
-    for (int i = threadIdx.x; i < KT * (D / 8); i += blockDim.x) {
-        int key = i % KT, c = (i / KT) * 8;
-        uint4 x = make_uint4(0u, 0u, 0u, 0u);
-        if (key < SK) x = *(const uint4 *)(vb + key * V_ROW + c);
-        const unsigned short *e = (const unsigned short *)&x;
-        #pragma unroll
-        for (int dim = 0; dim < 8; dim++) vt[(c + dim) * (KT + PAD) + key] = e[dim];
-    }
-    __syncthreads();
-    int warp = threadIdx.x / 32, g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
+    stage(vs, v + b * V_BATCH + h * V_HEAD, V_ROW, 0, KT, SK);
+    staged();
+    int warp = threadIdx.x / 32;
     int first = q0 + warp * 16;
     if (first >= SQ) return;
     float s[NT][4];
@@ -305,21 +358,22 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     // Probabilities times values: the C fragments of two neighbouring key tiles are the A
     // fragment of one K step.
     float o[D / 8][4];
-    #pragma unroll
-    for (int n = 0; n < D / 8; n++)
-        #pragma unroll
-        for (int i = 0; i < 4; i++) o[n][i] = 0.0f;
+    clear(o);
     #pragma unroll
     for (int kt = 0; kt < KT / 16; kt++) {
         int j = 2 * kt;
-        unsigned int a0 = pack(s[j][0] * kept(keep, j, 0), s[j][1] * kept(keep, j, 1));
-        unsigned int a1 = pack(s[j][2] * kept(keep, j, 2), s[j][3] * kept(keep, j, 3));
-        unsigned int a2 = pack(s[j + 1][0] * kept(keep, j + 1, 0), s[j + 1][1] * kept(keep, j + 1, 1));
-        unsigned int a3 = pack(s[j + 1][2] * kept(keep, j + 1, 2), s[j + 1][3] * kept(keep, j + 1, 3));
+        unsigned int af[4] = {
+            pack(s[j][0] * kept(keep, j, 0), s[j][1] * kept(keep, j, 1)),
+            pack(s[j][2] * kept(keep, j, 2), s[j][3] * kept(keep, j, 3)),
+            pack(s[j + 1][0] * kept(keep, j + 1, 0), s[j + 1][1] * kept(keep, j + 1, 1)),
+            pack(s[j + 1][2] * kept(keep, j + 1, 2), s[j + 1][3] * kept(keep, j + 1, 3)),
+        };
         #pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            const unsigned short *col = vt + (n * 8 + g) * (KT + PAD) + kt * 16 + 2 * t;
-            mma(o[n], a0, a1, a2, a3, pair(col), pair(col + 8));
+        for (int n = 0; n < D / 8; n += 2) {
+            unsigned int bf[4];
+            b_columns(bf, vs, D + PAD, n * 8, kt * 16);
+            mma(o[n], af, bf[0], bf[1]);
+            mma(o[n + 1], af, bf[2], bf[3]);
         }
     }
     store_rows(out + b * O_BATCH + h * O_HEAD, O_ROW, o, first, SQ);
@@ -348,52 +402,21 @@ typedef unsigned short dv_t;
 typedef float dv_t;
 #endif
 
-// acc[D / 8][4] = the 16 rows of `a` ([rows][KT + PAD], rows `first` on) times `b` ([KT][D + PAD])
-// over `depth`: the A fragments read as they lie, the B fragments transposed.
-__device__ __forceinline__ void rows_times_columns(float (*acc)[4], const unsigned short *a,
-                                                   int a_stride, const unsigned short *b,
-                                                   int depth) {
-    int g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
-    #pragma unroll
-    for (int n = 0; n < D / 8; n++)
-        #pragma unroll
-        for (int i = 0; i < 4; i++) acc[n][i] = 0.0f;
-    for (int kk = 0; kk < depth; kk += 16) {
-        const unsigned short *row = a + g * a_stride + kk + 2 * t;
-        unsigned int a0 = pair(row), a2 = pair(row + 8);
-        unsigned int a1 = pair(row + 8 * a_stride), a3 = pair(row + 8 * a_stride + 8);
-        #pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            const unsigned short *col = b + (kk + 2 * t) * (D + PAD) + n * 8 + g;
-            unsigned int b0 = pair_of(col[0], col[D + PAD]);
-            unsigned int b1 = pair_of(col[8 * (D + PAD)], col[9 * (D + PAD)]);
-            mma(acc[n], a0, a1, a2, a3, b0, b1);
-        }
-    }
-}
-
-// acc[D / 8][4] = columns [first, first + 16) of `a` ([SQT][KT + PAD]) transposed, times `b`
-// ([SQT][D + PAD]) over the queries: both operands read transposed.
-__device__ __forceinline__ void columns_times_columns(float (*acc)[4], const unsigned short *a,
-                                                      int first, const unsigned short *b) {
-    int g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
-    #pragma unroll
-    for (int n = 0; n < D / 8; n++)
-        #pragma unroll
-        for (int i = 0; i < 4; i++) acc[n][i] = 0.0f;
-    const int as = KT + PAD, bs = D + PAD;
+// acc[D / 8][4] = rows [m0, m0 + 16) of Mᵀ times `b` ([SQT][D + PAD]) over the queries, M
+// ([SQT][KT + PAD]) the probabilities or the scores' gradient: the values' or keys' gradient of
+// keys m0 .. m0 + 16.
+__device__ __forceinline__ void columns_times_columns(float (*acc)[4], const unsigned short *m,
+                                                      int m0, const unsigned short *b) {
+    clear(acc);
     for (int kk = 0; kk < SQT; kk += 16) {
-        const unsigned short *col = a + (kk + 2 * t) * as + first + g;
-        unsigned int a0 = pair_of(col[0], col[as]);
-        unsigned int a1 = pair_of(col[8], col[as + 8]);
-        unsigned int a2 = pair_of(col[8 * as], col[9 * as]);
-        unsigned int a3 = pair_of(col[8 * as + 8], col[9 * as + 8]);
+        unsigned int af[4];
+        a_columns(af, m, KT + PAD, m0, kk);
         #pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            const unsigned short *bc = b + (kk + 2 * t) * bs + n * 8 + g;
-            unsigned int b0 = pair_of(bc[0], bc[bs]);
-            unsigned int b1 = pair_of(bc[8 * bs], bc[9 * bs]);
-            mma(acc[n], a0, a1, a2, a3, b0, b1);
+        for (int n = 0; n < D / 8; n += 2) {
+            unsigned int bf[4];
+            b_columns(bf, b, D + PAD, n * 8, kk);
+            mma(acc[n], af, bf[0], bf[1]);
+            mma(acc[n + 1], af, bf[2], bf[3]);
         }
     }
 }
@@ -415,7 +438,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     stage(dos, dout + b * DO_BATCH + h * DO_HEAD, DO_ROW, 0, SQT, SQ);
     stage(ks, k + b * K_BATCH + h * K_HEAD, K_ROW, 0, KT, SK);
     stage(vs, v + b * V_BATCH + h * V_HEAD, V_ROW, 0, KT, SK);
-    __syncthreads();
+    staged();
     int warp = threadIdx.x / 32, g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
     int first = warp * 16;
     {
@@ -456,7 +479,19 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     {
         // The queries' gradient: the warp's rows of the scores' gradient times the keys.
         float acc[D / 8][4];
-        rows_times_columns(acc, dss + first * (KT + PAD), KT + PAD, ks, KT);
+        clear(acc);
+        #pragma unroll
+        for (int kk = 0; kk < KT; kk += 16) {
+            unsigned int af[4];
+            a_rows(af, dss + first * (KT + PAD), KT + PAD, kk);
+            #pragma unroll
+            for (int n = 0; n < D / 8; n += 2) {
+                unsigned int bf[4];
+                b_columns(bf, ks, D + PAD, n * 8, kk);
+                mma(acc[n], af, bf[0], bf[1]);
+                mma(acc[n + 1], af, bf[2], bf[3]);
+            }
+        }
         store_rows(dq + b * DQ_BATCH + h * DQ_HEAD, DQ_ROW, acc, first, SQ);
     }
     __syncthreads();

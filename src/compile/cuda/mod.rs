@@ -374,3 +374,41 @@ mod nvrtc_tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "cuda"))]
+mod ptx_dump {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn dump_fused_attention_ptx() {
+        use fused_attention_source::{
+            backward_source, forward_source,
+            tests::{bert_base, token_major},
+        };
+        use kernel::{ptx_for, TENSOR_CORE_ARCH};
+        let dir = std::env::var("PTX_DIR").unwrap();
+        for (name, shape) in [("128", bert_base(128, 128)), ("64", bert_base(64, 64))] {
+            let layout = token_major(shape.keys, shape.heads, shape.head_dim);
+            std::fs::write(
+                format!("{dir}/fwd{name}.ptx"),
+                ptx_for(&forward_source(&shape, [layout; 4], true), TENSOR_CORE_ARCH).to_src(),
+            )
+            .unwrap();
+            std::fs::write(
+                format!("{dir}/bwd{name}.ptx"),
+                ptx_for(
+                    &backward_source(&shape, [layout; 7], [true; 3]),
+                    TENSOR_CORE_ARCH,
+                )
+                .to_src(),
+            )
+            .unwrap();
+            std::fs::write(
+                format!("{dir}/bwd{name}.cu"),
+                backward_source(&shape, [layout; 7], [true; 3]),
+            )
+            .unwrap();
+        }
+    }
+}
