@@ -154,7 +154,7 @@ __device__ __forceinline__ void b_columns(unsigned int *b, const unsigned short 
 }
 
 // Rows [first, first + rows) of an operand into `to` ([rows][D + PAD]), rows past `last` zero,
-// 16 bytes a copy, all in flight until `staged`.
+// 16 bytes a copy, all in flight until `staged` waits for them.
 __device__ __forceinline__ void stage(unsigned short *to, const unsigned short *from,
                                       long long row_stride, int first, int rows, int last) {
     for (int i = threadIdx.x; i < rows * (D / 8); i += blockDim.x) {
@@ -167,8 +167,15 @@ __device__ __forceinline__ void stage(unsigned short *to, const unsigned short *
     }
 }
 
+// Ends a group of `stage` copies.
+__device__ __forceinline__ void commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most `pending` groups of copies are in flight, then for the block.
+template <int pending>
 __device__ __forceinline__ void staged() {
-    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(pending) : "memory");
     __syncthreads();
 }
 
@@ -345,16 +352,24 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     const int tiles = (SQ + WARPS * 16 - 1) / (WARPS * 16);
     int bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * WARPS * 16;
     int b = bh / HEADS, h = bh % HEADS;
+    // The queries and keys first: the probabilities are computed while the values arrive.
     stage(qs, q + b * Q_BATCH + h * Q_HEAD, Q_ROW, q0, WARPS * 16, SQ);
     stage(ks, k + b * K_BATCH + h * K_HEAD, K_ROW, 0, KT, SK);
+    commit();
     stage(vs, v + b * V_BATCH + h * V_HEAD, V_ROW, 0, KT, SK);
-    staged();
+    commit();
+    staged<1>();
     int warp = threadIdx.x / 32;
     int first = q0 + warp * 16;
-    if (first >= SQ) return;
+    bool live = first < SQ;
     float s[NT][4];
-    rows_times_rows(s, qs + warp * 16 * (D + PAD), ks);
-    unsigned long long keep = softmax_rows(s, bias + b * SK, (long long)bh * SQ + first, key0, key1);
+    unsigned long long keep = 0ull;
+    if (live) {
+        rows_times_rows(s, qs + warp * 16 * (D + PAD), ks);
+        keep = softmax_rows(s, bias + b * SK, (long long)bh * SQ + first, key0, key1);
+    }
+    staged<0>();
+    if (!live) return;
     // Probabilities times values: the C fragments of two neighbouring key tiles are the A
     // fragment of one K step.
     float o[D / 8][4];
@@ -434,17 +449,22 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     unsigned short *ps = vs + KT * (D + PAD);
     unsigned short *dss = ps + SQT * (KT + PAD);
     int bh = blockIdx.x, b = bh / HEADS, h = bh % HEADS;
+    // The queries and keys first: the probabilities are recomputed while the context gradient
+    // and the values arrive.
     stage(qs, q + b * Q_BATCH + h * Q_HEAD, Q_ROW, 0, SQT, SQ);
-    stage(dos, dout + b * DO_BATCH + h * DO_HEAD, DO_ROW, 0, SQT, SQ);
     stage(ks, k + b * K_BATCH + h * K_HEAD, K_ROW, 0, KT, SK);
+    commit();
+    stage(dos, dout + b * DO_BATCH + h * DO_HEAD, DO_ROW, 0, SQT, SQ);
     stage(vs, v + b * V_BATCH + h * V_HEAD, V_ROW, 0, KT, SK);
-    staged();
+    commit();
+    staged<1>();
     int warp = threadIdx.x / 32, g = (threadIdx.x & 31) / 4, t = threadIdx.x & 3;
     int first = warp * 16;
     {
         float s[NT][4], dp[NT][4];
         rows_times_rows(s, qs + first * (D + PAD), ks);
         unsigned long long keep = softmax_rows(s, bias + b * SK, (long long)bh * SQ + first, key0, key1);
+        staged<0>();
         rows_times_rows(dp, dos + first * (D + PAD), vs);
         // The scores' gradient, as `AttentionProbabilitiesGradient` takes it: g = dp * mask,
         // ds = scale * y * (g - sum_k g_k y_k).
