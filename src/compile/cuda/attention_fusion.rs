@@ -640,18 +640,20 @@ mod tests {
     }
 
     const B: usize = 2;
-    const S: usize = 16;
     const HIDDEN: usize = 32;
 
     fn random(n: usize, rng: &mut StdRng) -> Vec<f32> {
         (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
     }
 
-    /// One attention of 2 heads of 16 dimensions over 2 sequences of 16 tokens (the second
+    /// One attention of 2 heads of 16 dimensions over 2 sequences of `S` tokens (the second
     /// padded after 11), its queries, keys and values projected from three inputs, trained
     /// against random weights of its context: the loss and the inputs' gradients, computed as
     /// the graph has them or with attention fused; and how many attentions were fused.
-    fn attention_step(dropout: bool, fused: bool) -> (Vec<Vec<f32>>, (usize, usize)) {
+    fn attention_step<const S: usize>(
+        dropout: bool,
+        fused: bool,
+    ) -> (Vec<Vec<f32>>, (usize, usize)) {
         let mut rng = StdRng::seed_from_u64(11);
         let mut cx = Graph::new();
         let inputs: Vec<GraphTensor<R3<B, S, HIDDEN>>> = ["q", "k", "v"]
@@ -756,8 +758,8 @@ mod tests {
     #[test]
     fn a_fused_attention_computes_what_its_nodes_did() {
         for dropout in [false, true] {
-            let (expected, _) = attention_step(dropout, false);
-            let (actual, counts) = attention_step(dropout, true);
+            let (expected, _) = attention_step::<16>(dropout, false);
+            let (actual, counts) = attention_step::<16>(dropout, true);
             assert_eq!(
                 counts,
                 (1, 1),
@@ -774,5 +776,11 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_attention_longer_than_the_kernels_take_keeps_its_nodes() {
+        let (_, counts) = attention_step::<{ MAX_SEQUENCE + 16 }>(true, true);
+        assert_eq!(counts, (0, 0));
     }
 }
