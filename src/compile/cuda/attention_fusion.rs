@@ -58,12 +58,18 @@ struct Backward {
 }
 
 /// The fused ops of one attention. Forward inputs: queries, keys, values, the padding bias and,
-/// with dropout, the random key; output the context `[batch, heads, queries, head_dim]`.
-/// Backward inputs: queries, keys, values, the context's gradient, the bias and the key; outputs
-/// the gradients of the queries, keys and values, each `[batch, heads, rows, head_dim]`.
-/// Layouts come inputs first, then outputs.
+/// with dropout, the random key; output the context `[batch, heads, queries, head_dim]` and,
+/// where `mask_for_backward` (dropout, and a backward op to read it), the dropout mask in a form
+/// of the backend's choosing. Backward inputs: queries, keys, values, the context's gradient, the
+/// bias and, with dropout, that mask; outputs the gradients of the queries, keys and values, each
+/// `[batch, heads, rows, head_dim]`. Layouts come inputs first, then outputs.
 pub trait FusedAttentionOps {
-    fn forward(&self, shape: &AttentionShape, layouts: [OperandLayout; 4]) -> Box<dyn Operator>;
+    fn forward(
+        &self,
+        shape: &AttentionShape,
+        layouts: [OperandLayout; 4],
+        mask_for_backward: bool,
+    ) -> Box<dyn Operator>;
     fn backward(&self, shape: &AttentionShape, layouts: [OperandLayout; 7]) -> Box<dyn Operator>;
 }
 
@@ -465,18 +471,17 @@ fn rewrite(graph: &mut Graph, attention: Attention, ops: &impl FusedAttentionOps
         forward,
         backward,
     } = attention;
-    let inputs = |operands: &[Operand]| -> Vec<Input> {
-        operands
-            .iter()
-            .map(|operand| operand.input)
-            .chain([bias])
-            .chain(random_key)
-            .collect()
-    };
     let operands = [query, key, value];
     let [q, k, v] = operands.map(|operand| operand.layout);
-    let fused = ops.forward(&shape, [q, k, v, context.0]);
-    let fused = add_node(graph, fused, &inputs(&operands));
+    let mask_for_backward = backward.is_some() && shape.mask.is_some();
+    let fused = ops.forward(&shape, [q, k, v, context.0], mask_for_backward);
+    let inputs: Vec<Input> = operands
+        .iter()
+        .map(|operand| operand.input)
+        .chain([bias])
+        .chain(random_key)
+        .collect();
+    let fused = add_node(graph, fused, &inputs);
     move_readers(graph, forward[2], fused, 0);
     let mut removed = forward.to_vec();
     if let Some(backward) = backward {
@@ -484,7 +489,19 @@ fn rewrite(graph: &mut Graph, attention: Attention, ops: &impl FusedAttentionOps
         let dout = backward.context_gradient.layout;
         let [dq, dk, dv] = backward.gradients.map(|(_, output)| output.0);
         let gradient = ops.backward(&shape, [q, k, v, dout, dq, dk, dv]);
-        let gradient = add_node(graph, gradient, &inputs(&operands));
+        // The forward op's mask, as it hands it on.
+        let mask = Input {
+            source: fused,
+            output: 1,
+            view: ShapeTracker::new(&[]),
+        };
+        let inputs: Vec<Input> = operands
+            .iter()
+            .map(|operand| operand.input)
+            .chain([bias])
+            .chain(mask_for_backward.then_some(mask))
+            .collect();
+        let gradient = add_node(graph, gradient, &inputs);
         for (output, &(product, _)) in backward.gradients.iter().enumerate() {
             move_readers(graph, product, gradient, output as u8);
         }
@@ -518,6 +535,8 @@ mod tests {
     struct ReferenceAttention {
         shape: AttentionShape,
         layouts: Vec<OperandLayout>,
+        /// The forward op hands the backward one its mask's values (output 1).
+        mask_out: bool,
     }
 
     struct Reference;
@@ -527,10 +546,12 @@ mod tests {
             &self,
             shape: &AttentionShape,
             layouts: [OperandLayout; 4],
+            mask_for_backward: bool,
         ) -> Box<dyn Operator> {
             Box::new(ReferenceAttention {
                 shape: shape.clone(),
                 layouts: layouts.to_vec(),
+                mask_out: mask_for_backward,
             })
         }
 
@@ -542,6 +563,7 @@ mod tests {
             Box::new(ReferenceAttention {
                 shape: shape.clone(),
                 layouts: layouts.to_vec(),
+                mask_out: false,
             })
         }
     }
@@ -558,9 +580,13 @@ mod tests {
                 b * l.batch + h * l.head + row * l.row + dim
             };
             let bias = input_values(&inputs[operands].0, &inputs[operands].1);
-            let mask = s.mask.as_ref().map(|mask| {
-                let (key, view) = &inputs[operands + 1];
-                mask.values(key_from_values(&input_values(key, view)), 1)
+            let mask: Option<Vec<f32>> = s.mask.as_ref().map(|mask| {
+                let (input, view) = &inputs[operands + 1];
+                if backward {
+                    input_buffer(input).to_vec()
+                } else {
+                    mask.values(key_from_values(&input_values(input, view)), 1)
+                }
             });
             // Element (b, h, row, dim) of operand `o`.
             let at = |o: usize, b: usize, h: usize, row: usize, dim: usize| {
@@ -620,6 +646,9 @@ mod tests {
                         }
                     }
                 }
+            }
+            if self.mask_out {
+                outs.push(mask.expect("a mask to hand on"));
             }
             outs.into_iter().map(Tensor::new).collect()
         }

@@ -55,6 +55,12 @@ impl AttentionShape {
         self.padded_queries() / WARP_ROWS
     }
 
+    /// 64-bit words of the dropout mask's bits the forward kernel hands the backward one: one a
+    /// lane for each 16 queries of each sequence and head.
+    pub fn keep_words(&self) -> usize {
+        self.batch * self.heads * (self.padded_queries() / WARP_ROWS) * 32
+    }
+
     /// Shared memory of a backward block: queries, context gradient, keys and values staged, and
     /// the probabilities and scores' gradient, in bf16.
     pub fn backward_shared_bytes(&self) -> usize {

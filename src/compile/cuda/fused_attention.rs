@@ -10,7 +10,7 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{
+use luminal_cudarc::driver::{DevicePtr, 
     sys::CUfunction_attribute_enum, CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig,
 };
 
@@ -18,7 +18,7 @@ use super::{
     attention_fusion::FusedAttentionOps,
     attention_shape::{AttentionShape, OperandLayout, FORWARD_WARPS},
     bf16_operands::input_addresses,
-    device_buffer::copy_to_host,
+    device_buffer::{copy_to_host, raw_input, raw_tensor},
     fused_attention_source::{backward_source, forward_source},
     fused_elementwise::OutputBuffer,
     kernel::Kernel,
@@ -36,14 +36,14 @@ pub mod forward_input {
 }
 
 /// The backward kernel's inputs: queries, keys, values and the context's gradient (bf16), the
-/// padding bias and, with dropout, the random key.
+/// padding bias and, with dropout, the mask bits the forward kernel wrote (its output 1).
 pub mod backward_input {
     pub const QUERY: u8 = 0;
     pub const KEY: u8 = 1;
     pub const VALUE: u8 = 2;
     pub const CONTEXT_GRADIENT: u8 = 3;
     pub const BIAS: u8 = 4;
-    pub const RANDOM_KEY: u8 = 5;
+    pub const KEEP_BITS: u8 = 5;
 }
 
 /// The random key's `[key0, key1]` from input `input`, or zeros without dropout.
@@ -61,12 +61,13 @@ fn philox_words(
 }
 
 /// The context of attention, `[batch, heads, queries, head_dim]` laid out as its last layout
-/// says.
+/// says; with `keep_bits` and dropout, also the mask's bits for the backward kernel (output 1).
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaFusedAttention {
-    pub shape: AttentionShape,
-    pub layouts: [OperandLayout; 4],
+    shape: AttentionShape,
+    layouts: [OperandLayout; 4],
     bf16_output: bool,
+    keep_bits: bool,
     kernel: Kernel,
 }
 
@@ -75,20 +76,24 @@ impl CudaFusedAttention {
         shape: AttentionShape,
         layouts: [OperandLayout; 4],
         bf16_output: bool,
+        keep_bits: bool,
         device: &Arc<CudaDevice>,
     ) -> Self {
-        let source = forward_source(&shape, layouts, bf16_output);
+        let keep_bits = keep_bits && shape.mask.is_some();
+        let source = forward_source(&shape, layouts, bf16_output, keep_bits);
         Self {
             kernel: Kernel::compile_for_tensor_cores(device, &source),
             shape,
             layouts,
             bf16_output,
+            keep_bits,
         }
     }
 
     /// The same kernel writing its context in bf16.
     pub fn writing_bf16(&self) -> Self {
-        Self::new(self.shape.clone(), self.layouts, true, &self.kernel.device)
+        let (shape, layouts) = (self.shape.clone(), self.layouts);
+        Self::new(shape, layouts, true, self.keep_bits, &self.kernel.device)
     }
 
     pub fn writes_bf16(&self) -> bool {
@@ -113,8 +118,13 @@ impl Operator for CudaFusedAttention {
         );
         let read = usize::from(forward_input::BIAS) + 1;
         let ins = input_addresses(&inputs[..read], Self::bf16_inputs(), "FusedAttention");
+        let keep = self.keep_bits.then(|| {
+            // Every word is written.
+            unsafe { self.kernel.device.alloc::<u64>(s.keep_words()) }.expect("GPU allocation")
+        });
         let mut parameters: Vec<*mut c_void> = [out.parameter()]
             .into_iter()
+            .chain(keep.iter().map(|keep| keep.as_kernel_param()))
             .chain(ins.iter().map(|input| input.as_kernel_param()))
             .chain([key0.as_kernel_param(), key1.as_kernel_param()])
             .collect();
@@ -125,7 +135,7 @@ impl Operator for CudaFusedAttention {
         };
         unsafe { self.kernel.function.clone().launch(config, &mut parameters) }
             .expect("FusedAttention launch");
-        vec![out.tensor()]
+        [out.tensor()].into_iter().chain(keep.map(raw_tensor)).collect()
     }
 }
 
@@ -133,8 +143,8 @@ impl Operator for CudaFusedAttention {
 /// `[batch, heads, rows, head_dim]` laid out as its layout (the last three) says.
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaFusedAttentionGradient {
-    pub shape: AttentionShape,
-    pub layouts: [OperandLayout; 7],
+    shape: AttentionShape,
+    layouts: [OperandLayout; 7],
     bf16_outputs: [bool; 3],
     kernel: Kernel,
 }
@@ -190,7 +200,6 @@ impl CudaFusedAttentionGradient {
 impl Operator for CudaFusedAttentionGradient {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let s = &self.shape;
-        let [key0, key1] = philox_words(s, &inputs, backward_input::RANDOM_KEY);
         let device = &self.kernel.device;
         let per_head = [s.queries, s.keys, s.keys];
         let outs: Vec<OutputBuffer> = per_head
@@ -206,11 +215,19 @@ impl Operator for CudaFusedAttentionGradient {
             Self::bf16_inputs(),
             "FusedAttentionGradient",
         );
+        let keep = s.mask.as_ref().map(|_| {
+            let bits = raw_input::<u64>(
+                &inputs[usize::from(backward_input::KEEP_BITS)].0,
+                "FusedAttentionGradient",
+                "the forward kernel's mask bits",
+            );
+            *bits.device_ptr()
+        });
         let mut parameters: Vec<*mut c_void> = outs
             .iter()
             .map(OutputBuffer::parameter)
             .chain(ins.iter().map(|input| input.as_kernel_param()))
-            .chain([key0.as_kernel_param(), key1.as_kernel_param()])
+            .chain(keep.iter().map(|keep| keep.as_kernel_param()))
             .collect();
         let config = LaunchConfig {
             grid_dim: (u32::try_from(s.batch * s.heads).expect("grid"), 1, 1),
@@ -227,13 +244,14 @@ impl Operator for CudaFusedAttentionGradient {
 pub struct CudaFusedAttentionOps<'a>(pub &'a Arc<CudaDevice>);
 
 impl FusedAttentionOps for CudaFusedAttentionOps<'_> {
-    fn forward(&self, shape: &AttentionShape, layouts: [OperandLayout; 4]) -> Box<dyn Operator> {
-        Box::new(CudaFusedAttention::new(
-            shape.clone(),
-            layouts,
-            false,
-            self.0,
-        ))
+    fn forward(
+        &self,
+        shape: &AttentionShape,
+        layouts: [OperandLayout; 4],
+        mask_for_backward: bool,
+    ) -> Box<dyn Operator> {
+        let (shape, device) = (shape.clone(), self.0);
+        Box::new(CudaFusedAttention::new(shape, layouts, false, mask_for_backward, device))
     }
 
     fn backward(&self, shape: &AttentionShape, layouts: [OperandLayout; 7]) -> Box<dyn Operator> {

@@ -46,23 +46,26 @@ fn header(shape: &AttentionShape, operands: &[(&str, OperandLayout)]) -> String 
 
 /// The forward kernel, from the layouts of the queries, keys and values and of the context it
 /// writes (in bf16 where `bf16_output`).
+/// With `keep_bits` (a backward kernel will read them), it also writes its dropout mask's bits.
 pub fn forward_source(
     shape: &AttentionShape,
     [query, key, value, context]: [OperandLayout; 4],
     bf16_output: bool,
+    keep_bits: bool,
 ) -> String {
     header(
         shape,
         &[("Q", query), ("K", key), ("V", value), ("O", context)],
     ) + &format!(
-        "#define OUT_BF16 {}\n#define WARPS {FORWARD_WARPS}\n",
-        u8::from(bf16_output)
+        "#define OUT_BF16 {}\n#define KEEP_OUT {}\n#define WARPS {FORWARD_WARPS}\n",
+        u8::from(bf16_output),
+        u8::from(keep_bits && shape.mask.is_some()),
     ) + FORWARD
 }
 
 /// The backward kernel, from the layouts of the queries, keys, values and context gradient and
 /// of the gradients of the queries, keys and values it writes (each in bf16 where `bf16_outputs`
-/// says).
+/// says). With dropout it reads the forward kernel's mask bits rather than drawing them again.
 pub fn backward_source(
     shape: &AttentionShape,
     [query, key, value, context_gradient, dq, dk, dv]: [OperandLayout; 7],
@@ -212,13 +215,9 @@ __device__ __forceinline__ float kept(unsigned long long keep, int j, int i) {
 }
 
 // The softmax of the warp's scores `s` (rows g and g + 8 of its 16, keys j * 8 + 2t + {0, 1}),
-// scaled and biased, in place; returns which of them the dropout mask keeps (bit j * 4 + i for
-// s[j][i]). `first_row` is the warp's first row of attention's probabilities ([batch, heads,
-// queries] flat).
-__device__ __forceinline__ unsigned long long softmax_rows(float (*s)[4], const float *bias,
-                                                           long long first_row,
-                                                           unsigned int key0, unsigned int key1) {
-    int lane = threadIdx.x & 31, g = lane / 4, t = lane & 3;
+// scaled and biased, in place.
+__device__ __forceinline__ void softmax_rows(float (*s)[4], const float *bias) {
+    int t = threadIdx.x & 3;
     float mx[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)};
     #pragma unroll
     for (int j = 0; j < NT; j++)
@@ -257,6 +256,13 @@ __device__ __forceinline__ unsigned long long softmax_rows(float (*s)[4], const 
     for (int j = 0; j < NT; j++)
         #pragma unroll
         for (int i = 0; i < 4; i++) s[j][i] *= sum[i / 2];
+}
+
+// Which of the warp's values the dropout mask keeps: bit j * 4 + i for s[j][i]. `first_row` is
+// the warp's first row of attention's probabilities ([batch, heads, queries] flat).
+__device__ __forceinline__ unsigned long long draw_mask(long long first_row, unsigned int key0,
+                                                        unsigned int key1) {
+    int lane = threadIdx.x & 31, g = lane / 4, t = lane & 3;
     unsigned long long keep = 0ull;
 #if MASK
     #pragma unroll
@@ -342,10 +348,16 @@ typedef unsigned short out_t;
 typedef float out_t;
 #endif
 
+// With KEEP_OUT, the mask bits go to `keep_out` for the backward kernel, each lane's 64 (its
+// `draw_mask` word) at [sequence * heads + head][row / 16][lane].
 extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
-        out_t *__restrict__ out, const unsigned short *__restrict__ q,
-        const unsigned short *__restrict__ k, const unsigned short *__restrict__ v,
-        const float *__restrict__ bias, unsigned int key0, unsigned int key1) {
+        out_t *__restrict__ out,
+#if KEEP_OUT
+        unsigned long long *__restrict__ keep_out,
+#endif
+        const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,
+        const unsigned short *__restrict__ v, const float *__restrict__ bias, unsigned int key0,
+        unsigned int key1) {
     __shared__ __align__(16) unsigned short qs[WARPS * 16 * (D + PAD)];
     __shared__ __align__(16) unsigned short ks[KT * (D + PAD)];
     __shared__ __align__(16) unsigned short vs[KT * (D + PAD)];
@@ -366,7 +378,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     unsigned long long keep = 0ull;
     if (live) {
         rows_times_rows(s, qs + warp * 16 * (D + PAD), ks);
-        keep = softmax_rows(s, bias + b * SK, (long long)bh * SQ + first, key0, key1);
+        softmax_rows(s, bias + b * SK);
+        keep = draw_mask((long long)bh * SQ + first, key0, key1);
+#if KEEP_OUT
+        keep_out[((long long)bh * (SQT / 16) + first / 16) * 32 + (threadIdx.x & 31)] = keep;
+#endif
     }
     staged<0>();
     if (!live) return;
@@ -440,7 +456,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
         dq_t *__restrict__ dq, dk_t *__restrict__ dk, dv_t *__restrict__ dv,
         const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,
         const unsigned short *__restrict__ v, const unsigned short *__restrict__ dout,
-        const float *__restrict__ bias, unsigned int key0, unsigned int key1) {
+        const float *__restrict__ bias
+#if MASK
+        , const unsigned long long *__restrict__ keep_in
+#endif
+        ) {
     extern __shared__ __align__(16) unsigned short shared[];
     unsigned short *qs = shared;
     unsigned short *dos = qs + SQT * (D + PAD);
@@ -463,7 +483,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
     {
         float s[NT][4], dp[NT][4];
         rows_times_rows(s, qs + first * (D + PAD), ks);
-        unsigned long long keep = softmax_rows(s, bias + b * SK, (long long)bh * SQ + first, key0, key1);
+        softmax_rows(s, bias + b * SK);
+#if MASK
+        // The forward kernel's mask bits, which it drew in the same lanes.
+        unsigned long long keep = keep_in[((long long)bh * (SQT / 16) + warp) * 32 + (threadIdx.x & 31)];
+#else
+        unsigned long long keep = ~0ull;
+#endif
         staged<0>();
         rows_times_rows(dp, dos + first * (D + PAD), vs);
         // The scores' gradient, as `AttentionProbabilitiesGradient` takes it: g = dp * mask,
@@ -559,7 +585,7 @@ pub(super) mod tests {
     #[test]
     fn the_header_carries_the_sizes_layouts_and_mask() {
         let layout = token_major(64, 12, 64);
-        let text = forward_source(&bert_base(64, 128), [layout; 4], true);
+        let text = forward_source(&bert_base(64, 128), [layout; 4], true, true);
         for line in [
             "#define SQ 64\n",
             "#define SK 128\n",
@@ -568,6 +594,7 @@ pub(super) mod tests {
             "#define MASK 1\n",
             "#define STREAM 7u\n",
             "#define OUT_BF16 1\n",
+            "#define KEEP_OUT 1\n",
         ] {
             assert!(text.contains(line), "missing {line:?}");
         }

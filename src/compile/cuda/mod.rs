@@ -149,17 +149,24 @@ mod nvrtc_tests {
                 ..bert_base(12, 12)
             },
         ];
-        for shape in shapes {
+        // DROPBERT_PTX_DIR=dir keeps each kernel's PTX there, for `ptxas -v` (registers, spills).
+        let keep = std::env::var("DROPBERT_PTX_DIR").ok();
+        for (index, shape) in shapes.iter().enumerate() {
             let layout = token_major(shape.keys, shape.heads, shape.head_dim);
-            ptx_for(
-                &forward_source(&shape, [layout; 4], false),
-                TENSOR_CORE_ARCH,
-            );
-            ptx_for(&forward_source(&shape, [layout; 4], true), TENSOR_CORE_ARCH);
-            ptx_for(
-                &backward_source(&shape, [layout; 7], [true, false, true]),
-                TENSOR_CORE_ARCH,
-            );
+            let kernels = [
+                ("forward", forward_source(shape, [layout; 4], false, false)),
+                ("forward-bf16-mask", forward_source(shape, [layout; 4], true, true)),
+                ("backward", backward_source(shape, [layout; 7], [true, false, true])),
+            ];
+            for (name, source) in kernels {
+                let ptx = ptx_for(&source, TENSOR_CORE_ARCH).to_src();
+                for instruction in ["mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async"] {
+                    assert!(ptx.contains(instruction), "{name} {index} lacks {instruction}");
+                }
+                if let Some(dir) = &keep {
+                    std::fs::write(format!("{dir}/{name}-{index}.ptx"), ptx).unwrap();
+                }
+            }
         }
     }
 
