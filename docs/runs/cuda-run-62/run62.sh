@@ -23,6 +23,5 @@ print('keep' if keep_wins else 'v3')
 PY
 )
 echo "table on $faster ($((600 - SECONDS)) s left)"
-MATMULS=bf16 TORCH_MODES=bf16,bf16-compile timeout $((595 - SECONDS)) bash benches/cuda_perf.sh $B/$faster /tmp/p 10 > /tmp/perf.log 2>&1
-cp /tmp/p/table.md $OUT/table.md; cp /tmp/p/bench.jsonl $OUT/bench.jsonl; cp /tmp/p/torch.jsonl $OUT/torch.jsonl
-cat $OUT/table.md
+MATMULS=bf16 TORCH_MODES=bf16,bf16-compile timeout $((595 - SECONDS)) bash benches/cuda_perf.sh $B/$faster $OUT/table 8 > /tmp/perf.log 2>&1
+rm -f $OUT/table/log.txt; cat $OUT/table/table.md
