@@ -10,8 +10,8 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{DevicePtr, 
-    sys::CUfunction_attribute_enum, CudaDevice, DeviceRepr, LaunchAsync, LaunchConfig,
+use luminal_cudarc::driver::{
+    sys::CUfunction_attribute_enum, CudaDevice, DevicePtr, DeviceRepr, LaunchAsync, LaunchConfig,
 };
 
 use super::{
@@ -135,7 +135,10 @@ impl Operator for CudaFusedAttention {
         };
         unsafe { self.kernel.function.clone().launch(config, &mut parameters) }
             .expect("FusedAttention launch");
-        [out.tensor()].into_iter().chain(keep.map(raw_tensor)).collect()
+        [out.tensor()]
+            .into_iter()
+            .chain(keep.map(raw_tensor))
+            .collect()
     }
 }
 
@@ -251,7 +254,13 @@ impl FusedAttentionOps for CudaFusedAttentionOps<'_> {
         mask_for_backward: bool,
     ) -> Box<dyn Operator> {
         let (shape, device) = (shape.clone(), self.0);
-        Box::new(CudaFusedAttention::new(shape, layouts, false, mask_for_backward, device))
+        Box::new(CudaFusedAttention::new(
+            shape,
+            layouts,
+            false,
+            mask_for_backward,
+            device,
+        ))
     }
 
     fn backward(&self, shape: &AttentionShape, layouts: [OperandLayout; 7]) -> Box<dyn Operator> {

@@ -155,13 +155,22 @@ mod nvrtc_tests {
             let layout = token_major(shape.keys, shape.heads, shape.head_dim);
             let kernels = [
                 ("forward", forward_source(shape, [layout; 4], false, false)),
-                ("forward-bf16-mask", forward_source(shape, [layout; 4], true, true)),
-                ("backward", backward_source(shape, [layout; 7], [true, false, true])),
+                (
+                    "forward-bf16-mask",
+                    forward_source(shape, [layout; 4], true, true),
+                ),
+                (
+                    "backward",
+                    backward_source(shape, [layout; 7], [true, false, true]),
+                ),
             ];
             for (name, source) in kernels {
                 let ptx = ptx_for(&source, TENSOR_CORE_ARCH).to_src();
                 for instruction in ["mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async"] {
-                    assert!(ptx.contains(instruction), "{name} {index} lacks {instruction}");
+                    assert!(
+                        ptx.contains(instruction),
+                        "{name} {index} lacks {instruction}"
+                    );
                 }
                 if let Some(dir) = &keep {
                     std::fs::write(format!("{dir}/{name}-{index}.ptx"), ptx).unwrap();
