@@ -70,10 +70,11 @@ impl AttentionShape {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn bert_base(queries: usize, keys: usize) -> AttentionShape {
+    /// BERT-base's attention at `queries` over `keys`, with attention dropout.
+    pub fn bert_base(queries: usize, keys: usize) -> AttentionShape {
         AttentionShape {
             batch: 256,
             heads: 12,
@@ -81,7 +82,11 @@ mod tests {
             keys,
             head_dim: 64,
             scale: 0.125,
-            mask: None,
+            mask: Some(DropoutMask {
+                len: 256 * 12 * queries * keys,
+                rate: 0.1,
+                stream: 7,
+            }),
         }
     }
 

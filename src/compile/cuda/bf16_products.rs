@@ -7,6 +7,8 @@
 //! backward pass, and to read each time, and a product only GEMMs read needs no rounding pass.
 //! Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`,
 //! which leaves these products alone.
+use std::collections::BTreeMap;
+
 use luminal::{op::Operator, prelude::*};
 
 use super::{
@@ -34,18 +36,9 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
         })
         .collect();
     for product in products {
-        let inputs_read = readers(graph, product);
-        if inputs_read.is_empty() {
+        let Some(readers) = readers_in_bf16(graph, &readers(graph, product)) else {
             continue;
-        }
-        let readers: Option<Vec<(NodeIndex, Box<dyn Operator>)>> = inputs_read
-            .iter()
-            .map(|(&reader, inputs)| {
-                let op = graph.graph.node_weight(reader).expect("live node");
-                reading_bf16(op.as_ref(), inputs).map(|op| (reader, op))
-            })
-            .collect();
-        let Some(readers) = readers else { continue };
+        };
         let contraction = graph
             .graph
             .node_weight(product)
@@ -54,10 +47,32 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
             .downcast_ref::<CudaContraction>()
             .expect("a contraction")
             .writing_bf16();
-        *graph.graph.node_weight_mut(product).expect("live node") = Box::new(contraction);
-        for (reader, op) in readers {
-            *graph.graph.node_weight_mut(reader).expect("live node") = op;
-        }
+        let contraction: Box<dyn Operator> = Box::new(contraction);
+        replace_ops(graph, readers.into_iter().chain([(product, contraction)]));
+    }
+}
+
+/// Each of `inputs_read`'s readers reading those inputs in bf16, if there are readers and every
+/// one can.
+fn readers_in_bf16(
+    graph: &Graph,
+    inputs_read: &BTreeMap<NodeIndex, Vec<u8>>,
+) -> Option<Vec<(NodeIndex, Box<dyn Operator>)>> {
+    if inputs_read.is_empty() {
+        return None;
+    }
+    inputs_read
+        .iter()
+        .map(|(&reader, inputs)| {
+            let op = graph.graph.node_weight(reader).expect("live node");
+            reading_bf16(op.as_ref(), inputs).map(|op| (reader, op))
+        })
+        .collect()
+}
+
+fn replace_ops(graph: &mut Graph, ops: impl IntoIterator<Item = (NodeIndex, Box<dyn Operator>)>) {
+    for (node, op) in ops {
+        *graph.graph.node_weight_mut(node).expect("live node") = op;
     }
 }
 
@@ -80,21 +95,13 @@ pub fn write_fused_attention_in_bf16(graph: &mut Graph) {
         .collect();
     for (node, outputs) in kernels {
         for output in 0..outputs {
-            let inputs_read = readers_of_output(graph, node, output as u8);
-            if inputs_read.is_empty()
-                || graph.no_delete.contains(&node)
-                || graph.to_retrieve.contains(&node)
-            {
+            if graph.no_delete.contains(&node) || graph.to_retrieve.contains(&node) {
                 continue;
             }
-            let readers: Option<Vec<(NodeIndex, Box<dyn Operator>)>> = inputs_read
-                .iter()
-                .map(|(&reader, inputs)| {
-                    let op = graph.graph.node_weight(reader).expect("live node");
-                    reading_bf16(op.as_ref(), inputs).map(|op| (reader, op))
-                })
-                .collect();
-            let Some(readers) = readers else { continue };
+            let inputs_read = readers_of_output(graph, node, output as u8);
+            let Some(readers) = readers_in_bf16(graph, &inputs_read) else {
+                continue;
+            };
             let any = graph.graph.node_weight(node).expect("live node").as_any();
             let kernel: Box<dyn Operator> = match any.downcast_ref::<CudaFusedAttention>() {
                 Some(forward) => Box::new(forward.writing_bf16()),
@@ -104,10 +111,7 @@ pub fn write_fused_attention_in_bf16(graph: &mut Graph) {
                         .writing_bf16(output),
                 ),
             };
-            *graph.graph.node_weight_mut(node).expect("live node") = kernel;
-            for (reader, op) in readers {
-                *graph.graph.node_weight_mut(reader).expect("live node") = op;
-            }
+            replace_ops(graph, readers.into_iter().chain([(node, kernel)]));
         }
     }
 }

@@ -553,8 +553,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) dropbert_kernel(
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::attention_shape::tests::bert_base;
     use super::*;
-    use crate::ops::DropoutMask;
 
     /// `[batch, seq, heads * dim]` as a `[batch, head, row, dim]` operand.
     pub fn token_major(seq: usize, heads: usize, dim: usize) -> OperandLayout {
@@ -562,23 +562,6 @@ pub(super) mod tests {
             batch: seq * heads * dim,
             head: dim,
             row: heads * dim,
-        }
-    }
-
-    /// BERT-base's attention at `queries` over `keys`, with attention dropout.
-    pub fn bert_base(queries: usize, keys: usize) -> AttentionShape {
-        AttentionShape {
-            batch: 256,
-            heads: 12,
-            queries,
-            keys,
-            head_dim: 64,
-            scale: 0.125,
-            mask: Some(DropoutMask {
-                len: 256 * 12 * queries * keys,
-                rate: 0.1,
-                stream: 7,
-            }),
         }
     }
 

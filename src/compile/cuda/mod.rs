@@ -121,11 +121,8 @@ mod nvrtc_tests {
 
     #[test]
     fn the_fused_attention_kernels_compile_for_the_tensor_cores() {
-        use attention_shape::AttentionShape;
-        use fused_attention_source::{
-            backward_source, forward_source,
-            tests::{bert_base, token_major},
-        };
+        use attention_shape::{tests::bert_base, AttentionShape};
+        use fused_attention_source::{backward_source, forward_source, tests::token_major};
         use kernel::{ptx_for, TENSOR_CORE_ARCH};
         // All tokens, the kept tokens, the split layer's kept queries over all keys, a fixture's
         // size without dropout, and keys that are no multiple of 8.
