@@ -678,10 +678,12 @@ mod tests {
     /// One attention of 2 heads of 16 dimensions over 2 sequences of `S` tokens (the second
     /// padded after 11), its queries, keys and values projected from three inputs, trained
     /// against random weights of its context: the loss and the inputs' gradients, computed as
-    /// the graph has them or with attention fused; and how many attentions were fused.
+    /// the graph has them or with attention fused (only the loss where not `train`); and how many
+    /// attentions were fused.
     fn attention_step<const S: usize>(
         dropout: bool,
         fused: bool,
+        train: bool,
     ) -> (Vec<Vec<f32>>, (usize, usize)) {
         let mut rng = StdRng::seed_from_u64(11);
         let mut cx = Graph::new();
@@ -740,7 +742,11 @@ mod tests {
         for x in &inputs {
             cx.keep_tensors(x.id);
         }
-        let gradients = add_backward(&mut cx, TensorRef::of(loss), &parameters, &[]).unwrap();
+        let gradients = if train {
+            add_backward(&mut cx, TensorRef::of(loss), &parameters, &[]).unwrap()
+        } else {
+            Vec::new()
+        };
         let mut outputs: Vec<NodeIndex> = [loss.id]
             .into_iter()
             .chain(gradients.iter().map(|g| g.tensor.id))
@@ -787,8 +793,8 @@ mod tests {
     #[test]
     fn a_fused_attention_computes_what_its_nodes_did() {
         for dropout in [false, true] {
-            let (expected, _) = attention_step::<16>(dropout, false);
-            let (actual, counts) = attention_step::<16>(dropout, true);
+            let (expected, _) = attention_step::<16>(dropout, false, true);
+            let (actual, counts) = attention_step::<16>(dropout, true, true);
             assert_eq!(
                 counts,
                 (1, 1),
@@ -809,7 +815,15 @@ mod tests {
 
     #[test]
     fn an_attention_longer_than_the_kernels_take_keeps_its_nodes() {
-        let (_, counts) = attention_step::<{ MAX_SEQUENCE + 16 }>(true, true);
+        let (_, counts) = attention_step::<{ MAX_SEQUENCE + 16 }>(true, true, true);
         assert_eq!(counts, (0, 0));
+    }
+
+    #[test]
+    fn an_attention_without_a_backward_pass_fuses_its_forward() {
+        let (expected, _) = attention_step::<16>(true, false, false);
+        let (actual, counts) = attention_step::<16>(true, true, false);
+        assert_eq!(counts, (1, 0));
+        assert!((expected[0][0] - actual[0][0]).abs() <= 1e-5 * expected[0][0].abs().max(1.0));
     }
 }
