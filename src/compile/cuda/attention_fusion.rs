@@ -3,7 +3,7 @@
 //! product `s = q kᵀ`, [`AttentionProbabilities`] `p` and the context's product `p v`. Backward
 //! (where the graph trains), five more: `dp = do vᵀ`, [`AttentionProbabilitiesGradient`] `ds`,
 //! and the products `ds k`, `dsᵀ q` and `pᵀ do`. The forward nodes become one
-//! [`CudaFusedAttention`] and the backward ones one [`CudaFusedAttentionGradient`], whose three
+//! `CudaFusedAttention` and the backward ones one `CudaFusedAttentionGradient`, whose three
 //! outputs the readers of the three gradients' products read instead. An attention whose nodes
 //! feed anything else, or whose layouts the kernels do not take, stays as it is. The pass is
 //! plain graph work, so its tests run it on the CPU with a reference of the fused ops in place of

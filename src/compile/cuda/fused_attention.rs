@@ -1,9 +1,10 @@
 //! Attention in one kernel forward and one backward (`--matmul bf16`, sequences of at most 128
 //! tokens): the scores, their softmax and dropout, and the context, without writing the scores or
-//! the probabilities; backward, the probabilities recomputed from the queries and keys, and the
-//! gradients of the queries, keys and values from one block per sequence and head. They replace
-//! the six products and two probability kernels that `attention_fusion` finds. The kernels' text
-//! is in `fused_attention_source`.
+//! the probabilities; backward, the probabilities recomputed from the queries and keys (the
+//! dropout mask's bits handed on by the forward kernel, 64 a lane), and the gradients of the
+//! queries, keys and values from one block per sequence and head. They replace the six products
+//! and two probability kernels that `attention_fusion` finds. The kernels' text is in
+//! `fused_attention_source`.
 use std::{ffi::c_void, sync::Arc};
 
 use luminal::{
