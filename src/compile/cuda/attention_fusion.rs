@@ -826,4 +826,72 @@ mod tests {
         assert_eq!(counts, (1, 0));
         assert!((expected[0][0] - actual[0][0]).abs() <= 1e-5 * expected[0][0].abs().max(1.0));
     }
+
+    /// The context's product at BERT-base's 128 tokens as the graph plans it: `a` the values
+    /// `[batch, key, head, dim]`, `b` the probabilities `[batch, head, query, key]`, the output
+    /// token-major `[batch, query, head, dim]` (axes: size, stride in a, in b, in the output).
+    fn context_product() -> Product {
+        Product {
+            batch: (256, 128 * 768, 12 * 128 * 128, 128 * 768),
+            head: (12, 64, 128 * 128, 64),
+            free: [(64, 1, 0, 1), (128, 0, 128, 768)],
+            summed: (128, 768, 1, 0),
+        }
+    }
+
+    fn input() -> Input {
+        Input {
+            source: NodeIndex::new(0),
+            output: 0,
+            view: ShapeTracker::new(&[]),
+        }
+    }
+
+    #[test]
+    fn a_products_layouts_are_read_off_its_strides() {
+        let product = context_product();
+        // The values, summed over their rows (the keys).
+        let values = product
+            .operand(0, false, input())
+            .expect("the values' layout");
+        assert_eq!(
+            values.layout,
+            OperandLayout {
+                batch: 128 * 768,
+                head: 64,
+                row: 768
+            }
+        );
+        // The output's rows are the probabilities' free axis (the queries).
+        let context = product.output(1).expect("the context's layout");
+        assert_eq!(
+            context.0,
+            OperandLayout {
+                batch: 128 * 768,
+                head: 64,
+                row: 768
+            }
+        );
+    }
+
+    #[test]
+    fn layouts_the_kernels_cannot_take_are_refused() {
+        // Rows 772 values apart are not 16-byte aligned.
+        let mut unaligned = context_product();
+        unaligned.summed.1 = 772;
+        assert!(unaligned.operand(0, false, input()).is_none());
+        // A head dimension that is not contiguous.
+        let mut strided = context_product();
+        strided.free[0].1 = 2;
+        assert!(strided.operand(0, false, input()).is_none());
+        // An output that leaves gaps in its buffer (rows 800 values apart).
+        let mut gapped = context_product();
+        gapped.free[1].3 = 800;
+        assert!(gapped.output(1).is_none());
+        // An output whose head dimension is not contiguous.
+        let mut transposed = context_product();
+        transposed.free[0].3 = 128;
+        transposed.free[1].3 = 1;
+        assert!(transposed.output(1).is_none());
+    }
 }
