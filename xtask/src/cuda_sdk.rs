@@ -22,6 +22,9 @@ const REQUIREMENTS: [&str; 4] = [
     "nvidia-curand",
 ];
 
+/// The wheel that holds `ptxas`, for `--with-ptxas`.
+const PTXAS_REQUIREMENT: &str = "nvidia-cuda-nvcc==13.0.*";
+
 /// The folder inside each wheel that holds `include/` and `lib/`.
 const WHEEL_ROOT: &str = "nvidia/cu13/";
 
@@ -33,6 +36,10 @@ pub struct Args {
     /// Where to put the CUDA root [default: target/cuda-sdk].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also put `ptxas` in the root's `bin/` (from the nvcc wheel, about 40 MB), to read a
+    /// kernel's registers and spills without a GPU (`ptxas -v`; docs/perf.md, runs 59-62).
+    #[arg(long)]
+    with_ptxas: bool,
 }
 
 pub fn run(args: &Args, repo_root: &Path) -> Result<()> {
@@ -49,7 +56,11 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<()> {
         "the stub libcuda.so is compiled with gcc: install it (e.g. `apt-get install gcc`)",
     )?;
 
-    download_wheels(&python, &wheels)?;
+    let mut requirements = REQUIREMENTS.to_vec();
+    if args.with_ptxas {
+        requirements.push(PTXAS_REQUIREMENT);
+    }
+    download_wheels(&python, &wheels, &requirements)?;
     if out.join(COMPLETE_MARKER).is_file() {
         eprintln!("cuda-sdk: {} is complete already", out.display());
     } else {
@@ -61,6 +72,9 @@ pub fn run(args: &Args, repo_root: &Path) -> Result<()> {
         link_unversioned_libraries(&out.join("lib"))?;
         build_driver_stub(&out)?;
         fs::write(out.join(COMPLETE_MARKER), "")?;
+    }
+    if args.with_ptxas && !out.join("bin/ptxas").is_file() {
+        unpack_ptxas(&python, &wheels, &out)?;
     }
     println!("export CUDA_ROOT={}", out.display());
     Ok(())
@@ -87,7 +101,7 @@ fn require_tool(tool: &str, advice: &str) -> Result<()> {
     }
 }
 
-fn download_wheels(python: &str, wheels: &Path) -> Result<()> {
+fn download_wheels(python: &str, wheels: &Path, requirements: &[&str]) -> Result<()> {
     let have = |requirement: &str| -> bool {
         let prefix = wheel_prefix(requirement);
         fs::read_dir(wheels).is_ok_and(|entries| {
@@ -97,7 +111,7 @@ fn download_wheels(python: &str, wheels: &Path) -> Result<()> {
             })
         })
     };
-    let missing: Vec<&str> = REQUIREMENTS
+    let missing: Vec<&str> = requirements
         .iter()
         .copied()
         .filter(|requirement| !have(requirement))
@@ -178,6 +192,38 @@ for wheel in sys.argv[3:]:
         )
         .into());
     }
+    Ok(())
+}
+
+/// `bin/ptxas` from the nvcc wheel into `out`, executable.
+fn unpack_ptxas(python: &str, wheels: &Path, out: &Path) -> Result<()> {
+    let prefix = wheel_prefix(PTXAS_REQUIREMENT);
+    let wheel = fs::read_dir(wheels)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".whl")
+        })
+        .ok_or_else(|| format!("no {prefix}*.whl in {}", wheels.display()))?;
+    const UNPACK: &str = r#"
+import os, sys, zipfile
+member, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(sys.argv[3]) as archive, archive.open(member) as source:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "wb") as sink:
+        while chunk := source.read(1 << 20):
+            sink.write(chunk)
+os.chmod(target, 0o755)
+"#;
+    let target = out.join("bin/ptxas");
+    let mut unpack = Command::new(python);
+    unpack
+        .args(["-c", UNPACK, &format!("{WHEEL_ROOT}bin/ptxas")])
+        .arg(&target)
+        .arg(&wheel);
+    run_command(&mut unpack, "unpacking ptxas")?;
+    eprintln!("cuda-sdk: {}", target.display());
     Ok(())
 }
 
@@ -342,5 +388,6 @@ typedef CUresult (CUDAAPI *PFN_cuInit)(unsigned int Flags);
             "nvidia_cuda_nvrtc-13.0."
         );
         assert_eq!(wheel_prefix("nvidia-curand"), "nvidia_curand-");
+        assert_eq!(wheel_prefix(PTXAS_REQUIREMENT), "nvidia_cuda_nvcc-13.0.");
     }
 }
