@@ -541,11 +541,16 @@ impl Axis {
 
     /// The axis's stride in operand `operand` (0 for `a`, 1 for `b`).
     fn stride_in(&self, operand: usize) -> usize {
-        if operand == 0 {
-            self.a
-        } else {
-            self.b
-        }
+        stride_in(self.strides(), operand)
+    }
+}
+
+/// An axis's stride in operand `operand` (0 for `a`, 1 for `b`) of a plan's [`AxisStrides`].
+pub fn stride_in((_, a, b, _): AxisStrides, operand: usize) -> usize {
+    if operand == 0 {
+        a
+    } else {
+        b
     }
 }
 

@@ -12,7 +12,7 @@ mod parallel;
 mod strided_ops;
 mod strided_view;
 
-pub use contraction::{is_column_dot, AxisStrides, Contraction, ContractionCompiler};
+pub use contraction::{is_column_dot, stride_in, AxisStrides, Contraction, ContractionCompiler};
 pub use elementwise_fusion::ElementwiseFusionCompiler;
 pub use elementwise_kernel::FusedElementwise;
 #[cfg(test)]

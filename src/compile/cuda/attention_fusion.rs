@@ -8,8 +8,11 @@
 //! feed anything else, or whose layouts the kernels do not take, stays as it is. The pass is
 //! plain graph work, so its tests run it on the CPU with a reference of the fused ops in place of
 //! the kernels.
-use super::attention_shape::{AttentionShape, OperandLayout, MAX_SEQUENCE};
-use crate::compile::cpu::{AxisStrides, Contraction};
+use super::{
+    attention_shape::{AttentionShape, OperandLayout, MAX_SEQUENCE},
+    readers::{is_output, readers},
+};
+use crate::compile::cpu::{stride_in, AxisStrides, Contraction};
 use crate::ops::{AttentionProbabilities, AttentionProbabilitiesGradient};
 use luminal::{
     op::Operator,
@@ -111,25 +114,12 @@ fn input(graph: &Graph, node: NodeIndex, order: u8) -> Option<Input> {
         })
 }
 
-/// The nodes that read `node`, each with the input it reads it through.
-fn readers(graph: &Graph, node: NodeIndex) -> Vec<(NodeIndex, u8)> {
-    graph
-        .graph
-        .edges_directed(node, Direction::Outgoing)
-        .filter_map(|edge| Some((edge.target(), edge.weight().as_data()?.0)))
+/// The nodes that read `node`, a pair for each input through which one reads it.
+fn reads_of(graph: &Graph, node: NodeIndex) -> Vec<(NodeIndex, u8)> {
+    readers(graph, node)
+        .into_iter()
+        .flat_map(|(reader, inputs)| inputs.into_iter().map(move |input| (reader, input)))
         .collect()
-}
-
-fn kept(graph: &Graph, node: NodeIndex) -> bool {
-    graph.no_delete.contains(&node) || graph.to_retrieve.contains(&node)
-}
-
-fn stride_in(axis: AxisStrides, operand: usize) -> usize {
-    if operand == 0 {
-        axis.1
-    } else {
-        axis.2
-    }
 }
 
 /// A product of attention read as loops over batch and head around a GEMM: each axis's
@@ -283,7 +273,7 @@ fn find(graph: &Graph, node: NodeIndex) -> Option<Attention> {
     // Who reads the probabilities: the context's product and, training, the values' gradient.
     let mut context = None;
     let mut value_gradient = None;
-    for (reader, order) in readers(graph, node) {
+    for (reader, order) in reads_of(graph, node) {
         let (operand, output, over_keys) = product_with_probabilities(graph, reader, order, keys)?;
         match (over_keys, context, value_gradient) {
             (true, None, _) => context = Some((reader, operand, output)),
@@ -294,7 +284,7 @@ fn find(graph: &Graph, node: NodeIndex) -> Option<Attention> {
     let (context, value, context_layout) = context?;
     // The scores are read by the probabilities and, training, their gradient.
     let mut gradient = None;
-    for (reader, order) in readers(graph, scores.source) {
+    for (reader, order) in reads_of(graph, scores.source) {
         if reader == node && order == 0 {
             continue;
         }
@@ -322,23 +312,7 @@ fn find(graph: &Graph, node: NodeIndex) -> Option<Attention> {
         }
         _ => return None,
     };
-    let forward = [scores.source, node, context];
-    let backward_nodes = backward.iter().flat_map(|b| {
-        b.inner
-            .iter()
-            .chain(&b.gradients.map(|(node, _)| node))
-            .copied()
-            .collect::<Vec<_>>()
-    });
-    if forward
-        .iter()
-        .copied()
-        .chain(backward_nodes)
-        .any(|n| kept(graph, n))
-    {
-        return None;
-    }
-    Some(Attention {
+    let attention = Attention {
         shape,
         query,
         key,
@@ -346,9 +320,23 @@ fn find(graph: &Graph, node: NodeIndex) -> Option<Attention> {
         context: context_layout,
         bias,
         random_key,
-        forward,
+        forward: [scores.source, node, context],
         backward,
-    })
+    };
+    let replaced = attention.replaced_nodes();
+    (!replaced.iter().any(|&node| is_output(graph, node))).then_some(attention)
+}
+
+impl Attention {
+    /// Every node the fused ops replace.
+    fn replaced_nodes(&self) -> Vec<NodeIndex> {
+        let mut nodes = self.forward.to_vec();
+        if let Some(backward) = &self.backward {
+            nodes.extend(backward.inner);
+            nodes.extend(backward.gradients.map(|(node, _)| node));
+        }
+        nodes
+    }
 }
 
 /// The backward nodes around the scores' gradient `gradient`, given the values' gradient's
@@ -365,11 +353,11 @@ fn find_backward(
         gradient,
         AttentionProbabilitiesGradient::PROBABILITIES_GRADIENT,
     )?;
-    if op_of::<Contraction>(graph, dp.source).is_none() || readers(graph, dp.source).len() != 1 {
+    if op_of::<Contraction>(graph, dp.source).is_none() || reads_of(graph, dp.source).len() != 1 {
         return None;
     }
     let (mut query_gradient, mut key_gradient) = (None, None);
-    for (reader, order) in readers(graph, gradient) {
+    for (reader, order) in reads_of(graph, gradient) {
         let (_, output, over_keys) = product_with_probabilities(graph, reader, order, keys)?;
         match (over_keys, query_gradient, key_gradient) {
             (true, None, _) => query_gradient = Some((reader, output)),
@@ -435,7 +423,7 @@ fn remove_with_unread_inputs(graph: &mut Graph, nodes: &[NodeIndex]) {
                 .edges_directed(source, Direction::Incoming)
                 .next()
                 .is_some();
-            if unread && computed && !kept(graph, source) {
+            if unread && computed && !is_output(graph, source) {
                 removing.push(source);
             }
         }
@@ -460,6 +448,7 @@ fn add_node(graph: &mut Graph, op: Box<dyn Operator>, inputs: &[Input]) -> NodeI
 }
 
 fn rewrite(graph: &mut Graph, attention: Attention, ops: &impl FusedAttentionOps) {
+    let replaced = attention.replaced_nodes();
     let Attention {
         shape,
         query,
@@ -483,7 +472,6 @@ fn rewrite(graph: &mut Graph, attention: Attention, ops: &impl FusedAttentionOps
         .collect();
     let fused = add_node(graph, fused, &inputs);
     move_readers(graph, forward[2], fused, 0);
-    let mut removed = forward.to_vec();
     if let Some(backward) = backward {
         let operands = [query, key, value, backward.context_gradient];
         let dout = backward.context_gradient.layout;
@@ -505,10 +493,8 @@ fn rewrite(graph: &mut Graph, attention: Attention, ops: &impl FusedAttentionOps
         for (output, &(product, _)) in backward.gradients.iter().enumerate() {
             move_readers(graph, product, gradient, output as u8);
         }
-        removed.extend(backward.inner);
-        removed.extend(backward.gradients.map(|(node, _)| node));
     }
-    remove_with_unread_inputs(graph, &removed);
+    remove_with_unread_inputs(graph, &replaced);
 }
 
 #[cfg(test)]

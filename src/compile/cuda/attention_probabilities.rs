@@ -19,16 +19,14 @@ use super::{
     bf16_operands::input_addresses,
     bf16_products::more_bf16_inputs,
     bf16_rounding::{output_buffers, output_parameters, Store, BF16_BITS, BF16_VALUE},
-    device_buffer::copy_to_host,
-    dropout_mask::{philox_source, RANDOM_BITS_SOURCE},
+    dropout_mask::{philox_key_of, philox_source, RANDOM_BITS_SOURCE},
     fused_elementwise::OutputBuffer,
     kernel::{float_literal, int, Kernel},
     vector_access::{load4, store4},
     warp_rows::WARP_REDUCTIONS,
 };
 use crate::ops::{
-    key_from_values, philox_key, AttentionProbabilities, AttentionProbabilitiesGradient,
-    AttentionRows, ELEMENTS_PER_COUNTER,
+    AttentionProbabilities, AttentionProbabilitiesGradient, AttentionRows, ELEMENTS_PER_COUNTER,
 };
 
 /// Warps a block has.
@@ -369,14 +367,9 @@ impl CudaAttentionProbabilities {
 
 impl Operator for CudaAttentionProbabilities {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let [key0, key1] = match self.key_input() {
-            Some(input) => {
-                let values = copy_to_host(inputs[input as usize].0.borrowed())
-                    .expect("the random key is f32 values");
-                philox_key(key_from_values(&values))
-            }
-            None => [0, 0],
-        };
+        let [key0, key1] = self
+            .key_input()
+            .map_or([0, 0], |input| philox_key_of(&inputs[input as usize].0));
         let device = &self.kernel.device;
         let len = self.rows.len();
         let outs: Vec<OutputBuffer> = output_buffers(&[self.store])

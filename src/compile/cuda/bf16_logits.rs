@@ -11,6 +11,7 @@ use luminal::prelude::{
 
 use super::{
     bf16_rounding::Store, fused_elementwise::CudaFusedElementwise, logit_rows::CudaLogitRows,
+    readers::is_output,
 };
 use crate::runtime::MatmulPrecision;
 
@@ -28,8 +29,7 @@ pub fn logits_in_bf16(graph: &mut Graph) {
                 .expect("live node")
                 .as_any()
                 .is::<CudaFusedElementwise>()
-                && !graph.no_delete.contains(&node)
-                && !graph.to_retrieve.contains(&node)
+                && !is_output(graph, node)
         })
         .collect();
     for producer in producers {

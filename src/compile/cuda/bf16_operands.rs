@@ -34,6 +34,7 @@ use super::{
     gelu::CudaGeluKernel,
     kernel::{int, per_element, Kernel},
     logit_rows::{CudaLogitRows, LogitRowsKernel},
+    readers::is_output,
     reduce::CudaReduce,
 };
 
@@ -177,8 +178,7 @@ pub fn share_rounded_operands(graph: &mut Graph, device: &Arc<CudaDevice>) {
         let stores: Vec<(u8, Store)> = outputs
             .iter()
             .map(|&output| {
-                let read_as_float = graph.no_delete.contains(&node)
-                    || graph.to_retrieve.contains(&node)
+                let read_as_float = is_output(graph, node)
                     || graph
                         .graph
                         .edges_directed(node, Direction::Outgoing)

@@ -17,7 +17,7 @@ use super::{
     fused_attention::{CudaFusedAttention, CudaFusedAttentionGradient},
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
-    readers::{readers, readers_of_output},
+    readers::{is_output, readers, readers_of_output},
     reduce::CudaReduce,
 };
 
@@ -31,8 +31,7 @@ pub fn write_products_in_bf16(graph: &mut Graph) {
             let op = graph.graph.node_weight(node).expect("live node").as_any();
             op.downcast_ref::<CudaContraction>()
                 .is_some_and(CudaContraction::can_write_bf16)
-                && !graph.no_delete.contains(&node)
-                && !graph.to_retrieve.contains(&node)
+                && !is_output(graph, node)
         })
         .collect();
     for product in products {
@@ -95,7 +94,7 @@ pub fn write_fused_attention_in_bf16(graph: &mut Graph) {
         .collect();
     for (node, outputs) in kernels {
         for output in 0..outputs {
-            if graph.no_delete.contains(&node) || graph.to_retrieve.contains(&node) {
+            if is_output(graph, node) {
                 continue;
             }
             let inputs_read = readers_of_output(graph, node, output as u8);
@@ -123,7 +122,7 @@ pub fn writes_bf16(op: &dyn Operator, output: u8) -> bool {
     if let Some(contraction) = any.downcast_ref::<CudaContraction>() {
         contraction.writes_bf16() && output == 0
     } else if let Some(forward) = any.downcast_ref::<CudaFusedAttention>() {
-        forward.writes_bf16()
+        forward.writes_bf16() && output == 0
     } else if let Some(gradient) = any.downcast_ref::<CudaFusedAttentionGradient>() {
         gradient.writes_bf16(usize::from(output))
     } else {

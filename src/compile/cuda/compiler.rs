@@ -27,6 +27,7 @@ use super::{
     logit_rows::CudaLogitRows,
     normalize::{cuda_normalize, cuda_normalize_gradient},
     packed_dropout_masks::pack_dropout_masks,
+    readers::is_output,
     reduce::reduce_on_warps,
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     softmax::{cuda_softmax, cuda_softmax_gradient},
@@ -211,7 +212,7 @@ fn read_on_host(graph: &mut Graph, host_inputs: &[(NodeIndex, u8, NodeIndex)]) {
             .edges_directed(copy, Direction::Outgoing)
             .next()
             .is_none();
-        if unused && !graph.no_delete.contains(&copy) && !graph.to_retrieve.contains(&copy) {
+        if unused && !is_output(graph, copy) {
             graph.graph.remove_node(copy);
         }
     }

@@ -54,11 +54,15 @@ impl CudaDropoutMask {
     }
 }
 
+/// The Philox key words of a kernel's random key input (its values copied to the host).
+pub(super) fn philox_key_of(input: &InputTensor<'_>) -> [u32; 2] {
+    let values = copy_to_host(input.borrowed()).expect("the random key is f32 values");
+    philox_key(key_from_values(&values))
+}
+
 impl Operator for CudaDropoutMask {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
-        let key_values = copy_to_host(inputs[DropoutMask::KEY as usize].0.borrowed())
-            .expect("the random key is f32 values");
-        let [key0, key1] = philox_key(key_from_values(&key_values));
+        let [key0, key1] = philox_key_of(&inputs[DropoutMask::KEY as usize].0);
         let (len, stream, threshold) = (self.op.len, self.op.stream, self.op.threshold());
         let function = self.kernel.function.clone();
         if self.packed {

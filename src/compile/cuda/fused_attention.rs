@@ -19,12 +19,12 @@ use super::{
     attention_fusion::FusedAttentionOps,
     attention_shape::{AttentionShape, OperandLayout, FORWARD_WARPS},
     bf16_operands::input_addresses,
-    device_buffer::{copy_to_host, raw_input, raw_tensor},
+    device_buffer::{raw_input, raw_tensor},
+    dropout_mask::philox_key_of,
     fused_attention_source::{backward_source, forward_source},
     fused_elementwise::OutputBuffer,
     kernel::Kernel,
 };
-use crate::ops::{key_from_values, philox_key};
 
 /// The forward kernel's inputs: queries, keys and values (bf16), the padding bias `[batch, keys]`
 /// (float32) and, with dropout, the random key (read on the host).
@@ -45,20 +45,6 @@ pub mod backward_input {
     pub const CONTEXT_GRADIENT: u8 = 3;
     pub const BIAS: u8 = 4;
     pub const KEEP_BITS: u8 = 5;
-}
-
-/// The random key's `[key0, key1]` from input `input`, or zeros without dropout.
-fn philox_words(
-    shape: &AttentionShape,
-    inputs: &[(InputTensor, ShapeTracker)],
-    input: u8,
-) -> [u32; 2] {
-    if shape.mask.is_none() {
-        return [0, 0];
-    }
-    let values =
-        copy_to_host(inputs[input as usize].0.borrowed()).expect("the random key is f32 values");
-    philox_key(key_from_values(&values))
 }
 
 /// The context of attention, `[batch, heads, queries, head_dim]` laid out as its last layout
@@ -111,7 +97,9 @@ impl CudaFusedAttention {
 impl Operator for CudaFusedAttention {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let s = &self.shape;
-        let [key0, key1] = philox_words(s, &inputs, forward_input::RANDOM_KEY);
+        let [key0, key1] = s.mask.as_ref().map_or([0, 0], |_| {
+            philox_key_of(&inputs[usize::from(forward_input::RANDOM_KEY)].0)
+        });
         let out = OutputBuffer::new(
             &self.kernel.device,
             self.bf16_output,

@@ -59,8 +59,6 @@ mod packed_dropout_masks;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
-mod readers;
-#[cfg(feature = "cuda")]
 mod reduce;
 #[cfg(feature = "cuda")]
 mod row_kernel;
@@ -91,6 +89,8 @@ mod fused_attention_source;
 mod gemm_batching;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod group_blocks;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod readers;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod reduce_source;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]

@@ -7,6 +7,12 @@ use luminal::prelude::{
     *,
 };
 
+/// Whether `node`'s results are the program's outputs (retrieved or kept), which a pass must
+/// leave as they are.
+pub fn is_output(graph: &Graph, node: NodeIndex) -> bool {
+    graph.no_delete.contains(&node) || graph.to_retrieve.contains(&node)
+}
+
 /// Each node that reads `node`'s results, with the inputs it reads them through.
 pub fn readers(graph: &Graph, node: NodeIndex) -> BTreeMap<NodeIndex, Vec<u8>> {
     let mut readers: BTreeMap<NodeIndex, Vec<u8>> = BTreeMap::new();
