@@ -1,7 +1,10 @@
 use std::collections::{HashMap, HashSet};
 
 use luminal::prelude::{
-    petgraph::{visit::EdgeRef, Direction},
+    petgraph::{
+        visit::{EdgeRef, IntoEdgeReferences, NodeIndexable},
+        Direction,
+    },
     *,
 };
 
@@ -27,6 +30,11 @@ pub struct GateSchedule {
     skipped: HashMap<Vec<bool>, Vec<NodeIndex>>,
     /// The gate inputs, in the order of the gates passed to [`execute`](Self::execute).
     gates: Vec<NodeIndex>,
+    /// By node index: the (source, input order) of each value the node reads. Schedule
+    /// dependencies are not among them: they order nodes but carry no value.
+    data_sources: Vec<Vec<(NodeIndex, u8)>>,
+    /// The nodes that have inputs (the others are graph inputs, never computed).
+    computed: Vec<NodeIndex>,
 }
 
 impl GateSchedule {
@@ -63,11 +71,30 @@ impl GateSchedule {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        let mut data_sources = vec![Vec::new(); graph.graph.node_bound()];
+        for edge in graph.graph.edge_references() {
+            if let Some((input_order, _, _)) = edge.weight().as_data() {
+                data_sources[edge.target().index()].push((edge.source(), input_order));
+            }
+        }
+        let computed = graph
+            .graph
+            .node_indices()
+            .filter(|&node| {
+                graph
+                    .graph
+                    .edges_directed(node, Direction::Incoming)
+                    .next()
+                    .is_some()
+            })
+            .collect();
         Self {
             edges,
             roots,
             skipped: HashMap::new(),
             gates,
+            data_sources,
+            computed,
         }
     }
 
@@ -81,40 +108,43 @@ impl GateSchedule {
         &self.skipped[on]
     }
 
+    /// Runs before every step whose gates are new (most steps early in training), while the
+    /// device waits: hence flat arrays rather than hash sets over the program's nodes.
     fn find_skipped(&self, graph: &Graph, on: &[bool]) -> Vec<NodeIndex> {
+        assert_eq!(
+            graph.graph.node_bound(),
+            self.data_sources.len(),
+            "the graph changed after its gate schedule was made"
+        );
         let state: HashMap<NodeIndex, bool> =
             self.gates.iter().copied().zip(on.iter().copied()).collect();
-        let unread: HashSet<(NodeIndex, u8)> = self
-            .edges
-            .iter()
-            .filter(|edge| state.get(&edge.gate).copied().unwrap_or(true) != edge.read_when_on)
-            .map(|edge| (edge.consumer, edge.input_order))
-            .collect();
-        let mut needed: HashSet<NodeIndex> = self.roots.iter().copied().collect();
+        // By node index: a bit per input order the node does not read this step.
+        let mut unread = vec![0u64; self.data_sources.len()];
+        for edge in &self.edges {
+            if state.get(&edge.gate).copied().unwrap_or(true) != edge.read_when_on {
+                unread[edge.consumer.index()] |= 1 << edge.input_order;
+            }
+        }
+        let mut needed = vec![false; self.data_sources.len()];
+        for root in &self.roots {
+            needed[root.index()] = true;
+        }
         let mut stack = self.roots.clone();
         while let Some(node) = stack.pop() {
-            for edge in graph.graph.edges_directed(node, Direction::Incoming) {
-                if let Some((input_order, _, _)) = edge.weight().as_data() {
-                    if unread.contains(&(node, input_order)) {
-                        continue;
-                    }
+            for &(source, input_order) in &self.data_sources[node.index()] {
+                if unread[node.index()] & (1 << input_order) != 0 {
+                    continue;
                 }
-                if needed.insert(edge.source()) {
-                    stack.push(edge.source());
+                if !needed[source.index()] {
+                    needed[source.index()] = true;
+                    stack.push(source);
                 }
             }
         }
-        graph
-            .graph
-            .node_indices()
-            .filter(|node| !needed.contains(node))
-            .filter(|&node| {
-                graph
-                    .graph
-                    .edges_directed(node, Direction::Incoming)
-                    .next()
-                    .is_some()
-            })
+        self.computed
+            .iter()
+            .copied()
+            .filter(|node| !needed[node.index()])
             .collect()
     }
 

@@ -14,6 +14,10 @@ use luminal::{
 static TIMES: Mutex<BTreeMap<String, (Duration, Duration, usize)>> = Mutex::new(BTreeMap::new());
 /// The device's idle time between ops so far.
 static IDLE: Mutex<Duration> = Mutex::new(Duration::ZERO);
+/// Each op call since the last report on the host: (its place in the run, name, host time).
+static CALLS: Mutex<Vec<(usize, String, Duration)>> = Mutex::new(Vec::new());
+/// Per op name: the device's idle time right after the op, and how often it idled there.
+static IDLE_AFTER: Mutex<BTreeMap<String, (Duration, usize)>> = Mutex::new(BTreeMap::new());
 static DEVICE: Mutex<Option<DeviceProfiling>> = Mutex::new(None);
 
 /// How a backend times ops on its device without waiting for each (see
@@ -33,6 +37,8 @@ pub struct SettledTimes {
     pub ops: Vec<(String, Duration)>,
     /// The device's idle time between consecutive ops.
     pub idle: Duration,
+    /// Each stretch of that idle time: the name of the op it followed and its length.
+    pub idle_after: Vec<(String, Duration)>,
 }
 
 /// An op wrapped to time itself (see [`Profiler`]).
@@ -69,6 +75,10 @@ impl Operator for Timed {
             None => self.inner.process(inputs),
         };
         let host = started.elapsed();
+        let mut calls = CALLS.lock().unwrap();
+        let place = calls.len();
+        calls.push((place, self.name.clone(), host));
+        drop(calls);
         let mut times = TIMES.lock().unwrap();
         let entry = times.entry(self.name.clone()).or_default();
         if self.device.is_none() {
@@ -154,7 +164,15 @@ pub fn report(limit: usize) -> String {
             times.entry(name).or_default().0 += time;
         }
         idle += settled.idle;
+        let mut idle_after = IDLE_AFTER.lock().unwrap();
+        for (name, gap) in settled.idle_after {
+            let entry = idle_after.entry(name).or_default();
+            entry.0 += gap;
+            entry.1 += 1;
+        }
     }
+    let idle_after = std::mem::take(&mut *IDLE_AFTER.lock().unwrap());
+    let calls = std::mem::take(&mut *CALLS.lock().unwrap());
     let mut rows: Vec<_> = times.iter().collect();
     rows.sort_by_key(|(_, (time, _, _))| std::cmp::Reverse(*time));
     let total: Duration = rows.iter().map(|(_, (time, _, _))| *time).sum();
@@ -174,8 +192,51 @@ pub fn report(limit: usize) -> String {
                     None => format!("{time:>10.3?} x{calls:<4} {name}"),
                 }),
         )
+        .chain(idle_lines(idle_after, IDLE_ROWS))
+        .chain(slowest_call_lines(calls, IDLE_ROWS))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The op calls that held the host longest, with their place in the run: a copy to the host
+/// waits there for the device; any other long call is host work the device may wait for.
+fn slowest_call_lines(mut calls: Vec<(usize, String, Duration)>, limit: usize) -> Vec<String> {
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let total = calls.len();
+    calls.sort_by_key(|(_, _, host)| std::cmp::Reverse(*host));
+    std::iter::once(format!("  slowest calls on the host (place of {total}):"))
+        .chain(
+            calls
+                .into_iter()
+                .take(limit)
+                .map(|(place, name, host)| format!("{host:>10.3?} #{place:<5} {name}")),
+        )
+        .collect()
+}
+
+/// How many of the ops the device idled after most, and of the slowest calls, a report lists.
+const IDLE_ROWS: usize = 12;
+
+/// The ops after which the device idled longest, with that idle time: where the host fell behind
+/// the device (after a copy to the host, the host is behind by the whole queue).
+fn idle_lines(idle_after: BTreeMap<String, (Duration, usize)>, limit: usize) -> Vec<String> {
+    let mut rows: Vec<_> = idle_after
+        .into_iter()
+        .filter(|(_, (idle, _))| !idle.is_zero())
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    rows.sort_by_key(|(_, (idle, _))| std::cmp::Reverse(*idle));
+    std::iter::once("  idle after:".to_string())
+        .chain(
+            rows.into_iter()
+                .take(limit)
+                .map(|(name, (idle, times))| format!("{idle:>10.3?} x{times:<4} {name}")),
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub struct TrainStep {
     /// Host time spent in the graph's execution: on the GPU, the time to queue the step's kernels
     /// (luminal's interpreter, allocations, launches) plus any wait for the device inside it.
     pub execute_host_seconds: f64,
+    /// Host time from the step's start to the program's execution: feeding the batch, the
+    /// gates and the optimizer's scalars (the device waits through it).
+    pub prepare_host_seconds: f64,
 }
 
 /// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
@@ -116,6 +119,7 @@ impl<C: BertConfig> TrainingProgram<C> {
     }
 
     pub fn step(&mut self, batch: &MlmBatch) -> Result<TrainStep> {
+        let preparing = std::time::Instant::now();
         let step = self.optimizer.steps_taken();
         self.graph
             .feed(&batch.tokens, &batch.labels, self.seed, step)?;
@@ -129,6 +133,7 @@ impl<C: BertConfig> TrainingProgram<C> {
             None => StepGates::all_on(layers),
         };
         self.optimizer.prepare_step(&mut self.graph.graph);
+        let prepare_host_seconds = preparing.elapsed().as_secs_f64();
         let executing = std::time::Instant::now();
         self.graph.execute();
         let execute_host_seconds = executing.elapsed().as_secs_f64();
@@ -147,6 +152,7 @@ impl<C: BertConfig> TrainingProgram<C> {
             flops: StepCost::of(&C::DIMS, &StepShape::new(&C::DIMS, &gates.on)).training_flops(),
             gates: gates.on,
             execute_host_seconds,
+            prepare_host_seconds,
         })
     }
 

@@ -537,6 +537,35 @@ fn skipped_blocks_are_not_computed() {
     }
 }
 
+/// The GPU build orders its downloads after every kernel through schedule dependencies
+/// (`compile::cuda::host_transfers`). They order nodes and carry no values, so a node that
+/// follows every other one by schedule alone does not make a gated-off block needed.
+#[test]
+fn schedule_dependencies_do_not_make_a_gated_off_block_needed() {
+    let plan = plan_for::<BothPreLn>();
+    let mut graph =
+        MaskedLmGraph::<BothPreLn>::build(&BertSettings::default(), true, &plan).unwrap();
+    let gates = graph.gate_ids();
+    let on = [true, false, true, true];
+    let skipped = |graph: &mut Graph| -> HashSet<NodeIndex> {
+        GateSchedule::new(graph, gates.clone())
+            .skipped_nodes(graph, &on)
+            .iter()
+            .copied()
+            .collect()
+    };
+    let before = skipped(&mut graph.graph);
+    let nodes: Vec<NodeIndex> = graph.graph.graph.node_indices().collect();
+    let last = graph.graph.add_op(luminal::op::Contiguous).finish();
+    for node in nodes {
+        graph.graph.add_schedule_dependency(node, last);
+    }
+    graph.graph.no_delete.insert(last);
+    let after = skipped(&mut graph.graph);
+    assert!(!before.is_empty());
+    assert_eq!(after, before);
+}
+
 /// The gradient of a switchable block's input is its gate's choice between the block's own
 /// gradient and the skip path's: one `GateChoose` a block in the backward pass, as in the
 /// forward. The only `GateMask`s left stand for parameters read inside a block alone (their

@@ -22,6 +22,7 @@ use super::{
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
+    host_transfers::order_host_transfers,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
     logit_rows::CudaLogitRows,
@@ -83,7 +84,25 @@ impl Compiler for DropbertCudaCompiler {
         write_fused_attention_in_bf16(graph);
         share_rounded_operands(graph, &device);
         logits_in_bf16(graph);
+        if transfers_at_the_edges_wanted() {
+            // luminal_cuda does not export its copy ops' types; their names tell them.
+            let named = |name: &'static str| {
+                move |op: &dyn Operator| format!("{op:?}").split(['(', ' ']).next() == Some(name)
+            };
+            order_host_transfers(
+                graph,
+                named("CudaCopyToDevice"),
+                named("CudaCopyFromDevice"),
+            );
+        }
     }
+}
+
+/// Uploads run before a step's kernels and downloads after them unless
+/// `DROPBERT_TRANSFERS_AT_EDGES=0`, which leaves them where luminal orders them (for comparing
+/// the two on one build).
+fn transfers_at_the_edges_wanted() -> bool {
+    std::env::var("DROPBERT_TRANSFERS_AT_EDGES").map_or(true, |value| value != "0")
 }
 
 /// Fused attention is on unless `DROPBERT_FUSED_ATTENTION=0`, which keeps attention's products

@@ -90,6 +90,8 @@ mod gemm_batching;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod group_blocks;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod host_transfers;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod readers;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod reduce_source;

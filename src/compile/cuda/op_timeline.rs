@@ -69,10 +69,13 @@ pub fn settle() -> SettledTimes {
         Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3)
     };
     let mut idle = Duration::ZERO;
+    let mut idle_after = Vec::new();
     let mut ops = Vec::with_capacity(intervals.len());
     for (i, interval) in intervals.iter().enumerate() {
         if i > 0 {
-            idle += millis(intervals[i - 1].end, interval.start);
+            let gap = millis(intervals[i - 1].end, interval.start);
+            idle += gap;
+            idle_after.push((intervals[i - 1].name.clone(), gap));
         }
         ops.push((interval.name.clone(), millis(interval.start, interval.end)));
     }
@@ -83,5 +86,9 @@ pub fn settle() -> SettledTimes {
             let _ = event::destroy(interval.end);
         }
     }
-    SettledTimes { ops, idle }
+    SettledTimes {
+        ops,
+        idle,
+        idle_after,
+    }
 }
