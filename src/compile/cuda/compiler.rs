@@ -22,7 +22,6 @@ use super::{
     fused_elementwise::CudaFusedElementwise,
     gates::{CudaGateChoose, CudaGateMask},
     gelu::CudaGeluKernel,
-    grouped_uploads::group_uploads,
     host_transfers::order_host_transfers,
     importance::CudaImportanceUpdate,
     kept_tokens::CudaSelectKeptTokens,
@@ -34,7 +33,6 @@ use super::{
     rows::{CudaGatherRows, CudaScatterAddRows, CudaWriteRows},
     softmax::{cuda_softmax, cuda_softmax_gradient},
     sum_of_squares::CudaSumOfSquares,
-    upload_inputs::CudaUploadInputs,
     view_adjoint::CudaViewAdjoint,
 };
 use crate::compile::cpu::{
@@ -86,17 +84,14 @@ impl Compiler for DropbertCudaCompiler {
         write_fused_attention_in_bf16(graph);
         share_rounded_operands(graph, &device);
         logits_in_bf16(graph);
-        // luminal_cuda does not export its copy ops' types; their names tell them.
-        let named = |name: &'static str| {
-            move |op: &dyn Operator| format!("{op:?}").split(['(', ' ']).next() == Some(name)
-        };
-        group_uploads(graph, named("CudaCopyToDevice"), || {
-            Box::new(CudaUploadInputs::new(&device))
-        });
         if transfers_at_the_edges_wanted() {
+            // luminal_cuda does not export its copy ops' types; their names tell them.
+            let named = |name: &'static str| {
+                move |op: &dyn Operator| format!("{op:?}").split(['(', ' ']).next() == Some(name)
+            };
             order_host_transfers(
                 graph,
-                |op| op.as_any().is::<CudaUploadInputs>(),
+                named("CudaCopyToDevice"),
                 named("CudaCopyFromDevice"),
             );
         }

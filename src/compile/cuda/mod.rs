@@ -69,8 +69,6 @@ mod softmax;
 #[cfg(feature = "cuda")]
 mod sum_of_squares;
 #[cfg(feature = "cuda")]
-mod upload_inputs;
-#[cfg(feature = "cuda")]
 mod view_adjoint;
 #[cfg(feature = "cuda")]
 mod warp_rows;
@@ -91,8 +89,6 @@ mod fused_attention_source;
 mod gemm_batching;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod group_blocks;
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-mod grouped_uploads;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod host_transfers;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
