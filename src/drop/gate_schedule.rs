@@ -1,11 +1,15 @@
 use std::collections::{HashMap, HashSet};
 
-use luminal::prelude::{
-    petgraph::{
-        visit::{EdgeRef, IntoEdgeReferences, NodeIndexable},
-        Direction,
+use luminal::{
+    op::InputTensor,
+    prelude::{
+        petgraph::{
+            self,
+            visit::{EdgeRef, IntoEdgeReferences, NodeIndexable},
+            Direction,
+        },
+        *,
     },
-    *,
 };
 
 use crate::ops::{GatedInputs, GATED_INPUTS};
@@ -35,6 +39,8 @@ pub struct GateSchedule {
     data_sources: Vec<Vec<(NodeIndex, u8)>>,
     /// The nodes that have inputs (the others are graph inputs, never computed).
     computed: Vec<NodeIndex>,
+    /// luminal's order of the program, found at the first execution.
+    order: ProgramOrder,
 }
 
 impl GateSchedule {
@@ -95,6 +101,7 @@ impl GateSchedule {
             gates,
             data_sources,
             computed,
+            order: Vec::new(),
         }
     }
 
@@ -150,18 +157,104 @@ impl GateSchedule {
 
     /// Executes `graph` with the gates `on`, computing only what they need; gives the number of
     /// nodes skipped.
+    ///
+    /// luminal's own interpreter counts a value's readers over the whole program, so a value
+    /// some skipped node also reads (a gated-off block's input, which its gate hands on) never
+    /// reaches its last reader: that reader gets it borrowed and copies it. This interpreter
+    /// runs luminal's order but counts only the readers that run, so the last one takes the
+    /// value as luminal's does in a program without gates.
     pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) -> usize {
         let skipped = self.skipped_nodes(graph, on).to_vec();
-        let count = skipped.len();
+        if self.order.is_empty() {
+            self.order = program_order(graph);
+        }
+        let mut runs = vec![true; self.data_sources.len()];
         for &node in &skipped {
+            runs[node.index()] = false;
+            // A gate op still receives the value of the branch it does not take.
             graph
                 .tensors
                 .insert((node, 0), Tensor::new(Vec::<f32>::new()));
         }
-        graph.execute();
-        for node in skipped {
-            graph.tensors.remove(&(node, 0));
+        let mut readers: HashMap<(NodeIndex, u8), usize> = HashMap::new();
+        for (node, sources) in &self.order {
+            if runs[node.index()] {
+                for (value, _) in sources {
+                    *readers.entry(*value).or_default() += 1;
+                }
+            }
         }
-        count
+        let mut dimensions = Vec::new();
+        for (node, sources) in &self.order {
+            if !runs[node.index()] || graph.tensors.contains_key(&(*node, 0)) {
+                continue;
+            }
+            // Taken first, so that the borrowed ones below borrow from a map no longer changed.
+            let mut taken: Vec<Option<Tensor>> = sources
+                .iter()
+                .map(|(value, _)| {
+                    (readers[value] == 1 && !graph.no_delete.contains(&value.0))
+                        .then(|| graph.tensors.remove(value))
+                        .flatten()
+                })
+                .collect();
+            let inputs: Vec<(InputTensor, ShapeTracker)> = sources
+                .iter()
+                .zip(taken.iter_mut())
+                .map(|((value, view), taken)| {
+                    let mut view = *view;
+                    view.resolve_global_dyn_dims_stack(&graph.dyn_map, &mut dimensions);
+                    let input = match taken.take() {
+                        Some(tensor) => InputTensor::Owned(tensor),
+                        None => InputTensor::Borrowed(
+                            graph
+                                .tensors
+                                .get(value)
+                                .expect("a value is made before it is read"),
+                        ),
+                    };
+                    (input, view)
+                })
+                .collect();
+            let outputs = graph
+                .graph
+                .node_weight_mut(*node)
+                .expect("live node")
+                .process(inputs);
+            for (output, tensor) in outputs.into_iter().enumerate() {
+                graph.tensors.insert((*node, output as u8), tensor);
+            }
+            for (value, _) in sources {
+                *readers.get_mut(value).expect("counted") -= 1;
+            }
+        }
+        graph.reset();
+        skipped.len()
     }
+}
+
+/// A program's nodes in luminal's order (its interpreter's), each with the values it reads.
+type ProgramOrder = Vec<(NodeIndex, Vec<((NodeIndex, u8), ShapeTracker)>)>;
+
+fn program_order(graph: &Graph) -> ProgramOrder {
+    petgraph::algo::toposort(&graph.graph, None)
+        .expect("a program has no cycles")
+        .into_iter()
+        .map(|node| {
+            let mut sources: Vec<(u8, (NodeIndex, u8), ShapeTracker)> = graph
+                .graph
+                .edges_directed(node, Direction::Incoming)
+                .filter_map(|edge| {
+                    let (input_order, output_order, view) = edge.weight().as_data()?;
+                    Some((input_order, (edge.source(), output_order), view))
+                })
+                .collect();
+            sources.sort_by_key(|(input_order, _, _)| *input_order);
+            let sources = sources
+                .into_iter()
+                .map(|(_, value, view)| (value, view))
+                .collect();
+            (node, sources)
+        })
+        .collect()
 }
