@@ -101,7 +101,7 @@ impl GateSchedule {
             gates,
             data_sources,
             computed,
-            order: Vec::new(),
+            order: ProgramOrder::default(),
         }
     }
 
@@ -165,7 +165,7 @@ impl GateSchedule {
     /// value as luminal's does in a program without gates.
     pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) -> usize {
         let skipped = self.skipped_nodes(graph, on).to_vec();
-        if self.order.is_empty() {
+        if self.order.nodes.is_empty() {
             self.order = program_order(graph);
         }
         let mut runs = vec![true; self.data_sources.len()];
@@ -176,40 +176,41 @@ impl GateSchedule {
                 .tensors
                 .insert((node, 0), Tensor::new(Vec::<f32>::new()));
         }
-        let mut readers: HashMap<(NodeIndex, u8), usize> = HashMap::new();
-        for (node, sources) in &self.order {
+        // By value slot: how many of the nodes that run read it.
+        let mut readers = vec![0usize; self.order.values];
+        for (node, sources) in &self.order.nodes {
             if runs[node.index()] {
-                for (value, _) in sources {
-                    *readers.entry(*value).or_default() += 1;
+                for source in sources {
+                    readers[source.slot] += 1;
                 }
             }
         }
         let mut dimensions = Vec::new();
-        for (node, sources) in &self.order {
+        for (node, sources) in &self.order.nodes {
             if !runs[node.index()] || graph.tensors.contains_key(&(*node, 0)) {
                 continue;
             }
             // Taken first, so that the borrowed ones below borrow from a map no longer changed.
             let mut taken: Vec<Option<Tensor>> = sources
                 .iter()
-                .map(|(value, _)| {
-                    (readers[value] == 1 && !graph.no_delete.contains(&value.0))
-                        .then(|| graph.tensors.remove(value))
+                .map(|source| {
+                    (readers[source.slot] == 1 && !graph.no_delete.contains(&source.value.0))
+                        .then(|| graph.tensors.remove(&source.value))
                         .flatten()
                 })
                 .collect();
             let inputs: Vec<(InputTensor, ShapeTracker)> = sources
                 .iter()
                 .zip(taken.iter_mut())
-                .map(|((value, view), taken)| {
-                    let mut view = *view;
+                .map(|(source, taken)| {
+                    let mut view = source.view;
                     view.resolve_global_dyn_dims_stack(&graph.dyn_map, &mut dimensions);
                     let input = match taken.take() {
                         Some(tensor) => InputTensor::Owned(tensor),
                         None => InputTensor::Borrowed(
                             graph
                                 .tensors
-                                .get(value)
+                                .get(&source.value)
                                 .expect("a value is made before it is read"),
                         ),
                     };
@@ -224,8 +225,8 @@ impl GateSchedule {
             for (output, tensor) in outputs.into_iter().enumerate() {
                 graph.tensors.insert((*node, output as u8), tensor);
             }
-            for (value, _) in sources {
-                *readers.get_mut(value).expect("counted") -= 1;
+            for source in sources {
+                readers[source.slot] -= 1;
             }
         }
         graph.reset();
@@ -233,11 +234,26 @@ impl GateSchedule {
     }
 }
 
-/// A program's nodes in luminal's order (its interpreter's), each with the values it reads.
-type ProgramOrder = Vec<(NodeIndex, Vec<((NodeIndex, u8), ShapeTracker)>)>;
+/// A value a node reads: output `value.1` of node `value.0`, numbered `slot` among the program's
+/// values, seen through `view`.
+#[derive(Debug)]
+struct Source {
+    value: (NodeIndex, u8),
+    slot: usize,
+    view: ShapeTracker,
+}
+
+/// A program's nodes in luminal's order (its interpreter's), each with the values it reads, and
+/// how many distinct values they read.
+#[derive(Debug, Default)]
+struct ProgramOrder {
+    nodes: Vec<(NodeIndex, Vec<Source>)>,
+    values: usize,
+}
 
 fn program_order(graph: &Graph) -> ProgramOrder {
-    petgraph::algo::toposort(&graph.graph, None)
+    let mut slots: HashMap<(NodeIndex, u8), usize> = HashMap::new();
+    let nodes = petgraph::algo::toposort(&graph.graph, None)
         .expect("a program has no cycles")
         .into_iter()
         .map(|node| {
@@ -252,9 +268,17 @@ fn program_order(graph: &Graph) -> ProgramOrder {
             sources.sort_by_key(|(input_order, _, _)| *input_order);
             let sources = sources
                 .into_iter()
-                .map(|(_, value, view)| (value, view))
+                .map(|(_, value, view)| {
+                    let next = slots.len();
+                    let slot = *slots.entry(value).or_insert(next);
+                    Source { value, slot, view }
+                })
                 .collect();
             (node, sources)
         })
-        .collect()
+        .collect();
+    ProgramOrder {
+        nodes,
+        values: slots.len(),
+    }
 }
