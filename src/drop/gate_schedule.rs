@@ -25,8 +25,8 @@ struct GatedEdge {
 
 /// Runs a compiled program with some blocks gated off without computing them: the nodes whose
 /// values reach the program's outputs only through edges a gate does not read this step (a
-/// gated-off block's forward pass and its backward pass) are given an empty placeholder value
-/// before execution, and luminal skips nodes whose value exists.
+/// gated-off block's forward pass and its backward pass) are skipped, each holding an empty
+/// placeholder value for the gate that receives it without reading it.
 #[derive(Debug, Default)]
 pub struct GateSchedule {
     edges: Vec<GatedEdge>,

@@ -263,6 +263,17 @@ mod tests {
                 .find(|line| line.contains("Mul [3] [3]"))
                 .unwrap_or_else(|| panic!("no line for the product in\n{text}"));
             assert!(line.contains(" x1 "), "one execution a report: {line}");
+            let calls = text
+                .split("slowest calls on the host (place of ")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no slowest calls in\n{text}"));
+            assert!(
+                calls
+                    .lines()
+                    .skip(1)
+                    .any(|call| call.contains("Mul [3] [3]")),
+                "the product's call is listed: {calls}"
+            );
         }
     }
 }
