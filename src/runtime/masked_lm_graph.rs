@@ -25,6 +25,9 @@ pub struct TokenDropGraph<C: BertConfig> {
     pub predicted: GraphTensor<(C::Batch, C::Seq)>,
     /// The step's random scores (random and mixed selection).
     pub random: GraphTensor<(C::Batch, C::Seq)>,
+    /// Whether the selection reads the random scores: selecting by importance alone does not,
+    /// so the host need not draw them (zeros stand in).
+    pub draws_scores: bool,
     pub kept_positions: GraphTensor<(C::KeptTokens,)>,
     pub updated_importance: GraphTensor<(C::Vocab,)>,
 }
@@ -82,6 +85,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             let predicted = graph.named_tensor("predicted positions");
             let random = graph.named_tensor("token scores");
             let rule = token_drop.kept_token_rule(C::DIMS.seq_len, C::DIMS.kept_tokens(), *special);
+            let draws_scores = rule.by_importance < rule.kept;
             let kept_positions =
                 select_kept_tokens(inputs.input_ids, predicted, importance, random, rule);
             graph.keep_tensors(importance.id);
@@ -91,6 +95,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                 random,
                 kept_positions,
                 token_drop.beta,
+                draws_scores,
             )
         });
         let layer_gates = plan
@@ -124,24 +129,22 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         } else {
             Vec::new()
         };
-        let token_drop =
-            token_drop
-                .take()
-                .map(
-                    |(importance, predicted, random, kept_positions, beta)| TokenDropGraph {
-                        importance,
-                        predicted,
-                        random,
-                        kept_positions: kept_positions.retrieve(),
-                        updated_importance: importance_update(
-                            importance,
-                            prediction_labels,
-                            objective.token_losses,
-                            beta,
-                        )
-                        .retrieve(),
-                    },
-                );
+        let token_drop = token_drop.take().map(
+            |(importance, predicted, random, kept_positions, beta, draws_scores)| TokenDropGraph {
+                importance,
+                predicted,
+                random,
+                draws_scores,
+                kept_positions: kept_positions.retrieve(),
+                updated_importance: importance_update(
+                    importance,
+                    prediction_labels,
+                    objective.token_losses,
+                    beta,
+                )
+                .retrieve(),
+            },
+        );
         Ok(Self {
             graph,
             inputs,
@@ -257,9 +260,14 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         }
         if let Some(token_drop) = &self.token_drop {
             let predicted: Vec<f32> = labels.iter().map(|&l| (l != -100) as u8 as f32).collect();
-            let mut rng = ChaCha8Rng::seed_from_u64(key);
-            rng.set_stream(TOKEN_SCORE_STREAM);
-            let random: Vec<f32> = (0..labels.len()).map(|_| rng.gen::<f32>()).collect();
+            // Drawn before every step while the device waits: skipped where unread.
+            let random: Vec<f32> = if token_drop.draws_scores {
+                let mut rng = ChaCha8Rng::seed_from_u64(key);
+                rng.set_stream(TOKEN_SCORE_STREAM);
+                (0..labels.len()).map(|_| rng.gen::<f32>()).collect()
+            } else {
+                vec![0.0; labels.len()]
+            };
             self.graph
                 .set_tensor(token_drop.predicted.id, 0, Tensor::new(predicted));
             self.graph

@@ -109,6 +109,16 @@ proptest! {
         }
     }
 
+    /// Why a program selecting by importance alone need not draw the step's random scores.
+    #[test]
+    fn importance_selection_does_not_read_the_random_scores(mut sequence in sequences()) {
+        sequence.by_importance = sequence.kept;
+        let (_, with_scores) = choose(&sequence);
+        sequence.random.iter_mut().for_each(|score| *score = 0.0);
+        let (_, without) = choose(&sequence);
+        prop_assert_eq!(with_scores, without);
+    }
+
     #[test]
     fn importance_selection_is_a_stable_top_k(mut sequence in sequences()) {
         sequence.by_importance = sequence.kept;
