@@ -8,11 +8,10 @@
 //! two barrier nodes that compute nothing.
 use luminal::{
     op::{InputTensor, Operator},
-    prelude::{
-        petgraph::{visit::EdgeRef, Direction},
-        *,
-    },
+    prelude::{petgraph::Direction, *},
 };
+
+use super::readers::readers;
 
 /// A node that computes nothing: the point in a program's order that its schedule dependencies
 /// mark (every upload done, or every kernel queued).
@@ -44,14 +43,6 @@ pub fn order_host_transfers(
             .next()
             .is_some()
     };
-    let data_readers = |graph: &Graph, node| -> Vec<NodeIndex> {
-        graph
-            .graph
-            .edges_directed(node, Direction::Outgoing)
-            .filter(|edge| edge.weight().as_data().is_some())
-            .map(|edge| edge.target())
-            .collect()
-    };
     let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
     let uploads: Vec<NodeIndex> = nodes
         .iter()
@@ -67,14 +58,14 @@ pub fn order_host_transfers(
     let downloads: Vec<NodeIndex> = nodes
         .iter()
         .copied()
-        .filter(|&node| is_download(op_of(graph, node)) && data_readers(graph, node).is_empty())
+        .filter(|&node| is_download(op_of(graph, node)) && readers(graph, node).is_empty())
         .collect();
 
     let uploaded = (!uploads.is_empty()).then(|| {
         let barrier = graph.add_op(TransferBarrier).finish();
         let mut readers: Vec<NodeIndex> = uploads
             .iter()
-            .flat_map(|&upload| data_readers(graph, upload))
+            .flat_map(|&upload| readers(graph, upload).into_keys())
             .filter(|reader| !uploads.contains(reader))
             .collect();
         readers.sort();
@@ -96,8 +87,8 @@ pub fn order_host_transfers(
             .copied()
             .filter(|node| !downloads.contains(node) && has_inputs(graph, *node))
             .filter(|&node| {
-                data_readers(graph, node)
-                    .iter()
+                readers(graph, node)
+                    .keys()
                     .all(|reader| downloads.contains(reader))
             })
             .collect();
