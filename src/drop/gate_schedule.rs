@@ -5,7 +5,7 @@ use luminal::{
     prelude::{
         petgraph::{
             self,
-            visit::{EdgeRef, IntoEdgeReferences, NodeIndexable},
+            visit::{EdgeRef, NodeIndexable},
             Direction,
         },
         *,
@@ -34,12 +34,9 @@ pub struct GateSchedule {
     skipped: HashMap<Vec<bool>, Vec<NodeIndex>>,
     /// The gate inputs, in the order of the gates passed to [`execute`](Self::execute).
     gates: Vec<NodeIndex>,
-    /// By node index: the (source, input order) of each value the node reads. Schedule
-    /// dependencies are not among them: they order nodes but carry no value.
-    data_sources: Vec<Vec<(NodeIndex, u8)>>,
     /// The nodes that have inputs (the others are graph inputs, never computed).
     computed: Vec<NodeIndex>,
-    /// luminal's order of the program, found at the first execution.
+    /// luminal's order of the program, with the values each node reads.
     order: ProgramOrder,
 }
 
@@ -77,12 +74,6 @@ impl GateSchedule {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut data_sources = vec![Vec::new(); graph.graph.node_bound()];
-        for edge in graph.graph.edge_references() {
-            if let Some((input_order, _, _)) = edge.weight().as_data() {
-                data_sources[edge.target().index()].push((edge.source(), input_order));
-            }
-        }
         let computed = graph
             .graph
             .node_indices()
@@ -99,9 +90,8 @@ impl GateSchedule {
             roots,
             skipped: HashMap::new(),
             gates,
-            data_sources,
             computed,
-            order: ProgramOrder::default(),
+            order: program_order(graph),
         }
     }
 
@@ -120,28 +110,29 @@ impl GateSchedule {
     fn find_skipped(&self, graph: &Graph, on: &[bool]) -> Vec<NodeIndex> {
         assert_eq!(
             graph.graph.node_bound(),
-            self.data_sources.len(),
+            self.order.place.len(),
             "the graph changed after its gate schedule was made"
         );
         let state: HashMap<NodeIndex, bool> =
             self.gates.iter().copied().zip(on.iter().copied()).collect();
         // By node index: a bit per input order the node does not read this step.
-        let mut unread = vec![0u64; self.data_sources.len()];
+        let mut unread = vec![0u64; self.order.place.len()];
         for edge in &self.edges {
             if state.get(&edge.gate).copied().unwrap_or(true) != edge.read_when_on {
                 unread[edge.consumer.index()] |= 1 << edge.input_order;
             }
         }
-        let mut needed = vec![false; self.data_sources.len()];
+        let mut needed = vec![false; self.order.place.len()];
         for root in &self.roots {
             needed[root.index()] = true;
         }
         let mut stack = self.roots.clone();
         while let Some(node) = stack.pop() {
-            for &(source, input_order) in &self.data_sources[node.index()] {
-                if unread[node.index()] & (1 << input_order) != 0 {
+            for source in self.order.sources_of(node) {
+                if unread[node.index()] & (1 << source.input_order) != 0 {
                     continue;
                 }
+                let (source, _) = source.value;
                 if !needed[source.index()] {
                     needed[source.index()] = true;
                     stack.push(source);
@@ -165,10 +156,7 @@ impl GateSchedule {
     /// value as luminal's does in a program without gates.
     pub fn execute(&mut self, graph: &mut Graph, on: &[bool]) -> usize {
         let skipped = self.skipped_nodes(graph, on).to_vec();
-        if self.order.nodes.is_empty() {
-            self.order = program_order(graph);
-        }
-        let mut runs = vec![true; self.data_sources.len()];
+        let mut runs = vec![true; self.order.place.len()];
         for &node in &skipped {
             runs[node.index()] = false;
             // A gate op still receives the value of the branch it does not take.
@@ -234,10 +222,12 @@ impl GateSchedule {
     }
 }
 
-/// A value a node reads: output `value.1` of node `value.0`, numbered `slot` among the program's
-/// values, seen through `view`.
+/// A value a node reads as its input `input_order`: output `value.1` of node `value.0`,
+/// numbered `slot` among the program's values, seen through `view`. Schedule dependencies are
+/// not among them: they order nodes but carry no value.
 #[derive(Debug)]
 struct Source {
+    input_order: u8,
     value: (NodeIndex, u8),
     slot: usize,
     view: ShapeTracker,
@@ -249,6 +239,14 @@ struct Source {
 struct ProgramOrder {
     nodes: Vec<(NodeIndex, Vec<Source>)>,
     values: usize,
+    /// By node index: the node's place in `nodes`.
+    place: Vec<usize>,
+}
+
+impl ProgramOrder {
+    fn sources_of(&self, node: NodeIndex) -> &[Source] {
+        &self.nodes[self.place[node.index()]].1
+    }
 }
 
 fn program_order(graph: &Graph) -> ProgramOrder {
@@ -268,17 +266,27 @@ fn program_order(graph: &Graph) -> ProgramOrder {
             sources.sort_by_key(|(input_order, _, _)| *input_order);
             let sources = sources
                 .into_iter()
-                .map(|(_, value, view)| {
+                .map(|(input_order, value, view)| {
                     let next = slots.len();
                     let slot = *slots.entry(value).or_insert(next);
-                    Source { value, slot, view }
+                    Source {
+                        input_order,
+                        value,
+                        slot,
+                        view,
+                    }
                 })
                 .collect();
             (node, sources)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut place = vec![0; graph.graph.node_bound()];
+    for (index, (node, _)) in nodes.iter().enumerate() {
+        place[node.index()] = index;
+    }
     ProgramOrder {
         nodes,
         values: slots.len(),
+        place,
     }
 }
