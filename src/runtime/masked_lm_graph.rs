@@ -29,6 +29,7 @@ pub struct TokenDropGraph<C: BertConfig> {
     /// so the host need not draw them (zeros stand in).
     pub draws_scores: bool,
     pub kept_positions: GraphTensor<(C::KeptTokens,)>,
+    /// The step's updated table, kept in the program (on the GPU, on the device).
     pub updated_importance: GraphTensor<(C::Vocab,)>,
 }
 
@@ -136,13 +137,15 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                 random,
                 draws_scores,
                 kept_positions: kept_positions.retrieve(),
+                // Kept, not retrieved: on the GPU the table stays there from step to step,
+                // and the host reads it only when asked.
                 updated_importance: importance_update(
                     importance,
                     prediction_labels,
                     objective.token_losses,
                     beta,
                 )
-                .retrieve(),
+                .keep(),
             },
         );
         Ok(Self {
