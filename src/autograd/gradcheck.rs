@@ -5,7 +5,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{add_backward, TensorRef};
 use crate::{
-    nn::{masked_lm_loss, ParameterInit, ParameterRef},
+    nn::{masked_lm_loss, ParameterInit, ParameterRef, PredictionLogits},
     ops::cross_entropy,
     runtime::Backend,
 };
@@ -168,8 +168,12 @@ fn cross_entropy_with_an_unused_row_and_a_padding_column() {
     check::<R2<3, 5>>(
         |x| {
             let labels = x.graph().tensor::<R1<3>>().set(vec![2.0, -100.0, 0.0]);
+            let bias = x
+                .graph()
+                .tensor::<R1<5>>()
+                .set(vec![0.5, -1.0, 0.25, 2.0, 3.0]);
             let weights = x.graph().arange::<Const<3>>() + 0.5;
-            (cross_entropy(x, labels, 4) * weights).sum_reduce::<_, Axis<0>>()
+            (cross_entropy(x, bias, labels, 4) * weights).sum_reduce::<_, Axis<0>>()
         },
         random(15, -2.0, 2.0, 11),
         1e-2,
@@ -186,12 +190,31 @@ crate::bert_config! {
     }
 }
 
+/// The bias's gradient, the sum of the logits' over the rows, against finite differences.
+#[test]
+fn cross_entropy_bias_with_an_unused_row() {
+    check::<R1<5>>(
+        |bias| {
+            let cx = bias.graph();
+            let x = cx.tensor::<R2<3, 5>>().set(random(15, -2.0, 2.0, 13));
+            let labels = cx.tensor::<R1<3>>().set(vec![2.0, -100.0, 3.0]);
+            let weights = cx.arange::<Const<3>>() + 0.5;
+            (cross_entropy(x, bias, labels, 4) * weights).sum_reduce::<_, Axis<0>>()
+        },
+        random(5, -2.0, 2.0, 14),
+        1e-2,
+    );
+}
+
 #[test]
 fn masked_lm_loss_over_used_slots() {
     check::<R2<4, 64>>(
-        |x| {
-            let labels = x.graph().tensor::<R1<4>>().set(vec![5.0, -100.0, 0.0, 3.0]);
-            masked_lm_loss::<FourPredictions>(x, labels).loss
+        |product| {
+            let cx = product.graph();
+            let labels = cx.tensor::<R1<4>>().set(vec![5.0, -100.0, 0.0, 3.0]);
+            let bias = cx.tensor::<R1<64>>().set(random(64, -1.0, 1.0, 15));
+            let logits = PredictionLogits::<FourPredictions> { product, bias };
+            masked_lm_loss(logits, labels).loss
         },
         random(256, -3.0, 3.0, 12),
         1e-2,

@@ -279,15 +279,18 @@ impl OpKind {
                 vec![Some(gradient_op(builder, op, output, g))]
             }
             OpKind::CrossEntropy(rows) => {
-                let (logits, labels) = (inputs[0], inputs[1]);
-                let id = builder
-                    .graph
-                    .add_op(CrossEntropyGradient(rows))
-                    .input(logits.id, 0, logits.view)
-                    .input(labels.id, 0, labels.view)
-                    .input(g.id, 0, g.view)
-                    .finish();
-                vec![Some(TensorRef::output(id, &[rows.rows, rows.width])), None]
+                let mut op = builder.graph.add_op(CrossEntropyGradient(rows));
+                for input in inputs.iter().chain([&g]) {
+                    op = op.input(input.id, 0, input.view);
+                }
+                // The same gradient for the product and the logits; the bias, added to every
+                // row, gets its sum over the rows.
+                let logits = TensorRef::output(op.finish(), &[rows.rows, rows.width]);
+                let bias = builder.sum_reduce(logits, 0);
+                let mut gradients = vec![None; inputs.len()];
+                gradients[LogitRows::PRODUCT as usize] = Some(logits);
+                gradients[LogitRows::BIAS as usize] = Some(bias);
+                gradients
             }
             OpKind::AttentionProbabilities(rows) => {
                 let mut op = builder

@@ -6,6 +6,7 @@ use super::{
     encoder::BertEncoder,
     encoder_drops::EncoderDrops,
     gather::gather_rows,
+    masked_lm_loss::PredictionLogits,
     mlm_head::BertMlmHead,
     parameters::{ParameterRef, Parameters},
     pooler::BertPooler,
@@ -116,8 +117,8 @@ impl<C: BertConfig> BertForMaskedLM<C> {
 
 impl<C: BertConfig> BertForMaskedLM<C> {
     /// Vocabulary logits at the predicted positions only, `[predictions, logit width]` (the
-    /// columns past the vocabulary are padding, see [`BertMlmHead`]):
-    /// `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
+    /// columns past the vocabulary are padding, see [`BertMlmHead`]), as the decoder's product
+    /// and its bias, which the loss adds: `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
     /// predicts about 15% of the positions, so this skips most of the MLM head's work. `drops`
     /// is the training step's dropping ([`EncoderDrops::none`] for the full model).
     pub fn forward_at(
@@ -125,7 +126,7 @@ impl<C: BertConfig> BertForMaskedLM<C> {
         inputs: &BertInputs<C>,
         positions: GraphTensor<(C::Predictions,)>,
         drops: &EncoderDrops<C>,
-    ) -> GraphTensor<(C::Predictions, C::LogitWidth)> {
+    ) -> PredictionLogits<C> {
         let embedded = self
             .bert
             .embeddings
@@ -137,9 +138,13 @@ impl<C: BertConfig> BertForMaskedLM<C> {
             .reshape::<(C::Tokens, C::Hidden)>();
         let predicted =
             gather_rows(hidden, positions).reshape::<(Const<1>, C::Predictions, C::Hidden)>();
-        self.mlm_head
-            .forward(predicted, self.bert.embeddings.word_embeddings)
-            .reshape::<(C::Predictions, C::LogitWidth)>()
+        let (product, bias) = self
+            .mlm_head
+            .decoder_terms(predicted, self.bert.embeddings.word_embeddings);
+        PredictionLogits {
+            product: product.reshape::<(C::Predictions, C::LogitWidth)>(),
+            bias,
+        }
     }
 }
 

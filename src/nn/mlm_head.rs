@@ -34,6 +34,21 @@ impl<C: BertConfig> BertMlmHead<C> {
         hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
     ) -> GraphTensor<(B, S, C::LogitWidth)> {
+        let (product, bias) = self.decoder_terms(hidden, word_embeddings);
+        product + bias.expand::<(B, S, C::LogitWidth), Axes2<0, 1>>()
+    }
+
+    /// The two terms of the logits of `hidden`'s positions, padded to the logit width: the
+    /// decoder's product and its bias. The masked-LM loss takes them apart and adds the bias as
+    /// it reads each row, so the biased logits are never written out.
+    pub fn decoder_terms<B: Dimension, S: Dimension>(
+        &self,
+        hidden: GraphTensor<(B, S, C::Hidden)>,
+        word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
+    ) -> (
+        GraphTensor<(B, S, C::LogitWidth)>,
+        GraphTensor<(C::LogitWidth,)>,
+    ) {
         let dense = &self.transform_dense;
         let transformed = self
             .transform_norm
@@ -48,8 +63,9 @@ impl<C: BertConfig> BertMlmHead<C> {
             .bias
             .pad::<(C::LogitWidth,), usize, usize>(&[(0, padding)])
             .contiguous();
-        transformed.matmul(decoder.permute::<(C::Hidden, C::LogitWidth), Axes2<1, 0>>())
-            + bias.expand::<(B, S, C::LogitWidth), Axes2<0, 1>>()
+        let product =
+            transformed.matmul(decoder.permute::<(C::Hidden, C::LogitWidth), Axes2<1, 0>>());
+        (product, bias)
     }
 }
 

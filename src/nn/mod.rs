@@ -29,7 +29,7 @@ pub use feed_forward::BertFeedForward;
 pub use gather::gather_rows;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
-pub use masked_lm_loss::{masked_lm_loss, MaskedLmLoss};
+pub use masked_lm_loss::{masked_lm_loss, MaskedLmLoss, PredictionLogits};
 pub use mlm_head::BertMlmHead;
 pub use parameters::{ParameterInit, ParameterRef, Parameters};
 pub use pooler::BertPooler;

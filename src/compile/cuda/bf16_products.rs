@@ -2,7 +2,8 @@
 //! input it can take in bf16 (attention's scores and the probabilities' gradient; GELU's input
 //! and its gradient; any input of a fused elementwise kernel, such as the bias, dropout and
 //! residual pass after a dense layer; a reduction, such as a bias gradient's sum over tokens,
-//! which adds the widened terms in float32), is written in bf16 by cuBLAS, as PyTorch's autocast
+//! which adds the widened terms in float32; the masked-LM loss, its gradient and the accuracy,
+//! which read the decoder's product and add its bias in float32), is written in bf16 by cuBLAS, as PyTorch's autocast
 //! writes a matmul's output. The product then costs half the bytes to write, to keep for the
 //! backward pass, and to read each time, and a product only GEMMs read needs no rounding pass.
 //! Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`,
@@ -17,6 +18,7 @@ use super::{
     fused_attention::{CudaFusedAttention, CudaFusedAttentionGradient},
     fused_elementwise::CudaFusedElementwise,
     gelu::CudaGeluKernel,
+    logit_rows::CudaLogitRows,
     readers::{is_output, readers, readers_of_output},
     reduce::CudaReduce,
 };
@@ -184,6 +186,8 @@ fn reading_bf16(op: &dyn Operator, inputs: &[u8]) -> Option<Box<dyn Operator>> {
         Some(Box::new(fused.reading_bf16(inputs)))
     } else if let Some(reduction) = any.downcast_ref::<CudaReduce>() {
         Some(Box::new(reduction.reading_bf16()))
+    } else if let Some(logit_rows) = any.downcast_ref::<CudaLogitRows>() {
+        Some(Box::new(logit_rows.reading_bf16(inputs)?))
     } else {
         None
     }

@@ -73,6 +73,25 @@ impl Store {
             Store::Both => format!("out{o}[{at}] = {value}; copy{o}[{at}] = bf16_bits({value});"),
         }
     }
+
+    /// The C statement storing the `float4` `value` at `out{o}[at..at + 4]` (and `copy{o}`) in
+    /// one store a buffer; `at` must be a multiple of 4.
+    pub fn statement4(self, o: usize, at: &str, value: &str) -> String {
+        let float = format!("*reinterpret_cast<float4 *>(out{o} + {at}) = v;");
+        let bf16 = |buffer: &str| {
+            format!(
+                "*reinterpret_cast<uint2 *>({buffer}{o} + {at}) = make_uint2(\
+                 bf16_bits(v.x) | ((unsigned int)bf16_bits(v.y) << 16), \
+                 bf16_bits(v.z) | ((unsigned int)bf16_bits(v.w) << 16));"
+            )
+        };
+        let stores = match self {
+            Store::Float => float,
+            Store::Bf16 => bf16("out"),
+            Store::Both => format!("{float} {}", bf16("copy")),
+        };
+        format!("{{ float4 v = {value}; {stores} }}")
+    }
 }
 
 /// The buffers a kernel with `stores` writes, in the order of its parameters and outputs: for

@@ -13,7 +13,6 @@ use super::{
     adamw_step::CudaAdamWStep,
     attention_fusion::fuse_attention,
     attention_probabilities::CudaAttentionProbabilities,
-    bf16_logits::logits_in_bf16,
     bf16_operands::share_rounded_operands,
     bf16_products::{write_fused_attention_in_bf16, write_products_in_bf16},
     contraction::CudaContraction,
@@ -83,7 +82,6 @@ impl Compiler for DropbertCudaCompiler {
         write_products_in_bf16(graph);
         write_fused_attention_in_bf16(graph);
         share_rounded_operands(graph, &device);
-        logits_in_bf16(graph);
         if transfers_at_the_edges_wanted() {
             // luminal_cuda does not export its copy ops' types; their names tell them.
             let named = |name: &'static str| {

@@ -156,11 +156,6 @@ impl ElementwiseSource {
         }
     }
 
-    /// How each output is stored.
-    pub fn stores(&self) -> &[Store] {
-        &self.stores
-    }
-
     /// The same kernel storing its outputs as `stores` say (one per output).
     pub fn with_stores(mut self, stores: Vec<Store>) -> Self {
         assert_eq!(stores.len(), self.outputs.len(), "one store per output");

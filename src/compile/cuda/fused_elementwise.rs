@@ -47,11 +47,6 @@ impl CudaFusedElementwise {
         self.source.output_count()
     }
 
-    /// How the kernel stores each of its results.
-    pub fn stores(&self) -> Vec<Store> {
-        self.source.stores().to_vec()
-    }
-
     /// The same kernel storing its results as `stores` say (one per result).
     pub fn storing(&self, stores: Vec<Store>) -> Self {
         self.with_source(self.source.clone().with_stores(stores))

@@ -1,13 +1,16 @@
 //! [`CrossEntropy`], [`CrossEntropyGradient`] and [`LabelIsArgmax`] on the GPU
-//! ([`CudaLogitRows`]): one block a row, the row width and class count baked in. One pass over a
-//! row's classes, four loads a thread at a time, gives their maximum and exponential sum; the
-//! gradient then writes the row in a second pass, zeros in its padding. An unused slot's row
-//! (negative label) reads nothing and gives 0; a label outside the classes stops the kernel
-//! (`__trap`), as the CPU kernels' asserts do.
+//! ([`CudaLogitRows`]): one block a row, the row width and class count baked in. Each logit is
+//! the decoder's product plus its bias, added as the product is read. One pass over a row's
+//! classes gives their maximum and exponential sum; the gradient then writes the row in a second
+//! pass, zeros in its padding. Where the width is a multiple of 4 (the decoder's always is), a
+//! thread loads 4 neighbouring values at once (8 bytes of a bf16 product, 16 of a float32 one),
+//! two such loads in flight, and the gradient stores 4 at once. An unused slot's row (negative
+//! label) reads nothing and gives 0; a label outside the classes stops the kernel (`__trap`), as
+//! the CPU kernels' asserts do.
 //!
-//! Under `--matmul bf16` the gradient is written in bf16 where only bf16 readers take it (the
-//! decoder's two GEMMs and the bias gradient's sum), and the logits may be read in bf16 (see
-//! `bf16_logits`).
+//! Under `--matmul bf16` the decoder's GEMM writes its product in bf16 for these kernels alone
+//! (`bf16_products`), and the gradient is written in bf16 where only bf16 readers take it (the
+//! decoder's two GEMMs and the bias gradient's sum).
 use std::{ffi::c_void, sync::Arc};
 
 use luminal::{
@@ -27,6 +30,9 @@ use super::{
 };
 use crate::ops::{CrossEntropy, CrossEntropyGradient, LabelIsArgmax, LogitRows};
 
+/// Neighbouring values a thread loads at once where the width allows.
+const VECTOR: usize = 4;
+
 /// What a [`CudaLogitRows`] kernel computes for each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogitRowsKernel {
@@ -38,7 +44,8 @@ pub enum LogitRowsKernel {
     Argmax,
 }
 
-/// A row kernel over the logits: `dropbert_kernel(outputs..., logits, labels[, d], rows)`.
+/// A row kernel over the logits:
+/// `dropbert_kernel(outputs..., product, bias, labels[, d], rows)`.
 #[derive(Debug, Clone, LuminalEqFalse)]
 pub struct CudaLogitRows {
     computes: LogitRowsKernel,
@@ -83,8 +90,13 @@ impl CudaLogitRows {
         self.computes
     }
 
-    /// The same kernel reading its logits in bf16.
-    pub fn reading_bf16_logits(&self) -> Self {
+    /// The same kernel reading the decoder's product in bf16, where `inputs` (those a bf16
+    /// producer writes) are that product alone.
+    pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
+        (inputs == [LogitRows::PRODUCT]).then(|| self.reading_bf16_product())
+    }
+
+    fn reading_bf16_product(&self) -> Self {
         Self::new(
             self.computes,
             self.rows,
@@ -122,9 +134,10 @@ impl Operator for CudaLogitRows {
     fn process(&mut self, inputs: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let device = &self.kernel.device;
         let what = "logit rows";
-        let mut ins = vec![input_address(&inputs[0].0, self.logits_bf16, what)];
+        let product = LogitRows::PRODUCT as usize;
+        let mut ins = vec![input_address(&inputs[product].0, self.logits_bf16, what)];
         ins.extend(
-            inputs[1..]
+            inputs[product + 1..]
                 .iter()
                 .map(|(input, _)| *input_slice(input, what).device_ptr()),
         );
@@ -162,27 +175,34 @@ pub(super) fn source(
 ) -> String {
     let helpers = row_helpers(rows, logits_bf16);
     let LogitRows { width, classes, .. } = rows;
+    let groups = groups(rows);
+    let tail = VECTOR * groups;
+    let threads = BLOCK_THREADS;
+    let inputs = "const logit_t *x, const float *bias, const float *labels";
     match computes {
         LogitRowsKernel::Loss => format!(
             r#"{helpers}
-extern "C" __global__ void dropbert_kernel(float *out, const logit_t *x, const float *labels, int rows) {{
+extern "C" __global__ void dropbert_kernel(float *out, {inputs}, int rows) {{
     int c;
     const logit_t *row = labelled_row(out, x, labels, &c);
     if (row == nullptr) return;
     {sum}
     if (threadIdx.x == 0) out[blockIdx.x] = logf(s) - (LOGIT(row, c) - m);
 }}"#,
-            sum = row_exponential_sum(classes),
+            sum = row_exponential_sum(rows),
         ),
         LogitRowsKernel::Argmax => format!(
             r#"{helpers}
-extern "C" __global__ void dropbert_kernel(float *out, const logit_t *x, const float *labels, int rows) {{
+extern "C" __global__ void dropbert_kernel(float *out, {inputs}, int rows) {{
     int c;
     const logit_t *row = labelled_row(out, x, labels, &c);
     if (row == nullptr) return;
     float m = NEGATIVE_INFINITY;
-#pragma unroll 8
-    for (int j = threadIdx.x; j < {classes}; j += {BLOCK_THREADS}) m = fmaxf(m, LOGIT(row, j));
+    for (int g = threadIdx.x; g < {groups}; g += {threads}) {{
+        float4 v = logits4(row, bias, g);
+        m = fmaxf(fmaxf(m, fmaxf(v.x, v.y)), fmaxf(v.z, v.w));
+    }}
+    for (int j = {tail} + threadIdx.x; j < {classes}; j += {threads}) m = fmaxf(m, LOGIT(row, j));
     m = block_max(m);
     if (threadIdx.x == 0) out[blockIdx.x] = LOGIT(row, c) >= m ? 1.0f : 0.0f;
 }}"#
@@ -190,47 +210,83 @@ extern "C" __global__ void dropbert_kernel(float *out, const logit_t *x, const f
         LogitRowsKernel::Gradient => {
             let outputs = output_parameters(&[store]).join(", ");
             let zero = store.statement(0, "at + j", "0.0f");
+            let zeros = store.statement4(0, "at + 4 * g", "make_float4(0.0f, 0.0f, 0.0f, 0.0f)");
             let value = store.statement(
                 0,
                 "at + j",
-                "(expf(LOGIT(row, j) - m) * inverse - target) * scale",
+                "j < classes ? (expf(LOGIT(row, j) - m) * inverse - (j == c)) * scale : 0.0f",
             );
+            let values = store.statement4(0, "at + 4 * g", "o");
             format!(
                 r#"{helpers}{BF16_BITS}
-extern "C" __global__ void dropbert_kernel({outputs}, const logit_t *x, const float *labels,
-                                           const float *d, int rows) {{
+extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, const float *d, int rows) {{
+    const int classes = {classes};
     int r = blockIdx.x, c = label_column(labels[r]);
     long long at = (long long)r * {width};
     if (c < 0) {{
-        for (int j = threadIdx.x; j < {width}; j += {BLOCK_THREADS}) {{ {zero} }}
+        for (int g = threadIdx.x; g < {all_groups}; g += {threads}) {{ {zeros} }}
+        for (int j = {all_tail} + threadIdx.x; j < {width}; j += {threads}) {{ {zero} }}
         return;
     }}
     const logit_t *row = x + at;
     {sum}
     float inverse = 1.0f / s, scale = d[r];
-#pragma unroll 4
-    for (int j = threadIdx.x; j < {classes}; j += {BLOCK_THREADS}) {{
-        float target = j == c ? 1.0f : 0.0f;
-        {value}
+    for (int g = threadIdx.x; g < {groups}; g += {threads}) {{
+        float4 v = logits4(row, bias, g);
+        int j = 4 * g;
+        float4 o = make_float4((expf(v.x - m) * inverse - (j == c)) * scale,
+                               (expf(v.y - m) * inverse - (j + 1 == c)) * scale,
+                               (expf(v.z - m) * inverse - (j + 2 == c)) * scale,
+                               (expf(v.w - m) * inverse - (j + 3 == c)) * scale);
+        {values}
     }}
-    for (int j = {classes} + threadIdx.x; j < {width}; j += {BLOCK_THREADS}) {{ {zero} }}
+    for (int j = {tail} + threadIdx.x; j < {width}; j += {threads}) {{ {value} }}
 }}"#,
-                sum = row_exponential_sum(classes),
+                sum = row_exponential_sum(rows),
+                all_groups = width / VECTOR * usize::from(width % VECTOR == 0),
+                all_tail = if width % VECTOR == 0 { width } else { 0 },
             )
         }
     }
 }
 
-/// The reductions, the logits' type `logit_t` and `LOGIT(row, j)` (its value as a float),
+/// The groups of [`VECTOR`] neighbouring classes a row's threads load at once: all whole groups
+/// of classes where the row's width is a multiple of it (so every group is aligned), else none.
+fn groups(LogitRows { width, classes, .. }: LogitRows) -> usize {
+    if width % VECTOR == 0 {
+        classes / VECTOR
+    } else {
+        0
+    }
+}
+
+/// The reductions, the product's type `logit_t`, `LOGIT(row, j)` (a logit as a float: the
+/// product plus `bias[j]`) and `logits4(row, bias, g)` (columns `4g..4g+3` at once),
 /// `label_column(label)` (a row's label as a column, -1 for none), and
 /// `labelled_row(out, x, labels, &c)` for kernels writing one value a row: the row of `x` that
 /// block `blockIdx.x` takes, with its label's column in `c`, or null for an unused slot, whose
 /// value it sets to 0.
 fn row_helpers(LogitRows { width, classes, .. }: LogitRows, logits_bf16: bool) -> String {
     let logits = if logits_bf16 {
-        format!("{BF16_VALUE}typedef unsigned short logit_t;\n#define LOGIT(row, j) bf16_value((row)[j])")
+        format!(
+            r#"{BF16_VALUE}typedef unsigned short logit_t;
+#define LOGIT(row, j) (bf16_value((row)[j]) + bias[j])
+__device__ float4 logits4(const logit_t *row, const float *bias, int g) {{
+    uint2 bits = *reinterpret_cast<const uint2 *>(row + 4 * g);
+    float4 b = *reinterpret_cast<const float4 *>(bias + 4 * g);
+    return make_float4(__uint_as_float(bits.x << 16) + b.x, __uint_as_float(bits.x & 0xffff0000u) + b.y,
+                       __uint_as_float(bits.y << 16) + b.z, __uint_as_float(bits.y & 0xffff0000u) + b.w);
+}}"#
+        )
     } else {
-        "typedef float logit_t;\n#define LOGIT(row, j) ((row)[j])".to_string()
+        r#"typedef float logit_t;
+#define LOGIT(row, j) ((row)[j] + bias[j])
+__device__ float4 logits4(const logit_t *row, const float *bias, int g) {
+    float4 v = *reinterpret_cast<const float4 *>(row + 4 * g);
+    float4 b = *reinterpret_cast<const float4 *>(bias + 4 * g);
+    return make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
+}"#
+        .to_string()
     };
     format!(
         r#"{WARP_REDUCTIONS}{BLOCK_REDUCTIONS}{logits}
@@ -253,20 +309,27 @@ __device__ const logit_t *labelled_row(float *out, const logit_t *x, const float
     )
 }
 
-/// The block's maximum `m` and exponential sum `s` (relative to `m`) of `row[0..classes]`, four
-/// loads a thread at a time.
-fn row_exponential_sum(classes: usize) -> String {
+/// The block's maximum `m` and exponential sum `s` (relative to `m`) of a row's classes: whole
+/// groups of 4, two loads a thread in flight, then the classes past them one at a time.
+fn row_exponential_sum(rows: LogitRows) -> String {
     let step = BLOCK_THREADS;
     format!(
         r#"float m = NEGATIVE_INFINITY, s = 0.0f;
-    int j = threadIdx.x;
-    for (; j + {last} < {classes}; j += {four})
-        add_exponentials4(&m, &s, LOGIT(row, j), LOGIT(row, j + {step}), LOGIT(row, j + {two}),
-                          LOGIT(row, j + {last}));
-    for (; j < {classes}; j += {step}) add_exponential(&m, &s, LOGIT(row, j));
+    int g = threadIdx.x;
+    for (; g + {step} < {groups}; g += {two}) {{
+        float4 a = logits4(row, bias, g), b = logits4(row, bias, g + {step});
+        add_exponentials4(&m, &s, a.x, a.y, a.z, a.w);
+        add_exponentials4(&m, &s, b.x, b.y, b.z, b.w);
+    }}
+    for (; g < {groups}; g += {step}) {{
+        float4 a = logits4(row, bias, g);
+        add_exponentials4(&m, &s, a.x, a.y, a.z, a.w);
+    }}
+    for (int j = {tail} + threadIdx.x; j < {classes}; j += {step}) add_exponential(&m, &s, LOGIT(row, j));
     block_exponential_sum(&m, &s);"#,
+        groups = groups(rows),
+        tail = VECTOR * groups(rows),
+        classes = rows.classes,
         two = 2 * step,
-        last = 3 * step,
-        four = 4 * step,
     )
 }
