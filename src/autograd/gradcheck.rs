@@ -5,7 +5,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{add_backward, TensorRef};
 use crate::{
-    nn::{masked_lm_loss, ParameterInit, ParameterRef, PredictionLogits},
+    nn::{masked_lm_loss, DecoderTerms, ParameterInit, ParameterRef},
     ops::cross_entropy,
     runtime::Backend,
 };
@@ -213,8 +213,8 @@ fn masked_lm_loss_over_used_slots() {
             let cx = product.graph();
             let labels = cx.tensor::<R1<4>>().set(vec![5.0, -100.0, 0.0, 3.0]);
             let bias = cx.tensor::<R1<64>>().set(random(64, -1.0, 1.0, 15));
-            let logits = PredictionLogits::<FourPredictions> { product, bias };
-            masked_lm_loss(logits, labels).loss
+            let logits = DecoderTerms { product, bias };
+            masked_lm_loss::<FourPredictions>(logits, labels).loss
         },
         random(256, -3.0, 3.0, 12),
         1e-2,

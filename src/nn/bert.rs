@@ -138,12 +138,12 @@ impl<C: BertConfig> BertForMaskedLM<C> {
             .reshape::<(C::Tokens, C::Hidden)>();
         let predicted =
             gather_rows(hidden, positions).reshape::<(Const<1>, C::Predictions, C::Hidden)>();
-        let (product, bias) = self
+        let terms = self
             .mlm_head
             .decoder_terms(predicted, self.bert.embeddings.word_embeddings);
-        PredictionLogits {
-            product: product.reshape::<(C::Predictions, C::LogitWidth)>(),
-            bias,
+        PredictionLogits::<C> {
+            product: terms.product.reshape::<(C::Predictions, C::LogitWidth)>(),
+            bias: terms.bias,
         }
     }
 }

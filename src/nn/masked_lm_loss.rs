@@ -1,5 +1,6 @@
 use luminal::prelude::*;
 
+use super::mlm_head::DecoderTerms;
 use crate::{
     config::BertConfig,
     ops::{cross_entropy, label_is_argmax},
@@ -8,10 +9,13 @@ use crate::{
 /// The logits of the predicted positions, `[predictions, logit width]`, as two terms: the
 /// decoder's product and the bias added to each of its rows (see
 /// [`BertMlmHead::decoder_terms`](super::BertMlmHead::decoder_terms)).
-pub struct PredictionLogits<C: BertConfig> {
-    pub product: GraphTensor<(C::Predictions, C::LogitWidth)>,
-    pub bias: GraphTensor<(C::LogitWidth,)>,
-}
+pub type PredictionLogits<C> = DecoderTerms<
+    (
+        <C as BertConfig>::Predictions,
+        <C as BertConfig>::LogitWidth,
+    ),
+    <C as BertConfig>::LogitWidth,
+>;
 
 /// Mean cross-entropy of the predicted positions, as `BertForMaskedLM(labels=...)` computes it.
 pub struct MaskedLmLoss<C: BertConfig> {
@@ -30,7 +34,7 @@ pub fn masked_lm_loss<C: BertConfig>(
     logits: PredictionLogits<C>,
     labels: GraphTensor<(C::Predictions,)>,
 ) -> MaskedLmLoss<C> {
-    let PredictionLogits { product, bias } = logits;
+    let DecoderTerms { product, bias } = logits;
     let predicted = -labels.less_than(labels.graph().constant(0.0).expand()) + 1.0;
     // Both ops give 0 for unused slots, and the loss no gradient there.
     let vocab = C::DIMS.vocab_size;

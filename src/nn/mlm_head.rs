@@ -8,6 +8,13 @@ use super::{
 use crate::config::{BertConfig, BertSettings};
 use crate::ops::bias_gelu;
 
+/// The logits as two terms: the decoder's `product` (shape `P`, the logit width `W` last) and
+/// the `bias` added to each of its rows.
+pub struct DecoderTerms<P: Shape, W: Dimension> {
+    pub product: GraphTensor<P>,
+    pub bias: GraphTensor<(W,)>,
+}
+
 /// `cls.predictions.*`: transform (dense, GELU, LayerNorm), then the decoder, whose weight is the
 /// word-embedding matrix (tied, so it is not a parameter of its own), plus an output bias. The
 /// decoder runs over [`BertDims::logit_width`](crate::config::BertDims::logit_width) columns:
@@ -34,7 +41,7 @@ impl<C: BertConfig> BertMlmHead<C> {
         hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
     ) -> GraphTensor<(B, S, C::LogitWidth)> {
-        let (product, bias) = self.decoder_terms(hidden, word_embeddings);
+        let DecoderTerms { product, bias } = self.decoder_terms(hidden, word_embeddings);
         product + bias.expand::<(B, S, C::LogitWidth), Axes2<0, 1>>()
     }
 
@@ -45,10 +52,7 @@ impl<C: BertConfig> BertMlmHead<C> {
         &self,
         hidden: GraphTensor<(B, S, C::Hidden)>,
         word_embeddings: GraphTensor<(C::Vocab, C::Hidden)>,
-    ) -> (
-        GraphTensor<(B, S, C::LogitWidth)>,
-        GraphTensor<(C::LogitWidth,)>,
-    ) {
+    ) -> DecoderTerms<(B, S, C::LogitWidth), C::LogitWidth> {
         let dense = &self.transform_dense;
         let transformed = self
             .transform_norm
@@ -65,7 +69,7 @@ impl<C: BertConfig> BertMlmHead<C> {
             .contiguous();
         let product =
             transformed.matmul(decoder.permute::<(C::Hidden, C::LogitWidth), Axes2<1, 0>>());
-        (product, bias)
+        DecoderTerms { product, bias }
     }
 }
 

@@ -30,6 +30,6 @@ pub use gather::gather_rows;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use masked_lm_loss::{masked_lm_loss, MaskedLmLoss, PredictionLogits};
-pub use mlm_head::BertMlmHead;
+pub use mlm_head::{BertMlmHead, DecoderTerms};
 pub use parameters::{ParameterInit, ParameterRef, Parameters};
 pub use pooler::BertPooler;
