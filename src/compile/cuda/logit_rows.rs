@@ -243,8 +243,8 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, const float *d, 
     for (int j = {tail} + threadIdx.x; j < {width}; j += {threads}) {{ {value} }}
 }}"#,
                 sum = row_exponential_sum(rows),
-                all_groups = width / VECTOR * usize::from(width % VECTOR == 0),
-                all_tail = if width % VECTOR == 0 { width } else { 0 },
+                all_groups = width / VECTOR * usize::from(width.is_multiple_of(VECTOR)),
+                all_tail = if width.is_multiple_of(VECTOR) { width } else { 0 },
             )
         }
     }
@@ -253,7 +253,7 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, const float *d, 
 /// The groups of [`VECTOR`] neighbouring classes a row's threads load at once: all whole groups
 /// of classes where the row's width is a multiple of it (so every group is aligned), else none.
 fn groups(LogitRows { width, classes, .. }: LogitRows) -> usize {
-    if width % VECTOR == 0 {
+    if width.is_multiple_of(VECTOR) {
         classes / VECTOR
     } else {
         0
