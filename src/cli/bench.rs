@@ -88,6 +88,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let mut seconds = Vec::with_capacity(args.steps);
     let mut host_seconds = Vec::with_capacity(args.steps);
     let mut prepare_seconds = Vec::with_capacity(args.steps);
+    let mut uploads_seconds = Vec::with_capacity(args.steps);
     let (mut flops, mut blocks_run, mut nodes_skipped) = (0.0, 0usize, 0usize);
     for _ in 0..args.steps {
         let timer = StepTimer::start(backend);
@@ -95,6 +96,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         seconds.push(timer.stop());
         host_seconds.push(step.execute_host_seconds);
         prepare_seconds.push(step.prepare_host_seconds);
+        uploads_seconds.extend(step.uploads_host_seconds);
         flops += step.flops;
         blocks_run += step.gates.iter().filter(|&&on| on).count();
         nodes_skipped += program.nodes_skipped();
@@ -110,6 +112,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     let median = median_of(seconds);
     let median_host = median_of(host_seconds);
     let median_prepare = median_of(prepare_seconds);
+    let median_uploads = (!uploads_seconds.is_empty()).then(|| median_of(uploads_seconds));
     let tokens = (dims.batch_size * dims.seq_len) as f64;
     let flops_per_step = flops / args.steps as f64;
     let peak_memory_bytes = peak_resident_bytes();
@@ -125,6 +128,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "tokens_per_second": tokens / median,
                 "median_execute_host_seconds": median_host,
                 "median_prepare_host_seconds": median_prepare,
+                "median_uploads_host_seconds": median_uploads,
                 "flops_per_step": flops_per_step,
                 "mean_blocks_run": blocks_run as f64 / args.steps as f64,
                 "mean_nodes_skipped": nodes_skipped as f64 / args.steps as f64,

@@ -30,6 +30,9 @@ pub struct TrainStep {
     /// Host time from the step's start to the program's execution: feeding the batch, the
     /// gates and the optimizer's scalars (the device waits through it).
     pub prepare_host_seconds: f64,
+    /// On the GPU, host time from the program's execution until every upload of its inputs was
+    /// queued, before the first kernel (the device waits through it too).
+    pub uploads_host_seconds: Option<f64>,
 }
 
 /// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
@@ -137,6 +140,7 @@ impl<C: BertConfig> TrainingProgram<C> {
         let executing = std::time::Instant::now();
         self.graph.execute();
         let execute_host_seconds = executing.elapsed().as_secs_f64();
+        let uploads_host_seconds = uploads_queued_after(executing);
         if std::env::var_os("DROPBERT_PROFILE").is_some() {
             eprintln!("{}", crate::runtime::profile::report(profile_rows()));
         }
@@ -153,6 +157,7 @@ impl<C: BertConfig> TrainingProgram<C> {
             gates: gates.on,
             execute_host_seconds,
             prepare_host_seconds,
+            uploads_host_seconds,
         })
     }
 
@@ -180,4 +185,20 @@ fn profile_rows() -> usize {
         .ok()
         .and_then(|rows| rows.parse().ok())
         .unwrap_or(25)
+}
+
+/// Seconds from `start` to the last run's queued uploads, where that run was one started after
+/// `start` on the GPU.
+fn uploads_queued_after(start: std::time::Instant) -> Option<f64> {
+    #[cfg(feature = "cuda")]
+    {
+        crate::compile::cuda::last_uploads_queued()
+            .and_then(|queued| queued.checked_duration_since(start))
+            .map(|elapsed| elapsed.as_secs_f64())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = start;
+        None
+    }
 }

@@ -6,6 +6,8 @@
 //! rest of the step again. This pass puts every upload of a graph input before the step's first
 //! kernel and every download of a result after its last one, through schedule dependencies on
 //! two barrier nodes that compute nothing.
+use std::{sync::Mutex, time::Instant};
+
 use luminal::{
     op::{InputTensor, Operator},
     prelude::{petgraph::Direction, *},
@@ -14,12 +16,30 @@ use luminal::{
 use super::readers::readers;
 
 /// A node that computes nothing: the point in a program's order that its schedule dependencies
-/// mark (every upload done, or every kernel queued).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransferBarrier;
+/// mark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TransferBarrier {
+    /// Every upload of the step is queued; the step's kernels follow. It notes the time it ran
+    /// (see [`last_uploads_queued`]).
+    UploadsQueued,
+    /// Every kernel of the step is queued; the downloads follow.
+    KernelsQueued,
+}
+
+/// When a program last passed its [`TransferBarrier::UploadsQueued`].
+static UPLOADS_QUEUED: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// When the last program run passed its uploads: the host's time from a step's execution to here
+/// is the device's idle time before its first kernel, a fixed cost of every step.
+pub fn last_uploads_queued() -> Option<Instant> {
+    *UPLOADS_QUEUED.lock().expect("a plain time")
+}
 
 impl Operator for TransferBarrier {
     fn process(&mut self, _: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        if *self == TransferBarrier::UploadsQueued {
+            *UPLOADS_QUEUED.lock().expect("a plain time") = Some(Instant::now());
+        }
         Vec::new()
     }
 }
@@ -62,7 +82,7 @@ pub fn order_host_transfers(
         .collect();
 
     let uploaded = (!uploads.is_empty()).then(|| {
-        let barrier = graph.add_op(TransferBarrier).finish();
+        let barrier = graph.add_op(TransferBarrier::UploadsQueued).finish();
         let mut readers: Vec<NodeIndex> = uploads
             .iter()
             .flat_map(|&upload| readers(graph, upload).into_keys())
@@ -92,7 +112,7 @@ pub fn order_host_transfers(
                     .all(|reader| downloads.contains(reader))
             })
             .collect();
-        let barrier = graph.add_op(TransferBarrier).finish();
+        let barrier = graph.add_op(TransferBarrier::KernelsQueued).finish();
         for node in last {
             graph.add_schedule_dependency(node, barrier);
         }

@@ -244,7 +244,11 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, const float *d, 
 }}"#,
                 sum = row_exponential_sum(rows),
                 all_groups = width / VECTOR * usize::from(width.is_multiple_of(VECTOR)),
-                all_tail = if width.is_multiple_of(VECTOR) { width } else { 0 },
+                all_tail = if width.is_multiple_of(VECTOR) {
+                    width
+                } else {
+                    0
+                },
             )
         }
     }

@@ -105,6 +105,7 @@ pub use compiler::DropbertCudaCompiler;
 pub use device_buffer::copy_to_host;
 #[cfg(feature = "cuda")]
 pub use device_timer::DeviceTimer;
+pub use host_transfers::last_uploads_queued;
 
 /// Every kernel source through NVRTC, which needs no GPU: `cargo test --features cuda` with the
 /// CUDA libraries on the library path (`cargo xtask cuda-sdk` gives them; the driver stub must be
