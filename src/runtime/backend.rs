@@ -70,6 +70,34 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// For a compiled `graph` whose `inputs` are replaced after every execution by values it
+    /// computed (weights, optimizer state, the importance table): on the GPU, their readers read
+    /// them where they stay, on the device, without an upload node each (see
+    /// `compile::cuda::device_inputs`); each execution must then follow
+    /// [`upload_host_values`](Self::upload_host_values). Nothing to do on the CPU.
+    pub fn keep_inputs_on_device(self, graph: &mut Graph, inputs: &[NodeIndex]) {
+        #[cfg(feature = "cuda")]
+        if self == Backend::Cuda {
+            graph.compile(crate::compile::cuda::read_in_place(inputs.to_vec()), ());
+        }
+        // Without CUDA, only CPU graphs exist (compiling for CUDA fails).
+        #[cfg(not(feature = "cuda"))]
+        let _ = (graph, inputs);
+    }
+
+    /// Before an execution of a graph with inputs kept on the device: uploads those of
+    /// `inputs` that were set on the host since.
+    pub fn upload_host_values(self, graph: &mut Graph, inputs: &[NodeIndex]) {
+        #[cfg(feature = "cuda")]
+        if self == Backend::Cuda {
+            crate::compile::cuda::upload_host_values(graph, inputs);
+        }
+        #[cfg(not(feature = "cuda"))]
+        let _ = (graph, inputs);
+    }
+}
+
 impl FromStr for Backend {
     type Err = String;
 

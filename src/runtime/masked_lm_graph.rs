@@ -59,7 +59,12 @@ pub struct MaskedLmGraph<C: BertConfig> {
     pub dropout_key: Option<GraphTensor<RandomKey>>,
     pub token_drop: Option<TokenDropGraph<C>>,
     pub layer_gates: Option<LayerGates>,
-    /// Set by [`compile`](Self::compile) where layer dropping is on.
+    /// The backend [`compile`](Self::compile) compiled for.
+    backend: Backend,
+    /// Inputs that stay on the device between executions (see
+    /// [`keep_on_device`](Self::keep_on_device)).
+    device_inputs: Vec<NodeIndex>,
+    /// Built at the first execution of a compiled program where layer dropping is on.
     gate_schedule: Option<GateSchedule>,
     gates_on: Vec<bool>,
     nodes_skipped: usize,
@@ -162,6 +167,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             dropout_key: dropout.key(),
             token_drop,
             layer_gates: drops.layer_gates,
+            backend: Backend::Cpu,
+            device_inputs: Vec::new(),
             gate_schedule: None,
             gates_on: Vec::new(),
             nodes_skipped: 0,
@@ -178,11 +185,22 @@ impl<C: BertConfig> MaskedLmGraph<C> {
         ids.extend(extra);
         let result = backend.compile(&mut graph, ids);
         self.graph = graph;
-        if self.layer_gates.is_some() {
-            let gates = self.gate_ids();
-            self.gate_schedule = Some(GateSchedule::new(&mut self.graph, gates));
-        }
+        self.backend = backend;
+        self.gate_schedule = None;
         result
+    }
+
+    /// Keeps the weights, token dropping's importance table and `more` (the optimizer's state)
+    /// on the device between executions of the compiled program: on the GPU they are uploaded
+    /// only where they were set on the host, not through an upload node every step. For
+    /// programs that replace them after every execution with values they computed.
+    pub fn keep_on_device(&mut self, more: &[NodeIndex]) {
+        let mut inputs: Vec<NodeIndex> = self.parameters.iter().map(|p| p.id).collect();
+        inputs.extend(self.token_drop.as_ref().map(|t| t.importance.id));
+        inputs.extend(more);
+        self.backend.keep_inputs_on_device(&mut self.graph, &inputs);
+        self.device_inputs = inputs;
+        self.gate_schedule = None;
     }
 
     /// Every node id the programs keep using, for the compiler to remap.
@@ -317,6 +335,12 @@ impl<C: BertConfig> MaskedLmGraph<C> {
     /// Runs the program once on what was fed, skipping the blocks gated off; under token
     /// dropping, the updated importance table replaces the table.
     pub fn execute(&mut self) {
+        self.backend
+            .upload_host_values(&mut self.graph, &self.device_inputs);
+        if self.layer_gates.is_some() && self.gate_schedule.is_none() {
+            let gates = self.gate_ids();
+            self.gate_schedule = Some(GateSchedule::new(&mut self.graph, gates));
+        }
         match &mut self.gate_schedule {
             Some(schedule) => {
                 assert_eq!(

@@ -48,9 +48,11 @@ pub struct Timed {
     device: Option<DeviceProfiling>,
 }
 
+// Shown as the op it times: passes that tell luminal_cuda's ops by their names (which a program
+// may run after profiling was set up) see through the timing.
 impl std::fmt::Debug for Timed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Timed({:?})", self.inner)
+        self.inner.fmt(f)
     }
 }
 

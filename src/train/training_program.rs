@@ -65,6 +65,9 @@ impl<C: BertConfig> TrainingProgram<C> {
             .collect::<Result<Vec<_>>>()?;
         let mut optimizer = Optimizer::build(&mut graph.graph, gradients, optimizer)?;
         graph.compile(backend, optimizer.ids_mut())?;
+        let state: Vec<luminal::prelude::NodeIndex> =
+            optimizer.state_tensors().iter().map(|t| t.input).collect();
+        graph.keep_on_device(&state);
         Ok(Self {
             graph,
             optimizer,

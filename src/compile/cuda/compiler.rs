@@ -16,6 +16,7 @@ use super::{
     bf16_operands::share_rounded_operands,
     bf16_products::{write_fused_attention_in_bf16, write_products_in_bf16},
     contraction::CudaContraction,
+    copy_ops::{is_download, is_upload},
     dropout_mask::CudaDropoutMask,
     fused_attention::CudaFusedAttentionOps,
     fused_elementwise::CudaFusedElementwise,
@@ -83,15 +84,7 @@ impl Compiler for DropbertCudaCompiler {
         write_fused_attention_in_bf16(graph);
         share_rounded_operands(graph, &device);
         if transfers_at_the_edges_wanted() {
-            // luminal_cuda does not export its copy ops' types; their names tell them.
-            let named = |name: &'static str| {
-                move |op: &dyn Operator| format!("{op:?}").split(['(', ' ']).next() == Some(name)
-            };
-            order_host_transfers(
-                graph,
-                named("CudaCopyToDevice"),
-                named("CudaCopyFromDevice"),
-            );
+            order_host_transfers(graph, is_upload, is_download);
         }
     }
 }

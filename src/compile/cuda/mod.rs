@@ -23,8 +23,12 @@ mod column_dots;
 mod compiler;
 #[cfg(feature = "cuda")]
 mod contraction;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod copy_ops;
 #[cfg(feature = "cuda")]
 mod device_buffer;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod device_inputs;
 #[cfg(feature = "cuda")]
 mod device_timer;
 #[cfg(feature = "cuda")]
@@ -104,8 +108,20 @@ pub use compiler::DropbertCudaCompiler;
 #[cfg(feature = "cuda")]
 pub use device_buffer::copy_to_host;
 #[cfg(feature = "cuda")]
+pub use device_inputs::upload_host_values;
+#[cfg(feature = "cuda")]
 pub use device_timer::DeviceTimer;
 pub use host_transfers::last_uploads_queued;
+
+/// The compiler pass that makes the readers of `inputs` read them where they are, on the device,
+/// without an upload node each (see `device_inputs`).
+#[cfg(feature = "cuda")]
+pub fn read_in_place(inputs: Vec<luminal::prelude::NodeIndex>) -> impl luminal::prelude::Compiler {
+    device_inputs::ReadInPlace {
+        inputs,
+        is_upload: copy_ops::is_upload,
+    }
+}
 
 /// Every kernel source through NVRTC, which needs no GPU: `cargo test --features cuda` with the
 /// CUDA libraries on the library path (`cargo xtask cuda-sdk` gives them; the driver stub must be
