@@ -1,9 +1,14 @@
-//! luminal_cuda's copy ops, told by their names: it does not export their types.
+//! The copy ops between host and device, told by their names: luminal_cuda does not export their
+//! types, and a profiled op shows the name of the op it times.
 use luminal::op::Operator;
 
-/// Whether `op` is luminal_cuda's upload of a value to the device (`CudaCopyToDevice`).
+/// Whether `op` uploads a value to the device: luminal_cuda's `CudaCopyToDevice`, or the
+/// [`CudaPinnedUpload`](super::pinned_uploads::CudaPinnedUpload) that replaces it.
 pub fn is_upload(op: &dyn Operator) -> bool {
-    type_name(op) == "CudaCopyToDevice"
+    matches!(
+        type_name(op).as_str(),
+        "CudaCopyToDevice" | "CudaPinnedUpload"
+    )
 }
 
 /// Whether `op` is luminal_cuda's download of a value to the host (`CudaCopyFromDevice`).

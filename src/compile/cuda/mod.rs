@@ -59,6 +59,8 @@ mod normalize;
 pub mod op_timeline;
 #[cfg(feature = "cuda")]
 mod packed_dropout_masks;
+#[cfg(feature = "cuda")]
+mod pinned_uploads;
 #[cfg(test)]
 mod plan_emulation;
 #[cfg(feature = "cuda")]
