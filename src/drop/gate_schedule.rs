@@ -34,7 +34,9 @@ pub struct GateSchedule {
     skipped: HashMap<Vec<bool>, Vec<NodeIndex>>,
     /// The gate inputs, in the order of the gates passed to [`execute`](Self::execute).
     gates: Vec<NodeIndex>,
-    /// The nodes that have inputs (the others are graph inputs, never computed).
+    /// The nodes that compute a value from inputs: those a step may skip. Graph inputs are never
+    /// computed, and nodes that only order others (transfer barriers, which compute nothing)
+    /// always run.
     computed: Vec<NodeIndex>,
     /// luminal's order of the program, with the values each node reads.
     order: ProgramOrder,
@@ -66,7 +68,7 @@ impl GateSchedule {
         }
         // The program's outputs: what it retrieves or keeps. (Compilation removes the other
         // nodes nothing consumes; before it, they are dead code, not outputs.)
-        let roots = graph
+        let roots: Vec<NodeIndex> = graph
             .to_retrieve
             .iter()
             .chain(&graph.no_delete)
@@ -78,11 +80,17 @@ impl GateSchedule {
             .graph
             .node_indices()
             .filter(|&node| {
-                graph
+                let has_inputs = graph
                     .graph
                     .edges_directed(node, Direction::Incoming)
                     .next()
-                    .is_some()
+                    .is_some();
+                let gives_values = graph
+                    .graph
+                    .edges_directed(node, Direction::Outgoing)
+                    .any(|edge| edge.weight().as_data().is_some())
+                    || roots.contains(&node);
+                has_inputs && gives_values
             })
             .collect();
         Self {
