@@ -5,7 +5,9 @@
 //! uploads at 0.6 ms for 0.4 MB at 256 x 128, the device idle throughout. [`CudaPinnedUpload`]
 //! keeps a page-locked buffer per input, copies the values into it and queues an asynchronous
 //! copy to the device, which the host does not wait for. A value already on the device is handed
-//! on, as luminal_cuda's upload does.
+//! on, as luminal_cuda's upload does. (Run 73: the walk to the last upload went from 0.62 to
+//! 0.46 ms at 256 x 128 and stayed at 0.38 ms at 32 x 512, so the copies' staging was only part
+//! of it.)
 use std::sync::Arc;
 
 use luminal::{
