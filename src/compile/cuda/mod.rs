@@ -11,7 +11,6 @@ mod adamw_step;
 #[cfg(feature = "cuda")]
 mod attention_probabilities;
 #[cfg(feature = "cuda")]
-#[cfg(feature = "cuda")]
 mod bf16_operands;
 #[cfg(feature = "cuda")]
 mod bf16_products;
