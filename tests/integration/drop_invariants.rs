@@ -576,6 +576,31 @@ fn schedule_dependencies_do_not_make_a_gated_off_block_needed() {
     assert_eq!(after, before);
 }
 
+/// A node that only orders others (as the CUDA program's transfer barriers do: schedule
+/// dependencies, no value) runs whatever the gates, even after a gated-off block's nodes: it
+/// computes nothing a gate could spare, and bench's upload time is noted when one runs.
+#[test]
+fn a_node_that_only_orders_others_is_never_skipped() {
+    let plan = plan_for::<BothPreLn>();
+    let mut graph =
+        MaskedLmGraph::<BothPreLn>::build(&BertSettings::default(), true, &plan).unwrap();
+    let gates = graph.gate_ids();
+    let on = [true, false, true, true];
+    let nodes: Vec<NodeIndex> = graph.graph.graph.node_indices().collect();
+    let barrier = graph.graph.add_op(luminal::op::Contiguous).finish();
+    for node in nodes {
+        graph.graph.add_schedule_dependency(node, barrier);
+    }
+    let mut schedule = GateSchedule::new(&mut graph.graph, gates);
+    let skipped: HashSet<NodeIndex> = schedule
+        .skipped_nodes(&graph.graph, &on)
+        .iter()
+        .copied()
+        .collect();
+    assert!(!skipped.is_empty(), "the gated-off block is skipped");
+    assert!(!skipped.contains(&barrier));
+}
+
 /// The gradient of a switchable block's input is its gate's choice between the block's own
 /// gradient and the skip path's: one `GateChoose` a block in the backward pass, as in the
 /// forward. The only `GateMask`s left stand for parameters read inside a block alone (their
