@@ -36,14 +36,7 @@ impl<F: Fn(&dyn Operator) -> bool> Compiler for ReadInPlace<F> {
                 })
                 .collect();
             for upload in uploads {
-                let readers: Vec<(NodeIndex, Dependency)> = graph
-                    .graph
-                    .edges_directed(upload, Direction::Outgoing)
-                    .map(|edge| (edge.target(), *edge.weight()))
-                    .collect();
-                for (reader, dependency) in readers {
-                    graph.graph.add_edge(input, reader, dependency);
-                }
+                move_outgoing_edge(upload, input, &mut graph.graph);
                 graph.graph.remove_node(upload);
             }
         }
