@@ -124,8 +124,7 @@ impl Compiler for Profiler {
         for node in nodes {
             let shapes = input_shapes(graph, node);
             let weight = graph.graph.node_weight_mut(node).unwrap();
-            let op = format!("{weight:?}");
-            let kind: String = op.chars().take_while(|c| c.is_alphanumeric()).collect();
+            let kind = op_kind(weight.as_ref());
             let inner = std::mem::replace(weight, Box::new(luminal::op::Contiguous));
             *weight = Box::new(Timed {
                 name: format!("{kind} {}", shapes.join(" ")),
@@ -134,6 +133,15 @@ impl Compiler for Profiler {
             });
         }
     }
+}
+
+/// An op's kind: its type's name, as its `Debug` output starts (luminal_cuda does not export
+/// its ops' types, and a [`Timed`] op shows as the op it times).
+pub fn op_kind(op: &dyn Operator) -> String {
+    format!("{op:?}")
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect()
 }
 
 /// The logical shape of each input of `node`, as `[a, b, ...]`.
