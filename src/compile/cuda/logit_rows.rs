@@ -175,7 +175,7 @@ pub(super) fn source(
 ) -> String {
     let helpers = row_helpers(rows, logits_bf16);
     let LogitRows { width, classes, .. } = rows;
-    let groups = groups(rows);
+    let groups = whole_groups(classes, width);
     let tail = VECTOR * groups;
     let threads = BLOCK_THREADS;
     let inputs = "const logit_t *x, const float *bias, const float *labels";
@@ -243,22 +243,19 @@ extern "C" __global__ void dropbert_kernel({outputs}, {inputs}, const float *d, 
     for (int j = {tail} + threadIdx.x; j < {width}; j += {threads}) {{ {value} }}
 }}"#,
                 sum = row_exponential_sum(rows),
-                all_groups = width / VECTOR * usize::from(width.is_multiple_of(VECTOR)),
-                all_tail = if width.is_multiple_of(VECTOR) {
-                    width
-                } else {
-                    0
-                },
+                all_groups = whole_groups(width, width),
+                all_tail = VECTOR * whole_groups(width, width),
             )
         }
     }
 }
 
-/// The groups of [`VECTOR`] neighbouring classes a row's threads load at once: all whole groups
-/// of classes where the row's width is a multiple of it (so every group is aligned), else none.
-fn groups(LogitRows { width, classes, .. }: LogitRows) -> usize {
+/// The groups of [`VECTOR`] neighbouring values a row's threads take at once among its first
+/// `columns`: all whole groups where the row's `width` is a multiple of it (so every group is
+/// aligned), else none.
+fn whole_groups(columns: usize, width: usize) -> usize {
     if width.is_multiple_of(VECTOR) {
-        classes / VECTOR
+        columns / VECTOR
     } else {
         0
     }
@@ -315,8 +312,9 @@ __device__ const logit_t *labelled_row(float *out, const logit_t *x, const float
 
 /// The block's maximum `m` and exponential sum `s` (relative to `m`) of a row's classes: whole
 /// groups of 4, two loads a thread in flight, then the classes past them one at a time.
-fn row_exponential_sum(rows: LogitRows) -> String {
+fn row_exponential_sum(LogitRows { width, classes, .. }: LogitRows) -> String {
     let step = BLOCK_THREADS;
+    let groups = whole_groups(classes, width);
     format!(
         r#"float m = NEGATIVE_INFINITY, s = 0.0f;
     int g = threadIdx.x;
@@ -331,9 +329,7 @@ fn row_exponential_sum(rows: LogitRows) -> String {
     }}
     for (int j = {tail} + threadIdx.x; j < {classes}; j += {step}) add_exponential(&m, &s, LOGIT(row, j));
     block_exponential_sum(&m, &s);"#,
-        groups = groups(rows),
-        tail = VECTOR * groups(rows),
-        classes = rows.classes,
+        tail = VECTOR * groups,
         two = 2 * step,
     )
 }
