@@ -68,7 +68,7 @@ impl GateSchedule {
         }
         // The program's outputs: what it retrieves or keeps. (Compilation removes the other
         // nodes nothing consumes; before it, they are dead code, not outputs.)
-        let roots: Vec<NodeIndex> = graph
+        let roots = graph
             .to_retrieve
             .iter()
             .chain(&graph.no_delete)
@@ -89,7 +89,8 @@ impl GateSchedule {
                     .graph
                     .edges_directed(node, Direction::Outgoing)
                     .any(|edge| edge.weight().as_data().is_some())
-                    || roots.contains(&node);
+                    || graph.to_retrieve.contains(&node)
+                    || graph.no_delete.contains(&node);
                 has_inputs && gives_values
             })
             .collect();

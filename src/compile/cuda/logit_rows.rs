@@ -93,17 +93,15 @@ impl CudaLogitRows {
     /// The same kernel reading the decoder's product in bf16, where `inputs` (those a bf16
     /// producer writes) are that product alone.
     pub fn reading_bf16(&self, inputs: &[u8]) -> Option<Self> {
-        (inputs == [LogitRows::PRODUCT]).then(|| self.reading_bf16_product())
-    }
-
-    fn reading_bf16_product(&self) -> Self {
-        Self::new(
-            self.computes,
-            self.rows,
-            true,
-            self.store,
-            &self.kernel.device,
-        )
+        (inputs == [LogitRows::PRODUCT]).then(|| {
+            Self::new(
+                self.computes,
+                self.rows,
+                true,
+                self.store,
+                &self.kernel.device,
+            )
+        })
     }
 
     /// The gradient kernel storing its result as `store` says.
