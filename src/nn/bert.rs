@@ -116,11 +116,12 @@ impl<C: BertConfig> BertForMaskedLM<C> {
 }
 
 impl<C: BertConfig> BertForMaskedLM<C> {
-    /// Vocabulary logits at the predicted positions only, `[predictions, logit width]` (the
-    /// columns past the vocabulary are padding, see [`BertMlmHead`]), as the decoder's product
-    /// and its bias, which the loss adds: `positions` holds flat token indexes (`row * seq + column`) into the batch. Pretraining
-    /// predicts about 15% of the positions, so this skips most of the MLM head's work. `drops`
-    /// is the training step's dropping ([`EncoderDrops::none`] for the full model).
+    /// Vocabulary logits at the predicted positions only, `[predictions, logit width]` (the columns
+    /// past the vocabulary are padding, see [`BertMlmHead`]), as the decoder's product and its
+    /// bias, which the loss adds: `positions` holds flat token indexes (`row * seq + column`) into
+    /// the batch. Pretraining predicts about 15% of the positions, so this skips most of the MLM
+    /// head's work. `drops` is the training step's dropping ([`EncoderDrops::none`] for the full
+    /// model).
     pub fn forward_at(
         &self,
         inputs: &BertInputs<C>,

@@ -1,11 +1,12 @@
 //! [`AdamWStep`] on the GPU: one launch updates every tensor of the group ([`GroupBlocks`]), each
 //! thread repeating [`crate::ops::adamw_element`]'s operations in its order, with products rounded
 //! before they are added (no FMA contraction) as on the CPU. A thread loads and stores 4
-//! neighbouring elements of each of the seven buffers at once (16 bytes): the step streams 28
-//! bytes an element, and ran at about half the memory bandwidth one element a thread (run 70:
-//! the largest group 0.368 -> 0.326 ms, so loads in flight were only part of what held it
-//! back). The step scalars are read on the device, so nothing waits for the host. A parameter or moment whose buffer the op receives to
-//! own is updated in place; one still read by other ops gets a new buffer.
+//! neighbouring elements of each of the seven buffers at once (16 bytes): the step streams 28 bytes
+//! an element, and ran at about half the memory bandwidth one element a thread (run 70: the largest
+//! group 0.368 -> 0.326 ms, so loads in flight were only part of what held it back). The step
+//! scalars are read on the device, so nothing waits for the host. A parameter or moment whose
+//! buffer the op receives to own is updated in place; one still read by other ops gets a new
+//! buffer.
 use std::sync::Arc;
 
 use luminal::{

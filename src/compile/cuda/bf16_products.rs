@@ -1,13 +1,13 @@
 //! `--matmul bf16`: a product that only bf16 GEMMs and dropbert's kernels read, each through an
-//! input it can take in bf16 (attention's scores and the probabilities' gradient; GELU's input
-//! and its gradient; any input of a fused elementwise kernel, such as the bias, dropout and
-//! residual pass after a dense layer; a reduction, such as a bias gradient's sum over tokens,
-//! which adds the widened terms in float32; the masked-LM loss, its gradient and the accuracy,
-//! which read the decoder's product and add its bias in float32), is written in bf16 by cuBLAS, as PyTorch's autocast
-//! writes a matmul's output. The product then costs half the bytes to write, to keep for the
-//! backward pass, and to read each time, and a product only GEMMs read needs no rounding pass.
-//! Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`,
-//! which leaves these products alone.
+//! input it can take in bf16 (attention's scores and the probabilities' gradient; GELU's input and
+//! its gradient; any input of a fused elementwise kernel, such as the bias, dropout and residual
+//! pass after a dense layer; a reduction, such as a bias gradient's sum over tokens, which adds the
+//! widened terms in float32; the masked-LM loss, its gradient and the accuracy, which read the
+//! decoder's product and add its bias in float32), is written in bf16 by cuBLAS, as PyTorch's
+//! autocast writes a matmul's output. The product then costs half the bytes to write, to keep for
+//! the backward pass, and to read each time, and a product only GEMMs read needs no rounding pass.
+//! Runs once the CUDA kernels are in place, before `bf16_operands::share_rounded_operands`, which
+//! leaves these products alone.
 use std::collections::BTreeMap;
 
 use luminal::{op::Operator, prelude::*};
