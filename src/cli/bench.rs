@@ -12,9 +12,9 @@ use crate::{
     nn::Dropout,
     optim::OptimizerSettings,
     runtime::{
-        device_memory, reset_device_memory_peak, Backend, DeviceMemory, MatmulPrecision, StepTimer,
+        device_memory, reset_device_memory_peak, Backend, DeviceMemory, MatmulPrecision, StepClock,
     },
-    train::{synthetic_batch, TrainingProgram},
+    train::{synthetic_batch, QueuedStep, TrainingProgram},
     Result,
 };
 
@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Read each step's results before queueing the next, so that the device waits for the host
+    /// between steps (as every step did before run 76), for comparison.
+    #[arg(long)]
+    one_at_a_time: bool,
 }
 
 /// Times full training steps (forward, backward, clipping, AdamW) of the configuration on a
@@ -85,22 +89,44 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
     }
     let resident = device_memory(backend);
     reset_device_memory_peak(backend);
-    let mut seconds = Vec::with_capacity(args.steps);
-    let mut host_seconds = Vec::with_capacity(args.steps);
-    let mut prepare_seconds = Vec::with_capacity(args.steps);
-    let mut uploads_seconds = Vec::with_capacity(args.steps);
-    let (mut flops, mut blocks_run, mut nodes_skipped) = (0.0, 0usize, 0usize);
+    // As `pretrain` runs them, each step is queued before the last one's results are read, so
+    // that the device goes from one step to the next without waiting for the host to read and
+    // prepare. One step is queued before the clock starts, so that every timed step starts
+    // behind another.
+    let mut filler = (!args.one_at_a_time)
+        .then(|| program.queue_step(&batch))
+        .transpose()?;
+    let mut clock = StepClock::start(backend);
+    let mut in_flight: Option<QueuedStep> = None;
+    let mut timed = Vec::with_capacity(args.steps);
+    let mut nodes_skipped = 0usize;
     for _ in 0..args.steps {
-        let timer = StepTimer::start(backend);
-        let step = program.step(&batch)?;
-        seconds.push(timer.stop());
-        host_seconds.push(step.execute_host_seconds);
-        prepare_seconds.push(step.prepare_host_seconds);
-        uploads_seconds.extend(step.uploads_host_seconds);
-        flops += step.flops;
-        blocks_run += step.gates.iter().filter(|&&on| on).count();
+        let queued = program.queue_step(&batch)?;
+        clock.mark();
         nodes_skipped += program.nodes_skipped();
+        if let Some(filler) = filler.take() {
+            filler.finish();
+        }
+        timed.extend(in_flight.take().map(QueuedStep::finish));
+        if args.one_at_a_time {
+            timed.push(queued.finish());
+        } else {
+            in_flight = Some(queued);
+        }
     }
+    timed.extend(in_flight.map(QueuedStep::finish));
+    let seconds = clock.intervals();
+    let host_seconds: Vec<f64> = timed.iter().map(|s| s.execute_host_seconds).collect();
+    let prepare_seconds: Vec<f64> = timed.iter().map(|s| s.prepare_host_seconds).collect();
+    let uploads_seconds: Vec<f64> = timed
+        .iter()
+        .filter_map(|s| s.uploads_host_seconds)
+        .collect();
+    let flops: f64 = timed.iter().map(|s| s.flops).sum();
+    let blocks_run: usize = timed
+        .iter()
+        .map(|s| s.gates.iter().filter(|&&on| on).count())
+        .sum();
     let peak = device_memory(backend);
     let gpu = resident.zip(peak).map(|(resident, peak)| DeviceMemory {
         in_use_bytes: resident.in_use_bytes,
@@ -124,6 +150,7 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
                 "matmul": args.matmul.to_string(),
                 "batch": dims.batch_size, "seq": dims.seq_len,
                 "warmup": args.warmup, "steps": args.steps, "at_step": args.at_step,
+                "queued_ahead": !args.one_at_a_time,
                 "median_step_seconds": median, "mean_step_seconds": mean,
                 "tokens_per_second": tokens / median,
                 "median_execute_host_seconds": median_host,

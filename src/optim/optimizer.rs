@@ -24,7 +24,11 @@ use super::{
     step_scalars::{StepScalarValues, StepScalars},
     update::{NodeOutput, UpdateInputs, UpdateRule},
 };
-use crate::{nn::ParameterRef, runtime::host_values, DropbertError, Result};
+use crate::{
+    nn::ParameterRef,
+    runtime::{host_values, TakenOutput},
+    DropbertError, Result,
+};
 
 /// Which update rule, with its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -119,13 +123,24 @@ impl ResidentTensor {
 }
 
 /// What one step did, for logging.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub struct StepReport {
     /// The step just taken, counted from 0.
     pub step: u64,
     pub learning_rate: f32,
-    /// The global gradient norm before clipping; `None` where it could not be read on the host.
-    pub grad_norm: Option<f32>,
+    /// The global gradient norm before clipping, taken out of the program to be read when needed
+    /// (see [`grad_norm`](Self::grad_norm)).
+    pub taken_grad_norm: Option<TakenOutput>,
+}
+
+impl StepReport {
+    /// The global gradient norm before clipping; `None` where the step did not compute it.
+    /// Waits for the step to end, where it runs on a device.
+    pub fn grad_norm(&self) -> Option<f32> {
+        self.taken_grad_norm
+            .as_ref()
+            .and_then(|norm| norm.values().first().copied())
+    }
 }
 
 /// The update subgraph of a training graph and the handles to drive it.
@@ -307,16 +322,16 @@ impl Optimizer {
         self.scalars.set(graph, self.step_scalar_values());
     }
 
-    /// After `graph.execute()`: reads and clears the gradient norm, makes every updated parameter
-    /// and state tensor the input of the next step, and counts the step. Must follow every
-    /// execution (an output left in place would not be recomputed by the next one).
+    /// After `graph.execute()`: takes out the gradient norm, makes every updated parameter and
+    /// state tensor the input of the next step, and counts the step. Must follow every execution
+    /// (an output left in place would not be recomputed by the next one). Reads nothing on the
+    /// host, so the next step can be queued before this one has ended on a device.
     pub fn finish_step(&mut self, graph: &mut Graph) -> StepReport {
         let report = StepReport {
             step: self.steps_taken,
             learning_rate: self.learning_rate(),
-            grad_norm: host_values(graph, self.grad_norm.id).and_then(|v| v.first().copied()),
+            taken_grad_norm: TakenOutput::take(graph, self.grad_norm),
         };
-        graph.drop_tensors(self.grad_norm.id);
         for tensor in self.parameters.iter().chain(&self.state) {
             let output = (tensor.output.node, tensor.output.index);
             if output != (tensor.input, 0) {

@@ -4,28 +4,43 @@ use std::time::Instant;
 
 use super::Backend;
 
-/// An interval being timed.
-pub enum StepTimer {
-    Host(Instant),
+/// Marks between steps, on the backend's clock: on the GPU, events in its stream of work, so
+/// that the interval between two marks is the device's time for the steps queued between them
+/// (including any time it waited for the host), even where the host queued them ahead.
+pub enum StepClock {
+    Host(Vec<Instant>),
     #[cfg(feature = "cuda")]
-    Device(crate::compile::cuda::DeviceTimer),
+    Device(crate::compile::cuda::DeviceMarks),
 }
 
-impl StepTimer {
+impl StepClock {
+    /// Starts the clock with a first mark.
     pub fn start(backend: Backend) -> Self {
         match backend {
             #[cfg(feature = "cuda")]
-            Backend::Cuda => StepTimer::Device(crate::compile::cuda::DeviceTimer::start()),
-            _ => StepTimer::Host(Instant::now()),
+            Backend::Cuda => StepClock::Device(crate::compile::cuda::DeviceMarks::start()),
+            _ => StepClock::Host(vec![Instant::now()]),
         }
     }
 
-    /// The interval's length in seconds.
-    pub fn stop(self) -> f64 {
+    /// Marks the end of the work queued so far.
+    pub fn mark(&mut self) {
         match self {
-            StepTimer::Host(started) => started.elapsed().as_secs_f64(),
+            StepClock::Host(marks) => marks.push(Instant::now()),
             #[cfg(feature = "cuda")]
-            StepTimer::Device(timer) => timer.stop(),
+            StepClock::Device(marks) => marks.mark(),
+        }
+    }
+
+    /// The seconds between each mark and the next, once the device has passed the last.
+    pub fn intervals(&self) -> Vec<f64> {
+        match self {
+            StepClock::Host(marks) => marks
+                .windows(2)
+                .map(|pair| (pair[1] - pair[0]).as_secs_f64())
+                .collect(),
+            #[cfg(feature = "cuda")]
+            StepClock::Device(marks) => marks.intervals(),
         }
     }
 }

@@ -100,7 +100,7 @@ impl<C: BertConfig> GradientProgram<C> {
             .feed(batch, labels, self.dropout_seed, self.step)?;
         self.step += 1;
         self.graph.execute();
-        let losses = self.graph.take_loss_outputs();
+        let losses = self.graph.take_loss_outputs().read();
         let graph = &mut self.graph.graph;
         let gradients = self
             .graph
@@ -118,7 +118,7 @@ impl<C: BertConfig> GradientProgram<C> {
             token_losses: losses.token_losses,
             gradients,
             importance: self.graph.importance(),
-            kept_positions: self.graph.kept_positions().to_vec(),
+            kept_positions: self.graph.kept_positions(),
         })
     }
 }

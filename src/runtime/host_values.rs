@@ -24,13 +24,46 @@ pub fn host_values(graph: &Graph, id: NodeIndex) -> Option<Vec<f32>> {
 /// `GraphTensor::data` gives them for host buffers.
 pub fn output_values<S: Shape>(tensor: GraphTensor<S>) -> Vec<f32> {
     let buffer = host_values(tensor.graph(), tensor.id).expect("the output was computed");
-    let view = tensor.shape;
+    through_view(buffer, tensor.shape)
+}
+
+/// An output taken out of its program after an execution, so that the next execution computes
+/// it again while this one's value is still to be read. On the GPU its copy to the host may
+/// still be in flight: reading it waits for that copy, and only for the work queued before it.
+#[derive(Debug)]
+pub struct TakenOutput {
+    tensor: Tensor,
+    view: ShapeTracker,
+}
+
+impl TakenOutput {
+    /// Takes `output`'s value out of `graph`, its graph; `None` where the execution did not
+    /// compute it.
+    pub fn take<S: Shape>(graph: &mut Graph, output: GraphTensor<S>) -> Option<Self> {
+        let tensor = graph.tensors.remove(&(output.id, 0))?;
+        Some(Self {
+            tensor,
+            view: output.shape,
+        })
+    }
+
+    /// The logical values, as [`output_values`] gives them.
+    pub fn values(&self) -> Vec<f32> {
+        let buffer = tensor_values(&self.tensor).expect("an output of floats");
+        through_view(buffer, self.view)
+    }
+}
+
+/// `buffer` read through `view`: the logical values of a tensor.
+fn through_view(buffer: Vec<f32>, view: ShapeTracker) -> Vec<f32> {
     let len = view
         .n_elements()
         .to_usize()
         .expect("dropbert graphs have static shapes");
     if view.is_contiguous() && !view.is_sliced() && !view.is_padded() {
-        return buffer[..len].to_vec();
+        let mut buffer = buffer;
+        buffer.truncate(len);
+        return buffer;
     }
     let (index, valid) = (view.index_expression(), view.valid_expression());
     (0..len)

@@ -2,7 +2,7 @@ use luminal::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Backend;
+use super::{Backend, TakenOutput};
 use crate::{
     autograd::{add_backward, Gradient, TensorRef},
     config::{BertConfig, BertSettings},
@@ -69,7 +69,7 @@ pub struct MaskedLmGraph<C: BertConfig> {
     gates_on: Vec<bool>,
     nodes_skipped: usize,
     /// Token dropping's kept positions in the last execution.
-    kept_positions: Vec<usize>,
+    kept_positions: Option<TakenOutput>,
 }
 
 impl<C: BertConfig> MaskedLmGraph<C> {
@@ -172,7 +172,7 @@ impl<C: BertConfig> MaskedLmGraph<C> {
             gate_schedule: None,
             gates_on: Vec::new(),
             nodes_skipped: 0,
-            kept_positions: Vec::new(),
+            kept_positions: None,
         })
     }
 
@@ -359,11 +359,8 @@ impl<C: BertConfig> MaskedLmGraph<C> {
                 .remove(&(token_drop.updated_importance.id, 0))
                 .expect("the updated importance table is an output");
             self.graph.set_tensor(token_drop.importance.id, 0, updated);
-            self.kept_positions = super::output_values(token_drop.kept_positions)
-                .into_iter()
-                .map(|p| p as usize)
-                .collect();
-            token_drop.kept_positions.drop();
+            // Taken, not read: reading waits for the step to end on the device.
+            self.kept_positions = TakenOutput::take(&mut self.graph, token_drop.kept_positions);
         }
     }
 
@@ -374,21 +371,41 @@ impl<C: BertConfig> MaskedLmGraph<C> {
 
     /// The kept positions of the last execution, `[batch * kept]` flat token indexes (empty
     /// without token dropping).
-    pub fn kept_positions(&self) -> &[usize] {
-        &self.kept_positions
+    pub fn kept_positions(&self) -> Vec<usize> {
+        self.kept_positions
+            .as_ref()
+            .map(|positions| positions.values().into_iter().map(|p| p as usize).collect())
+            .unwrap_or_default()
     }
 
-    /// Reads and clears the loss outputs of the last execution.
-    pub fn take_loss_outputs(&mut self) -> LossOutputs {
-        let outputs = LossOutputs {
-            loss: super::output_values(self.loss)[0],
-            token_losses: super::output_values(self.token_losses),
-            token_correct: super::output_values(self.token_correct),
-        };
-        self.loss.drop();
-        self.token_losses.drop();
-        self.token_correct.drop();
-        outputs
+    /// Takes the loss outputs of the last execution out of the program, to be read when needed.
+    pub fn take_loss_outputs(&mut self) -> TakenLossOutputs {
+        let graph = &mut self.graph;
+        let missing = "the execution computed the loss outputs";
+        TakenLossOutputs {
+            loss: TakenOutput::take(graph, self.loss).expect(missing),
+            token_losses: TakenOutput::take(graph, self.token_losses).expect(missing),
+            token_correct: TakenOutput::take(graph, self.token_correct).expect(missing),
+        }
+    }
+}
+
+/// The loss outputs of one execution, taken out of the program (see [`TakenOutput`]).
+#[derive(Debug)]
+pub struct TakenLossOutputs {
+    loss: TakenOutput,
+    token_losses: TakenOutput,
+    token_correct: TakenOutput,
+}
+
+impl TakenLossOutputs {
+    /// Their values: waits for the execution to end, where it runs on a device.
+    pub fn read(&self) -> LossOutputs {
+        LossOutputs {
+            loss: self.loss.values()[0],
+            token_losses: self.token_losses.values(),
+            token_correct: self.token_correct.values(),
+        }
     }
 }
 

@@ -45,7 +45,7 @@ impl<C: BertConfig> EvaluationProgram<C> {
             }
             self.graph.feed(&batch.tokens, &batch.labels, 0, 0)?;
             self.graph.execute();
-            let outputs = self.graph.take_loss_outputs();
+            let outputs = self.graph.take_loss_outputs().read();
             loss_sum += outputs.token_losses.iter().map(|&l| l as f64).sum::<f64>();
             correct += outputs.token_correct.iter().map(|&c| c as f64).sum::<f64>();
             predictions += batch.predictions();

@@ -14,4 +14,4 @@ pub use run_config::RunConfig;
 pub use synthetic::synthetic_batch;
 pub use trainer::{pretrain, PretrainOutcome};
 pub use training_checkpoint::{TrainingCheckpoint, TrainingState};
-pub use training_program::{TrainStep, TrainingProgram};
+pub use training_program::{QueuedStep, TrainStep, TrainingProgram};

@@ -8,8 +8,8 @@ use rand::{rngs::StdRng, SeedableRng};
 use serde_json::json;
 
 use super::{
-    EvaluationProgram, MetricsLog, RunConfig, TrainingCheckpoint, TrainingProgram, TrainingState,
-    ValidationMetrics,
+    EvaluationProgram, MetricsLog, QueuedStep, RunConfig, TrainingCheckpoint, TrainingProgram,
+    TrainingState, ValidationMetrics,
 };
 use crate::{
     config::{BertConfig, BertSettings},
@@ -214,37 +214,56 @@ pub fn pretrain<C: BertConfig>(
     );
     let mut batches = dataset.train_batches(position);
     let mut last_validation = initial_validation;
+    // Each step is queued before the last one's results are read, so that the device goes on to
+    // it without waiting for the host; a step after which the run validates, saves or ends is
+    // read before the next is queued, so that those see the weights of its end.
+    let mut in_flight: Option<(QueuedStep, u32)> = None;
+    let mut last_read = Instant::now();
     while program.steps_taken() < run.steps {
         let batch = batches.next().expect("training batches never end");
         let real_tokens: u32 = batch.tokens.attention_mask.iter().sum();
-        let step_started = Instant::now();
-        let step = program.step(&batch)?;
-        let seconds = step_started.elapsed().as_secs_f64();
-        let tokens_per_second = real_tokens as f64 / seconds;
-        metrics.write(&json!({
-            "event": "train", "step": step.step + 1, "loss": step.loss,
-            "learning_rate": step.learning_rate, "grad_norm": step.grad_norm,
-            "tokens_per_second": tokens_per_second, "step_seconds": seconds,
-            "flops": step.flops, "blocks_run": step.gates.iter().filter(|&&on| on).count(),
-        }))?;
-        progress.set_message(format!(
-            "loss {:.3} | {:.0} tok/s",
-            step.loss, tokens_per_second
-        ));
-        progress.inc(1);
+        let queued = program.queue_step(&batch)?;
         let taken = program.steps_taken();
-        if !step.loss.is_finite() {
-            let dir = run.out_dir.join(format!("stopped-at-step-{taken}"));
-            save(&program, &dir, batches.position())?;
-            progress.abandon();
-            return Err(DropbertError::InvalidInput(format!(
-                "the loss became {} at step {taken}: stopped; the state is in {} (the last periodic checkpoint, if any, is the last good one)",
-                step.loss,
-                dir.display()
-            )));
-        }
         let last = taken == run.steps;
-        if last || (run.eval_every > 0 && taken % run.eval_every == 0) {
+        let validates = last || (run.eval_every > 0 && taken % run.eval_every == 0);
+        let saves = !last && run.save_every > 0 && taken % run.save_every == 0;
+        let mut to_read: Vec<(QueuedStep, u32)> = in_flight.take().into_iter().collect();
+        if validates || saves {
+            to_read.push((queued, real_tokens));
+        } else {
+            in_flight = Some((queued, real_tokens));
+        }
+        for (queued, real_tokens) in to_read {
+            let step = queued.finish();
+            // From the last step's results to this one's: the time the run spent on the step.
+            let seconds = last_read.elapsed().as_secs_f64();
+            last_read = Instant::now();
+            let tokens_per_second = real_tokens as f64 / seconds;
+            metrics.write(&json!({
+                "event": "train", "step": step.step + 1, "loss": step.loss,
+                "learning_rate": step.learning_rate, "grad_norm": step.grad_norm,
+                "tokens_per_second": tokens_per_second, "step_seconds": seconds,
+                "flops": step.flops, "blocks_run": step.gates.iter().filter(|&&on| on).count(),
+            }))?;
+            progress.set_message(format!(
+                "loss {:.3} | {:.0} tok/s",
+                step.loss, tokens_per_second
+            ));
+            progress.inc(1);
+            if !step.loss.is_finite() {
+                let taken = program.steps_taken();
+                let dir = run.out_dir.join(format!("stopped-at-step-{taken}"));
+                save(&program, &dir, batches.position())?;
+                progress.abandon();
+                return Err(DropbertError::InvalidInput(format!(
+                    "the loss became {} at step {}: stopped after step {taken}; the state is in {} (the last periodic checkpoint, if any, is the last good one)",
+                    step.loss,
+                    step.step + 1,
+                    dir.display()
+                )));
+            }
+        }
+        if validates {
             let result = validate(&mut evaluation, &program)?;
             metrics.write(&json!({"event": "validation", "step": taken, "loss": result.loss, "accuracy": result.accuracy, "predictions": result.predictions}))?;
             progress.println(format!(
@@ -253,12 +272,15 @@ pub fn pretrain<C: BertConfig>(
             ));
             last_validation = Some(result);
         }
-        if !last && run.save_every > 0 && taken % run.save_every == 0 {
+        if saves {
             save(
                 &program,
                 &run.out_dir.join(format!("checkpoint-{taken}")),
                 batches.position(),
             )?;
+        }
+        if validates || saves {
+            last_read = Instant::now();
         }
     }
     progress.finish();

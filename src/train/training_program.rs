@@ -5,8 +5,8 @@ use crate::{
     data::mlm_batches::MlmBatch,
     drop::{DropPlan, LayerDropSchedule, StepCost, StepGates, StepShape},
     nn::ParameterRef,
-    optim::{Optimizer, OptimizerSettings, ParameterGradient},
-    runtime::{host_values, Backend, MaskedLmGraph},
+    optim::{Optimizer, OptimizerSettings, ParameterGradient, StepReport},
+    runtime::{host_values, Backend, MaskedLmGraph, TakenLossOutputs},
     DropbertError, Result,
 };
 
@@ -33,6 +33,38 @@ pub struct TrainStep {
     /// On the GPU, host time from the program's execution until every upload of its inputs was
     /// queued, before the first kernel (the device waits through it too).
     pub uploads_host_seconds: Option<f64>,
+}
+
+/// A step queued by [`TrainingProgram::queue_step`] whose results are not read yet.
+pub struct QueuedStep {
+    losses: TakenLossOutputs,
+    report: StepReport,
+    predictions: usize,
+    flops: f64,
+    gates: Vec<bool>,
+    execute_host_seconds: f64,
+    prepare_host_seconds: f64,
+    uploads_host_seconds: Option<f64>,
+}
+
+impl QueuedStep {
+    /// The step's report: waits for the step to end, where it runs on a device.
+    pub fn finish(self) -> TrainStep {
+        let losses = self.losses.read();
+        TrainStep {
+            step: self.report.step,
+            loss: losses.loss,
+            learning_rate: self.report.learning_rate,
+            grad_norm: self.report.grad_norm(),
+            predictions: self.predictions,
+            token_losses: losses.token_losses,
+            flops: self.flops,
+            gates: self.gates,
+            execute_host_seconds: self.execute_host_seconds,
+            prepare_host_seconds: self.prepare_host_seconds,
+            uploads_host_seconds: self.uploads_host_seconds,
+        }
+    }
 }
 
 /// Forward, backward and optimizer update of `BertForMaskedLM`, compiled as one graph; weights
@@ -124,7 +156,16 @@ impl<C: BertConfig> TrainingProgram<C> {
         self.optimizer.steps_taken()
     }
 
+    /// One step on `batch`: [`queue_step`](Self::queue_step), then its results.
     pub fn step(&mut self, batch: &MlmBatch) -> Result<TrainStep> {
+        Ok(self.queue_step(batch)?.finish())
+    }
+
+    /// Runs one step on `batch` as far as the host must: on the GPU, queues its work and returns
+    /// before the device has done it, so that the host can prepare and queue the next step while
+    /// the device runs this one. The weights and state are the next step's inputs at once; the
+    /// step's results are read by [`QueuedStep::finish`].
+    pub fn queue_step(&mut self, batch: &MlmBatch) -> Result<QueuedStep> {
         let preparing = std::time::Instant::now();
         let step = self.optimizer.steps_taken();
         self.graph
@@ -149,13 +190,10 @@ impl<C: BertConfig> TrainingProgram<C> {
         }
         let losses = self.graph.take_loss_outputs();
         let report = self.optimizer.finish_step(&mut self.graph.graph);
-        Ok(TrainStep {
-            step,
-            loss: losses.loss,
-            learning_rate: report.learning_rate,
-            grad_norm: report.grad_norm,
+        Ok(QueuedStep {
+            losses,
+            report,
             predictions: batch.predictions(),
-            token_losses: losses.token_losses,
             flops: StepCost::of(&C::DIMS, &StepShape::new(&C::DIMS, &gates.on)).training_flops(),
             gates: gates.on,
             execute_host_seconds,

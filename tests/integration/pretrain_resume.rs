@@ -223,3 +223,99 @@ fn resumes_bit_for_bit<C: BertConfig>(name: &str, files: &[&str]) {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Queueing each step before reading the last one's results (as `pretrain` and `bench` run) must
+/// report and train exactly as stepping one at a time: each step's outputs are taken out of the
+/// program, so the next execution computes its own rather than finding the last one's in place.
+#[test]
+fn steps_queued_ahead_train_as_steps_read_one_at_a_time() {
+    use dropbert::{
+        config::BertSettings,
+        data::tokenizer::SpecialTokenIds,
+        drop::{DropPlan, TokenDropSettings},
+        hf::initial_values,
+        nn::Dropout,
+        optim::OptimizerSettings,
+        train::{synthetic_batch, QueuedStep, TrainStep, TrainingProgram},
+    };
+    use rand::{rngs::StdRng, SeedableRng};
+
+    let dims = SmallBoth::DIMS;
+    let settings = BertSettings {
+        dropout: Dropout::new(0.1, 0.1),
+        ..BertSettings::default()
+    };
+    let special = SpecialTokenIds::for_random_ids(dims.vocab_size);
+    let plan = DropPlan::for_training::<SmallBoth>(
+        Some(TokenDropSettings::default()),
+        dims.layer_drop.map(LayerDropSchedule::from),
+        special,
+    )
+    .unwrap();
+    let program = || {
+        let mut program = TrainingProgram::<SmallBoth>::compile(
+            Backend::Cpu,
+            &settings,
+            OptimizerSettings::default(),
+            7,
+            &plan,
+        )
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let weights = program
+            .parameters()
+            .iter()
+            .map(|p| initial_values(p, &settings, &mut rng))
+            .collect();
+        program.start(weights);
+        let (token_drop, special) = plan.token_drop.as_ref().unwrap();
+        program.set_importance(token_drop.initial_table(dims.vocab_size, *special));
+        program
+    };
+    let batches: Vec<_> = (0..6).map(|seed| synthetic_batch(&dims, seed)).collect();
+
+    let mut one_at_a_time = program();
+    let read_each: Vec<TrainStep> = batches
+        .iter()
+        .map(|batch| one_at_a_time.step(batch).unwrap())
+        .collect();
+
+    let mut queued_ahead = program();
+    let mut read_late = Vec::new();
+    let mut in_flight = None;
+    for batch in &batches {
+        let queued = queued_ahead.queue_step(batch).unwrap();
+        read_late.extend(in_flight.replace(queued).map(QueuedStep::finish));
+    }
+    read_late.extend(in_flight.map(QueuedStep::finish));
+
+    let reports = |steps: &[TrainStep]| -> Vec<_> {
+        steps
+            .iter()
+            .map(|s| {
+                (
+                    s.step,
+                    s.loss,
+                    s.grad_norm,
+                    s.token_losses.clone(),
+                    s.gates.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(reports(&read_late), reports(&read_each));
+    // Different batches give different losses: a step that found the last one's outputs in
+    // place would repeat them.
+    assert!(read_each
+        .windows(2)
+        .all(|pair| pair[0].loss != pair[1].loss));
+    assert!(
+        read_each.iter().any(|s| !s.gates.iter().all(|&on| on)),
+        "a block was skipped"
+    );
+    assert_eq!(
+        queued_ahead.weights().unwrap(),
+        one_at_a_time.weights().unwrap()
+    );
+    assert_eq!(queued_ahead.importance(), one_at_a_time.importance());
+}

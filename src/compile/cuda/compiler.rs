@@ -28,6 +28,7 @@ use super::{
     logit_rows::CudaLogitRows,
     normalize::{cuda_normalize, cuda_normalize_gradient},
     packed_dropout_masks::pack_dropout_masks,
+    pinned_downloads::pin_downloads,
     pinned_uploads::pin_uploads,
     readers::is_output,
     reduce::reduce_on_warps,
@@ -81,6 +82,7 @@ impl Compiler for DropbertCudaCompiler {
         }
         swap_in_kernels(graph, &device);
         pin_uploads(graph, &device);
+        pin_downloads(graph, &device);
         pack_dropout_masks(graph);
         write_products_in_bf16(graph);
         write_fused_attention_in_bf16(graph);

@@ -13,7 +13,11 @@ pub fn is_upload(op: &dyn Operator) -> bool {
     )
 }
 
-/// Whether `op` is luminal_cuda's download of a value to the host (`CudaCopyFromDevice`).
+/// Whether `op` downloads a value to the host: luminal_cuda's `CudaCopyFromDevice`, or the
+/// [`CudaPinnedDownload`](super::pinned_downloads::CudaPinnedDownload) that replaces it.
 pub fn is_download(op: &dyn Operator) -> bool {
-    op_kind(op) == "CudaCopyFromDevice"
+    matches!(
+        op_kind(op).as_str(),
+        "CudaCopyFromDevice" | "CudaPinnedDownload"
+    )
 }

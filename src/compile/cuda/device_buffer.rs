@@ -43,11 +43,18 @@ pub fn input_slice<'a>(input: &'a InputTensor<'a>, what: &str) -> &'a CudaSlice<
     device_slice(input.borrowed()).unwrap_or_else(|| panic!("{what}: the input is not on the GPU"))
 }
 
-/// A tensor's values on the host, wherever it lives: `None` only for data that is neither host
-/// `f32`s nor a device buffer.
+/// A tensor's values on the host, wherever it lives (waiting for the device where a download is
+/// in flight): `None` only for data that is neither host `f32`s nor a device buffer.
 pub fn copy_to_host(tensor: &Tensor) -> Option<Vec<f32>> {
     if let Some(values) = tensor.data.as_any().downcast_ref::<Vec<f32>>() {
         return Some(values.clone());
+    }
+    if let Some(pending) = tensor
+        .data
+        .as_any()
+        .downcast_ref::<super::pinned_downloads::PendingDownload>()
+    {
+        return Some(pending.values());
     }
     let slice = device_slice(tensor)?;
     Some(

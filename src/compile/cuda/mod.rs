@@ -29,7 +29,7 @@ mod device_buffer;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod device_inputs;
 #[cfg(feature = "cuda")]
-mod device_timer;
+mod device_marks;
 #[cfg(feature = "cuda")]
 mod dropout_mask;
 #[cfg(feature = "cuda")]
@@ -58,6 +58,10 @@ mod normalize;
 pub mod op_timeline;
 #[cfg(feature = "cuda")]
 mod packed_dropout_masks;
+#[cfg(feature = "cuda")]
+mod pinned_buffer;
+#[cfg(feature = "cuda")]
+mod pinned_downloads;
 #[cfg(feature = "cuda")]
 mod pinned_uploads;
 #[cfg(test)]
@@ -111,7 +115,7 @@ pub use device_buffer::copy_to_host;
 #[cfg(feature = "cuda")]
 pub use device_inputs::upload_host_values;
 #[cfg(feature = "cuda")]
-pub use device_timer::DeviceTimer;
+pub use device_marks::DeviceMarks;
 pub use host_transfers::last_uploads_queued;
 
 /// The compiler pass that makes the readers of `inputs` read them where they are, on the device,

@@ -20,42 +20,10 @@ use luminal_cudarc::driver::{
     CudaDevice, DevicePtr,
 };
 
-use super::device_buffer::{device_slice, device_tensor};
-
-/// A page-locked host buffer of `f32`s.
-struct PinnedBuffer {
-    pointer: *mut f32,
-    len: usize,
-}
-
-impl PinnedBuffer {
-    fn new(len: usize) -> Self {
-        let mut pointer = std::ptr::null_mut();
-        // SAFETY: the driver writes the address of `len` floats of page-locked memory, freed in
-        // `drop`; the caller bound the device's context to this thread.
-        unsafe { sys::cuMemHostAlloc(&mut pointer, len.max(1) * 4, 0) }
-            .result()
-            .expect("page-locked host memory");
-        Self {
-            pointer: pointer.cast(),
-            len,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [f32] {
-        // SAFETY: `len` floats allocated in `new`, owned by this buffer alone.
-        unsafe { std::slice::from_raw_parts_mut(self.pointer, self.len) }
-    }
-}
-
-impl Drop for PinnedBuffer {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new`, freed once here.
-        unsafe {
-            let _ = sys::cuMemFreeHost(self.pointer.cast());
-        }
-    }
-}
+use super::{
+    device_buffer::{device_slice, device_tensor},
+    pinned_buffer::PinnedBuffer,
+};
 
 /// An upload of a graph input through a page-locked buffer (see the module's notes).
 pub struct CudaPinnedUpload {
