@@ -11,8 +11,8 @@ position real and floor(0.15 * seq) positions per sequence predicted, dropout 0.
 ``fp32`` (strict float32 matmuls, PyTorch's default), ``tf32`` (TF32 matmuls on the GPU, as
 `torch.backends.cuda.matmul.allow_tf32`), ``bf16`` (autocast to bfloat16, float32 master weights,
 TF32 for what stays float32), ``bf16-compile`` (the same under torch.compile). Each mode:
-warm-up steps, then the median of timed steps (CUDA events on the GPU), tokens/s and peak GPU
-memory; one JSON object per mode on stdout.
+warm-up steps, then the median of timed steps (on the GPU, queued back to back with a CUDA event
+after each), tokens/s and peak GPU memory; one JSON object per mode on stdout.
 """
 import argparse
 import json
@@ -73,15 +73,30 @@ def measure(args, mode):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     times = []
-    for _ in range(args.steps):
-        if device.type == "cuda":
+    if device.type == "cuda" and args.one_at_a_time:
+        for _ in range(args.steps):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             step()
             end.record()
             torch.cuda.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
-        else:
+    elif device.type == "cuda":
+        # As dropbert's bench times its steps: back to back, with an event after each, so that a
+        # step's time is the device's from the event before it to the one after (any wait for the
+        # host included). One step is queued before the first event, so that every timed step
+        # starts behind another.
+        step()
+        marks = [torch.cuda.Event(enable_timing=True)]
+        marks[0].record()
+        for _ in range(args.steps):
+            step()
+            marks.append(torch.cuda.Event(enable_timing=True))
+            marks[-1].record()
+        torch.cuda.synchronize()
+        times = [before.elapsed_time(after) / 1000.0 for before, after in zip(marks, marks[1:])]
+    else:
+        for _ in range(args.steps):
             started = time.perf_counter()
             step()
             times.append(time.perf_counter() - started)
@@ -90,7 +105,8 @@ def measure(args, mode):
         "reference": "transformers BertForMaskedLM", "mode": mode, "device": str(device),
         "torch": torch.__version__, "layers": args.layers, "hidden": args.hidden,
         "batch": args.batch, "seq": args.seq, "warmup": args.warmup, "steps": args.steps,
-        "median_step_seconds": median, "tokens_per_second": args.batch * args.seq / median,
+        "queued_ahead": not args.one_at_a_time, "median_step_seconds": median,
+        "tokens_per_second": args.batch * args.seq / median,
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
     }
 
@@ -102,6 +118,8 @@ def main():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--modes", default="fp32,tf32,bf16,bf16-compile")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="wait for each step before timing the next (as before run 77)")
     args = parser.parse_args()
     for mode in args.modes.split(","):
         try:

@@ -25,13 +25,15 @@ pub struct TrainStep {
     /// Which blocks ran (all, without layer dropping).
     pub gates: Vec<bool>,
     /// Host time spent in the graph's execution: on the GPU, the time to queue the step's kernels
-    /// (luminal's interpreter, allocations, launches) plus any wait for the device inside it.
+    /// (luminal's interpreter, allocations, launches) plus any wait for the device inside it
+    /// (queued behind another step, the host waits for room in the device's queue).
     pub execute_host_seconds: f64,
     /// Host time from the step's start to the program's execution: feeding the batch, the
-    /// gates and the optimizer's scalars (the device waits through it).
+    /// gates and the optimizer's scalars (the device waits through it, unless it is running
+    /// the step queued before).
     pub prepare_host_seconds: f64,
     /// On the GPU, host time from the program's execution until every upload of its inputs was
-    /// queued, before the first kernel (the device waits through it too).
+    /// queued, before the first kernel (as the preparation, an idle device's wait).
     pub uploads_host_seconds: Option<f64>,
 }
 
