@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The GPU benchmark table of docs/perf.md from benches/cuda_perf.sh's outputs:
 `perf_table.py bench.jsonl torch.jsonl` prints markdown. Each dropbert row gives its throughput
-against PyTorch on the same shape, the host time of its execution (near the step time, the step
-waits on the host), and for a dropping method its speedup over its own baseline
+against PyTorch on the same shape, the host time of its execution (with steps queued ahead, since
+run 76, up to the step time where the host waits in it for room in the device's queue; the device
+waits for the host only where it exceeds the step time), and for a dropping method its speedup
+over its own baseline
 (same layout: token dropping against the Post-LN baseline, layer dropping and both against the
 Pre-LN one), from mean step times, beside the matmul FLOP ratio of the same steps' mean FLOPs."""
 import json
@@ -30,7 +32,7 @@ def main():
     measured = {(r["configuration"], r["matmul"]): r for r in ours if "failed" not in r}
     failed = [r for r in ours if "failed" in r]
     reference = {(r["batch"], r["seq"], r["mode"]): r for r in torch if "failed" not in r}
-    print("| configuration | matmul | median step | host queue time | tokens/s | / PyTorch same precision | "
+    print("| configuration | matmul | median step | host time in execution | tokens/s | / PyTorch same precision | "
           "/ PyTorch bf16 | / torch.compile bf16 | speedup over baseline (mean step) | FLOP ratio | "
           "speedup / FLOP ratio | peak GPU memory (GiB) | activations (GiB) | activations / baseline's |")
     print("|" + "---|" * 14)
