@@ -168,12 +168,17 @@ pub fn run<C: BertConfig>(args: &BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{} on {backend} ({} matmuls): median step {:.4} s (mean {:.4} s) over {} steps ({} warm-up; the host queued it in {:.4} s), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
+            "{} on {backend} ({} matmuls): median step {:.4} s (mean {:.4} s) over {} steps {} ({} warm-up; the host queued it in {:.4} s), {:.0} tokens/s, {:.3} TFLOP/s of matmuls; compiled in {:.1} s; peak host memory {}{}",
             C::NAME,
             args.matmul,
             median,
             mean,
             args.steps,
+            if args.one_at_a_time {
+                "one at a time"
+            } else {
+                "queued ahead"
+            },
             args.warmup,
             median_host,
             tokens / median,

@@ -654,11 +654,22 @@ fn the_cost_model_agrees_with_the_graph() {
     }
 }
 
-/// `bench` runs full training steps with both drops.
+/// `bench` runs full training steps with both drops, queued ahead (the default) and one at a
+/// time.
 #[test]
 fn bench_runs_with_both_drops() {
     dropbert::cli::run::<BothPreLn>(["bert", "bench", "--warmup", "1", "--steps", "2", "--json"])
         .unwrap();
+    dropbert::cli::run::<BothPreLn>([
+        "bert",
+        "bench",
+        "--warmup",
+        "1",
+        "--steps",
+        "2",
+        "--one-at-a-time",
+    ])
+    .unwrap();
 }
 
 /// A gated-off block is skipped whatever wraps the gate ops: here the profiler's timing
