@@ -75,6 +75,8 @@ mod rows;
 #[cfg(feature = "cuda")]
 mod softmax;
 #[cfg(feature = "cuda")]
+mod stream_event;
+#[cfg(feature = "cuda")]
 mod sum_of_squares;
 #[cfg(feature = "cuda")]
 mod view_adjoint;

@@ -7,22 +7,16 @@ use std::{
     time::Duration,
 };
 
-use luminal_cudarc::driver::{
-    result::event,
-    sys::{CUevent, CUevent_flags},
-    CudaDevice,
-};
+use luminal_cudarc::driver::CudaDevice;
 
+use super::stream_event::StreamEvent;
 use crate::runtime::profile::SettledTimes;
 
 struct Interval {
     name: String,
-    start: CUevent,
-    end: CUevent,
+    start: StreamEvent,
+    end: StreamEvent,
 }
-
-// SAFETY: CUDA events are plain handles, valid from any thread of the context.
-unsafe impl Send for Interval {}
 
 static PENDING: Mutex<Vec<Interval>> = Mutex::new(Vec::new());
 
@@ -31,12 +25,10 @@ fn device() -> &'static Arc<CudaDevice> {
     DEVICE.get_or_init(|| CudaDevice::new(0).expect("no CUDA device"))
 }
 
-fn record() -> CUevent {
-    let device = device();
-    let mark = event::create(CUevent_flags::CU_EVENT_DEFAULT).expect("creating a CUDA event");
-    // SAFETY: the event was just created; the stream is the device's (the default one), the one
-    // every op launches on.
-    unsafe { event::record(mark, *device.cu_stream()) }.expect("recording a CUDA event");
+/// A timed event recorded on the device's stream (the default one), the one every op launches on.
+fn record() -> StreamEvent {
+    let mark = StreamEvent::timed();
+    mark.record(*device().cu_stream());
     mark
 }
 
@@ -59,32 +51,24 @@ pub fn settle() -> SettledTimes {
     let Some(last) = intervals.last() else {
         return SettledTimes::default();
     };
-    // SAFETY: the event is live until destroyed below.
-    unsafe { luminal_cudarc::driver::sys::cuEventSynchronize(last.end) }
-        .result()
-        .expect("waiting for a CUDA event");
-    let millis = |from: CUevent, to: CUevent| {
-        // SAFETY: both events are live and, recorded before `last.end`, complete.
-        let ms = unsafe { event::elapsed(from, to) }.expect("reading a CUDA event");
-        Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3)
+    last.end.wait();
+    // Both events were recorded before `last.end`, so both have passed.
+    let between = |from: &StreamEvent, to: &StreamEvent| {
+        Duration::from_secs_f64(to.seconds_since(from).max(0.0))
     };
     let mut idle = Duration::ZERO;
     let mut idle_after = Vec::new();
     let mut ops = Vec::with_capacity(intervals.len());
     for (i, interval) in intervals.iter().enumerate() {
         if i > 0 {
-            let gap = millis(intervals[i - 1].end, interval.start);
+            let gap = between(&intervals[i - 1].end, &interval.start);
             idle += gap;
             idle_after.push((intervals[i - 1].name.clone(), gap));
         }
-        ops.push((interval.name.clone(), millis(interval.start, interval.end)));
-    }
-    for interval in intervals {
-        // SAFETY: created in `record`, destroyed once here.
-        unsafe {
-            let _ = event::destroy(interval.start);
-            let _ = event::destroy(interval.end);
-        }
+        ops.push((
+            interval.name.clone(),
+            between(&interval.start, &interval.end),
+        ));
     }
     SettledTimes {
         ops,

@@ -12,13 +12,9 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{
-    result::event,
-    sys::{self, CUevent, CUevent_flags},
-    CudaDevice, DevicePtr, DeviceSlice,
-};
+use luminal_cudarc::driver::{sys, CudaDevice, DevicePtr, DeviceSlice};
 
-use super::{device_buffer::device_slice, pinned_buffer::PinnedBuffer};
+use super::{device_buffer::device_slice, pinned_buffer::PinnedBuffer, stream_event::StreamEvent};
 
 /// Page-locked buffers no pending download holds, for the next downloads of one op.
 type BufferPool = Arc<Mutex<Vec<PinnedBuffer>>>;
@@ -31,13 +27,11 @@ struct InFlight {
     /// `Some` until dropped, then back in `pool`.
     buffer: Option<PinnedBuffer>,
     len: usize,
-    copied: CUevent,
+    copied: StreamEvent,
     pool: BufferPool,
 }
 
-// SAFETY: the event and the buffer belong to this copy alone; the driver's calls on them are
-// thread-safe.
-unsafe impl Send for InFlight {}
+// SAFETY: the buffer belongs to this copy alone, and is only read.
 unsafe impl Sync for InFlight {}
 
 impl std::fmt::Debug for InFlight {
@@ -48,13 +42,9 @@ impl std::fmt::Debug for InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        // SAFETY: created for this copy, destroyed once here (the driver releases an event still
-        // pending in the stream once it passes). The buffer may go back to the pool while the
-        // copy into it is in flight: the next copy into it is queued after this one, on the same
-        // stream, and nothing reads it on the host before that copy's own event.
-        unsafe {
-            let _ = event::destroy(self.copied);
-        }
+        // The buffer may go back to the pool while the copy into it is in flight: the next copy
+        // into it is queued after this one, on the same stream, and nothing reads it on the host
+        // before that copy's own event.
         if let Some(buffer) = self.buffer.take() {
             self.pool.lock().expect("a plain list").push(buffer);
         }
@@ -65,10 +55,8 @@ impl PendingDownload {
     /// The copied values: waits for the copy (and so for every kernel queued before it).
     pub fn values(&self) -> Vec<f32> {
         let in_flight = &self.0;
-        // SAFETY: the event was recorded right after the copy was queued.
-        unsafe { sys::cuEventSynchronize(in_flight.copied) }
-            .result()
-            .expect("waiting for a download");
+        // Recorded right after the copy was queued.
+        in_flight.copied.wait();
         let buffer = in_flight.buffer.as_ref().expect("held until dropped");
         buffer.as_slice()[..in_flight.len].to_vec()
     }
@@ -129,8 +117,7 @@ impl Operator for CudaPinnedDownload {
             fitting.map(|index| pool.swap_remove(index))
         };
         let buffer = reused.unwrap_or_else(|| PinnedBuffer::new(len));
-        let copied =
-            event::create(CUevent_flags::CU_EVENT_DISABLE_TIMING).expect("creating a CUDA event");
+        let copied = StreamEvent::untimed();
         let stream = *self.device.cu_stream();
         // SAFETY: `len` floats from the device buffer, which the input keeps alive until the copy
         // is queued and the stream's order keeps unfreed until it has run, into a page-locked
@@ -139,8 +126,8 @@ impl Operator for CudaPinnedDownload {
             sys::cuMemcpyDtoHAsync_v2(buffer.pointer.cast(), *slice.device_ptr(), len * 4, stream)
                 .result()
                 .expect("queueing a download");
-            event::record(copied, stream).expect("recording a CUDA event");
         }
+        copied.record(stream);
         vec![Tensor {
             data: Box::new(PendingDownload(Arc::new(InFlight {
                 buffer: Some(buffer),

@@ -14,15 +14,12 @@ use luminal::{
     op::{InputTensor, Operator},
     prelude::*,
 };
-use luminal_cudarc::driver::{
-    result::event,
-    sys::{self, CUevent, CUevent_flags},
-    CudaDevice, DevicePtr,
-};
+use luminal_cudarc::driver::{sys, CudaDevice, DevicePtr};
 
 use super::{
     device_buffer::{device_slice, device_tensor},
     pinned_buffer::PinnedBuffer,
+    stream_event::StreamEvent,
 };
 
 /// An upload of a graph input through a page-locked buffer (see the module's notes).
@@ -30,23 +27,20 @@ pub struct CudaPinnedUpload {
     device: Arc<CudaDevice>,
     staging: Option<PinnedBuffer>,
     /// Recorded after the last copy out of `staging`, which must end before it is refilled.
-    copied: CUevent,
+    copied: StreamEvent,
 }
 
-// SAFETY: the buffer and the event belong to this op alone; luminal runs an op on one thread at a
-// time.
+// SAFETY: the buffer belongs to this op alone; luminal runs an op on one thread at a time.
 unsafe impl Send for CudaPinnedUpload {}
 unsafe impl Sync for CudaPinnedUpload {}
 
 impl CudaPinnedUpload {
     pub fn new(device: &Arc<CudaDevice>) -> Self {
         device.bind_to_thread().expect("binding the CUDA context");
-        let copied =
-            event::create(CUevent_flags::CU_EVENT_DISABLE_TIMING).expect("creating a CUDA event");
         Self {
             device: device.clone(),
             staging: None,
-            copied,
+            copied: StreamEvent::untimed(),
         }
     }
 }
@@ -60,15 +54,6 @@ impl std::fmt::Debug for CudaPinnedUpload {
 impl PartialEq for CudaPinnedUpload {
     fn eq(&self, _: &Self) -> bool {
         false
-    }
-}
-
-impl Drop for CudaPinnedUpload {
-    fn drop(&mut self) {
-        // SAFETY: created in `new`, destroyed once here.
-        unsafe {
-            let _ = event::destroy(self.copied);
-        }
     }
 }
 
@@ -89,13 +74,8 @@ impl Operator for CudaPinnedUpload {
             .bind_to_thread()
             .expect("binding the CUDA context");
         match &self.staging {
-            Some(staging) if staging.len >= len => {
-                // SAFETY: the event was recorded after the last copy out of the buffer (or
-                // never, which returns at once).
-                unsafe { sys::cuEventSynchronize(self.copied) }
-                    .result()
-                    .expect("waiting for the last upload");
-            }
+            // Recorded after the last copy out of the buffer (or never, which returns at once).
+            Some(staging) if staging.len >= len => self.copied.wait(),
             _ => self.staging = Some(PinnedBuffer::new(len)),
         }
         let staging = self.staging.as_mut().expect("allocated above");
@@ -115,8 +95,8 @@ impl Operator for CudaPinnedUpload {
             )
             .result()
             .expect("queueing an upload");
-            event::record(self.copied, stream).expect("recording a CUDA event");
         }
+        self.copied.record(stream);
         vec![device_tensor(buffer)]
     }
 }
