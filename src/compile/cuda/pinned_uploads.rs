@@ -73,10 +73,15 @@ impl Operator for CudaPinnedUpload {
         self.device
             .bind_to_thread()
             .expect("binding the CUDA context");
-        match &self.staging {
-            // Recorded after the last copy out of the buffer (or never, which returns at once).
-            Some(staging) if staging.len >= len => self.copied.wait(),
-            _ => self.staging = Some(PinnedBuffer::new(len)),
+        // The last copy out of the buffer must end before the buffer is refilled, or freed for a
+        // larger one (the event was recorded after it, or never, which returns at once).
+        self.copied.wait();
+        if self
+            .staging
+            .as_ref()
+            .is_none_or(|staging| staging.len < len)
+        {
+            self.staging = Some(PinnedBuffer::new(len));
         }
         let staging = self.staging.as_mut().expect("allocated above");
         staging.as_mut_slice()[..len].copy_from_slice(values);
