@@ -251,7 +251,6 @@ pub fn pretrain<C: BertConfig>(
             ));
             progress.inc(1);
             if !step.loss.is_finite() {
-                let taken = program.steps_taken();
                 let dir = run.out_dir.join(format!("stopped-at-step-{taken}"));
                 save(&program, &dir, batches.position())?;
                 progress.abandon();
